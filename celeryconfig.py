@@ -1,0 +1,101 @@
+"""Celery configuration of the fleet: queues, routes, beat schedule, broker options.
+
+Configuration only. Celery imports this module lazily, when the app is first
+configured inside a worker, beat, Flower or a producer; values come from
+``tickfleet.settings`` (environment variables).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery.schedules import crontab
+from kombu import Queue
+
+from tickfleet import names
+from tickfleet.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url
+result_backend = _settings.redis_url
+task_ignore_result = True
+broker_connection_retry_on_startup = True
+
+broker_transport_options = {
+    # Every Celery key sits under the fleet's prefix, so fleets can share one Redis.
+    "global_keyprefix": _settings.key_prefix + "celery:",
+    # Unacknowledged messages are redelivered after this long. It must exceed the
+    # longest countdown we schedule (reload debounce/max-wait, a few seconds), or a
+    # delayed reload would run twice. Stream tasks are acknowledged early, so they are
+    # never redelivered at all: their exclusivity comes from a Redis lease, and a lost
+    # stream is restarted by the watchdog within seconds, not by the broker in an hour.
+    "visibility_timeout": 3600,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "retry_on_timeout": True,
+    "health_check_interval": 30,
+}
+result_backend_transport_options = {"global_keyprefix": _settings.key_prefix + "celery:"}
+
+task_queues = (
+    Queue(names.QUEUE_CONTROL),
+    Queue(names.QUEUE_STREAM),
+    Queue(names.QUEUE_MAINTENANCE),
+)
+task_default_queue = names.QUEUE_CONTROL
+task_routes = {
+    names.TASK_RELOAD: {"queue": names.QUEUE_CONTROL},
+    names.TASK_ENSURE_RELOAD: {"queue": names.QUEUE_CONTROL},
+    names.TASK_REFRESH_INSTRUMENTS: {"queue": names.QUEUE_CONTROL},
+    names.TASK_STREAM_ACCOUNT: {"queue": names.QUEUE_STREAM},
+    names.TASK_STREAM_UNDERLYING: {"queue": names.QUEUE_STREAM},
+    names.TASK_WATCHDOG: {"queue": names.QUEUE_MAINTENANCE},
+    names.TASK_EVICT_EXPIRED: {"queue": names.QUEUE_MAINTENANCE},
+}
+
+# Short control tasks: acknowledge after they finish and requeue them when their
+# process dies, so a crashed reload is retried. Stream tasks override this per task
+# (acks_late=False): they run for hours and must never be redelivered by the broker.
+task_acks_late = True
+task_reject_on_worker_lost = True
+# One message per process at a time: a long stream task must not sit on messages that
+# another, idle worker could start (stream workers also run with --disable-prefetch).
+worker_prefetch_multiplier = 1
+
+task_serializer = "json"
+accept_content = ["json"]
+timezone = _settings.market_timezone
+enable_utc = True
+
+# Flower and /health see task state and failures.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+worker_hijack_root_logger = False
+
+beat_scheduler = "workers.beat:LeaderScheduler"
+beat_max_loop_interval = 1.0
+_open = _settings.instrument_refresh_time
+beat_schedule = {
+    "watchdog": {
+        "task": names.TASK_WATCHDOG,
+        "schedule": timedelta(seconds=_settings.watchdog_interval_seconds),
+        "options": {"expires": _settings.watchdog_interval_seconds * 2},
+    },
+    "evict-expired": {
+        "task": names.TASK_EVICT_EXPIRED,
+        "schedule": timedelta(seconds=_settings.mock_expiry_sweep_seconds),
+        "options": {"expires": _settings.mock_expiry_sweep_seconds},
+    },
+    "ensure-reload": {
+        "task": names.TASK_ENSURE_RELOAD,
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 30},
+    },
+    "refresh-instruments": {
+        "task": names.TASK_REFRESH_INSTRUMENTS,
+        "schedule": crontab(hour=str(_open.hour), minute=str(_open.minute)),
+        "options": {"expires": 3600},
+    },
+}

@@ -1,0 +1,1 @@
+"""Everything that enqueues work: the REST API and the command line."""

@@ -1,0 +1,183 @@
+"""Fixtures shared by the whole suite: real redis-server, real databases, real fleet processes.
+
+Every fixture that starts something is a factory that stops what it started.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.support.processes import FleetProcess, celery_worker_argv, stream_worker_argv, BIN
+from tests.support.ports import free_port, wait_for_port
+from tests.support.redis_server import RedisServer
+from tickfleet.settings import Settings
+
+POSTGRES_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's redis-server, emptied for this test."""
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
+    """Start extra redis-servers the test may stop and restart; all are stopped at the end."""
+    started: list[RedisServer] = []
+
+    def start() -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(started)}").start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+# --- databases --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    import psycopg
+
+    schema = f"tf_{uuid.uuid4().hex[:12]}"
+    dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file always, PostgreSQL when one answers."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tickfleet.db"
+        return
+    if not postgres_available():
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 (db test) does not answer")
+    yield from _postgres_schema_url()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/tickfleet.db"
+
+
+# --- settings and fleet processes ------------------------------------------------------------
+
+
+@pytest.fixture
+def make_settings(redis_url: str, sqlite_url: str) -> Callable[..., Settings]:
+    """Settings for this test: its Redis and database, with any field overridden."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"redis_url": redis_url, "database_url": sqlite_url}
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+class Fleet:
+    """Starts fleet processes for one test with one configuration, and stops them all."""
+
+    def __init__(self, settings: Settings, logdir: Path) -> None:
+        self.settings = settings
+        self.env = {**settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        self.logdir = logdir
+        self.processes: list[FleetProcess] = []
+
+    def _start(self, name: str, argv: list[str]) -> FleetProcess:
+        process = FleetProcess(name, argv, self.env, self.logdir)
+        self.processes.append(process)
+        return process
+
+    def control_worker(self, name: str = "control", concurrency: int = 2) -> FleetProcess:
+        worker = self._start(name, celery_worker_argv(name, "control,maintenance", concurrency))
+        worker.wait_for_log("ready.")
+        return worker
+
+    def stream_worker(self, name: str = "stream", concurrency: int = 3) -> FleetProcess:
+        worker = self._start(name, stream_worker_argv(name, concurrency))
+        worker.wait_for_log("ready.")
+        return worker
+
+    def beat(self) -> FleetProcess:
+        beat = self._start("beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=INFO"])
+        beat.wait_for_log("beat: Starting")
+        return beat
+
+    def api(self) -> tuple[FleetProcess, str]:
+        port = free_port()
+        argv = [str(BIN / "uvicorn"), "producers.api:app", "--host", "127.0.0.1", "--port", str(port)]
+        api = self._start("api", argv)
+        wait_for_port(port, timeout=30)
+        return api, f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@pytest.fixture
+def fleet_factory(tmp_path: Path) -> Iterator[Callable[[Settings], Fleet]]:
+    fleets: list[Fleet] = []
+
+    def make(settings: Settings) -> Fleet:
+        fleet = Fleet(settings, tmp_path)
+        fleets.append(fleet)
+        return fleet
+
+    yield make
+    for fleet in fleets:
+        fleet.stop()

@@ -1,0 +1,91 @@
+"""Fleet processes started by tests: each in its own process group, always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+class FleetProcess:
+    """One child process (celery worker, beat, uvicorn) with its output in a log file."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], logdir: Path):
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = logdir / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name}: {needle!r} not logged in {timeout}s:\n{self.log()[-4000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the machine-died case."""
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL for whatever is left in the group."""
+        if self.alive():
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self._signal_group(signal.SIGKILL)
+        if self.alive():
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def celery_worker_argv(name: str, queues: str, concurrency: int = 1, *extra: str) -> list[str]:
+    return [
+        str(BIN / "celery"), "-A", "workers", "worker", "-Q", queues, "-n", f"{name}@%h",
+        "-c", str(concurrency), "--loglevel=INFO", "--without-gossip", "--without-mingle",
+        *extra,
+    ]
+
+
+def stream_worker_argv(name: str, concurrency: int = 3) -> list[str]:
+    return celery_worker_argv(
+        name, "stream", concurrency, "--prefetch-multiplier=1", "--disable-prefetch"
+    )

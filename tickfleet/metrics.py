@@ -1,0 +1,195 @@
+"""Fleet-wide metrics: recorded in process memory, flushed to Redis, exposed by the API.
+
+A fleet is many processes on many hosts (prefork children included), so per-process
+Prometheus registries would show each a sliver of the truth. Every process records into
+a ``MetricsBuffer`` (a dict update, no I/O on the hot path) and flushes it to Redis in
+one pipeline; the API's ``/metrics`` renders the fleet totals with ``FleetCollector``.
+A failed flush keeps the numbers for the next one, so an outage loses no counts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import orjson
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+Kind = Literal["counter", "gauge", "histogram"]
+Labels = Mapping[str, str] | None
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+
+def _specs(*specs: MetricSpec) -> dict[str, MetricSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+CATALOG: dict[str, MetricSpec] = _specs(
+    MetricSpec("reload_requests_total", "counter", "Reload requests received."),
+    MetricSpec("reload_coalesced_total", "counter", "Reload requests absorbed by a scheduled reload."),
+    MetricSpec("reload_runs_total", "counter", "Reloads executed.", ("result",)),
+    MetricSpec("reload_duration_seconds", "histogram", "Reload run time.", (), DURATION_BUCKETS),
+    MetricSpec("task_failures_total", "counter", "Background task failures.", ("task",)),
+    MetricSpec("ticks_published_total", "counter", "Ticks published.", ("stream",)),
+    MetricSpec(
+        "tick_publish_latency_seconds", "histogram", "Tick creation to publish.", (), LATENCY_BUCKETS
+    ),
+    MetricSpec("stream_restarts_total", "counter", "Stream (re)starts requested.", ("stream",)),
+    MetricSpec("redis_publish_total", "counter", "Ticks written to the publish Redis."),
+    MetricSpec("redis_publish_failures_total", "counter", "Failed publish pipelines."),
+    MetricSpec("redis_circuit_open_drops_total", "counter", "Ticks dropped while the breaker was open."),
+    MetricSpec("redis_circuit_replayed_total", "counter", "Latest ticks re-published after recovery."),
+    MetricSpec("redis_circuit_state", "gauge", "Breaker state: 0 closed, 1 open, 2 half-open.", ("worker",)),
+    MetricSpec("mock_evictions_total", "counter", "Mock option states evicted.", ("reason",)),
+)
+
+
+class Metrics(Protocol):
+    """What domain code records into; implementations must never block or raise."""
+
+    def inc(self, name: str, amount: float = 1.0, labels: Labels = None) -> None: ...
+
+    def observe(self, name: str, value: float, labels: Labels = None) -> None: ...
+
+    def set_gauge(self, name: str, value: float, labels: Labels = None) -> None: ...
+
+
+def _label_key(spec: MetricSpec, labels: Labels) -> str:
+    values = labels or {}
+    if set(values) != set(spec.labels):
+        raise ValueError(f"{spec.name} takes labels {spec.labels}, got {tuple(values)}")
+    return orjson.dumps([values[label] for label in spec.labels]).decode()
+
+
+def _spec(name: str, kind: Kind) -> MetricSpec:
+    spec = CATALOG.get(name)
+    if spec is None or spec.kind != kind:
+        raise KeyError(f"{name} is not a {kind} of the catalog")
+    return spec
+
+
+class MetricsBuffer:
+    """Thread-safe in-memory deltas, drained into Redis by ``flush``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deltas: dict[tuple[str, str], float] = {}
+        self._gauges: dict[tuple[str, str], float] = {}
+
+    def inc(self, name: str, amount: float = 1.0, labels: Labels = None) -> None:
+        key = (name, _label_key(_spec(name, "counter"), labels))
+        with self._lock:
+            self._deltas[key] = self._deltas.get(key, 0.0) + amount
+
+    def observe(self, name: str, value: float, labels: Labels = None) -> None:
+        spec = _spec(name, "histogram")
+        base = _label_key(spec, labels)
+        bucket = next((b for b in spec.buckets if value <= b), float("inf"))
+        with self._lock:
+            for field in (f"{base}|b|{bucket}", f"{base}|count"):
+                self._deltas[(name, field)] = self._deltas.get((name, field), 0.0) + 1
+            self._deltas[(name, f"{base}|sum")] = self._deltas.get((name, f"{base}|sum"), 0.0) + value
+
+    def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
+        key = (name, _label_key(_spec(name, "gauge"), labels))
+        with self._lock:
+            self._gauges[key] = value
+
+    def pending(self) -> dict[tuple[str, str], float]:
+        with self._lock:
+            return dict(self._deltas)
+
+    def flush(self, client: redis.Redis, prefix: str) -> None:
+        """Write the deltas in one pipeline; on failure they are kept and re-raised."""
+        with self._lock:
+            deltas, self._deltas = self._deltas, {}
+            gauges, self._gauges = self._gauges, {}
+        if not deltas and not gauges:
+            return
+        try:
+            pipe = client.pipeline(transaction=False)
+            for (name, field), amount in deltas.items():
+                pipe.hincrbyfloat(prefix + name, field, amount)
+            for (name, field), value in gauges.items():
+                pipe.hset(prefix + name, field, value)
+            pipe.execute()
+        except Exception:
+            self._restore(deltas, gauges)
+            raise
+
+    def _restore(self, deltas: dict[tuple[str, str], float], gauges: dict[tuple[str, str], float]) -> None:
+        with self._lock:
+            for key, amount in deltas.items():
+                self._deltas[key] = self._deltas.get(key, 0.0) + amount
+            for key, value in gauges.items():
+                self._gauges.setdefault(key, value)
+
+
+def metrics_prefix(key_prefix: str) -> str:
+    return key_prefix + "metrics:"
+
+
+class FleetCollector(Collector):
+    """Prometheus collector rendering the fleet totals that processes flushed to Redis."""
+
+    def __init__(self, client: redis.Redis, key_prefix: str) -> None:
+        self._client = client
+        self._prefix = metrics_prefix(key_prefix)
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        pipe = self._client.pipeline(transaction=False)
+        for name in CATALOG:
+            pipe.hgetall(self._prefix + name)
+        for spec, raw in zip(CATALOG.values(), pipe.execute(), strict=True):
+            values = {k.decode(): float(v) for k, v in raw.items()}
+            yield _family(spec, values)
+
+
+def _family(
+    spec: MetricSpec, values: dict[str, float]
+) -> CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily:
+    labels = list(spec.labels)
+    if spec.kind == "histogram":
+        return _histogram(spec, values)
+    name = spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name
+    family = (CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily)(
+        name, spec.help, labels=labels
+    )
+    if not values and not labels:
+        family.add_metric([], 0.0)
+    for field, value in sorted(values.items()):
+        family.add_metric(orjson.loads(field), value)
+    return family
+
+
+def _histogram(spec: MetricSpec, values: dict[str, float]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+    for base in sorted({field.split("|", 1)[0] for field in values}):
+        cumulative, buckets = 0.0, []
+        for bound in (*spec.buckets, float("inf")):
+            cumulative += values.get(f"{base}|b|{bound}", 0.0)
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        family.add_metric(orjson.loads(base), buckets, values.get(f"{base}|sum", 0.0))
+    return family
+
+
+def read_counter(client: redis.Redis, key_prefix: str, name: str, labels: Labels = None) -> float:
+    """One fleet-wide counter value (for /health and tests)."""
+    field = _label_key(_spec(name, "counter"), labels)
+    raw = client.hget(metrics_prefix(key_prefix) + name, field)
+    return float(raw) if raw is not None else 0.0

@@ -1,0 +1,136 @@
+"""Every Redis key, channel, queue and task name of the fleet, in one place.
+
+Keys hang off a configurable prefix so several fleets can share one Redis; the tick
+channels hang off their own prefix because downstream consumers subscribe to them.
+Queue and task names are constants shared by producers (which enqueue by name) and
+workers (which register the tasks), so neither has to import the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- Celery queues --------------------------------------------------------------------
+QUEUE_CONTROL = "control"
+QUEUE_STREAM = "stream"
+QUEUE_MAINTENANCE = "maintenance"
+
+# --- Celery task names -----------------------------------------------------------------
+TASK_RELOAD = "tickfleet.reload_subscriptions"
+TASK_ENSURE_RELOAD = "tickfleet.ensure_reload_scheduled"
+TASK_REFRESH_INSTRUMENTS = "tickfleet.refresh_instruments"
+TASK_STREAM_ACCOUNT = "tickfleet.stream_account"
+TASK_STREAM_UNDERLYING = "tickfleet.stream_underlying"
+TASK_WATCHDOG = "tickfleet.watchdog"
+TASK_EVICT_EXPIRED = "tickfleet.evict_expired"
+
+UNDERLYING_STREAM = "underlying"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Redis key names under one prefix (``tickfleet:`` by default)."""
+
+    prefix: str = "tickfleet:"
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # bounded reload
+    @property
+    def reload_state(self) -> str:
+        """Hash: generation, done_generation, pending, timestamps, counters, last error."""
+        return self._k("reload", "state")
+
+    @property
+    def reload_scheduled(self) -> str:
+        """Marker: a reload task is scheduled; its value names the scheduling request."""
+        return self._k("reload", "scheduled")
+
+    @property
+    def reload_lock(self) -> str:
+        return self._k("reload", "lock")
+
+    # assignment
+    @property
+    def assignment(self) -> str:
+        """JSON document of the current token → account/connection assignment."""
+        return self._k("assignment", "current")
+
+    @property
+    def control_channel(self) -> str:
+        return self._k("control")
+
+    # streams
+    def stream_lease(self, stream: str) -> str:
+        return self._k("stream", stream, "lease")
+
+    def stream_starting(self, stream: str) -> str:
+        return self._k("stream", stream, "starting")
+
+    def stream_status(self, stream: str) -> str:
+        return self._k("stream", stream, "status")
+
+    @property
+    def streams_known(self) -> str:
+        """Set of stream names that have ever reported status (for /health)."""
+        return self._k("streams")
+
+    @property
+    def task_failures(self) -> str:
+        """Capped list of the latest supervised-task failures (JSON)."""
+        return self._k("failures")
+
+    # simulated market
+    @property
+    def market_snapshot(self) -> str:
+        """One atomic value: the latest versioned underlying snapshot (JSON)."""
+        return self._k("market", "underlying")
+
+    @property
+    def mock_evictions(self) -> str:
+        return self._k("market", "evicted")
+
+    # circuit breaker
+    def breaker_state(self, name: str) -> str:
+        return self._k("breaker", name, "state")
+
+    def breaker_probes(self, name: str) -> str:
+        return self._k("breaker", name, "probes")
+
+    def breaker_channel(self, name: str) -> str:
+        return self._k("breaker", name, "events")
+
+    # beat
+    @property
+    def beat_leader(self) -> str:
+        return self._k("beat", "leader")
+
+    # instruments
+    @property
+    def instruments_refreshed(self) -> str:
+        return self._k("instruments", "refreshed")
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """Pub/sub channels and latest-tick hashes that downstream consumers read."""
+
+    prefix: str = "ticker:nifty"
+
+    @property
+    def options(self) -> str:
+        return f"{self.prefix}:options"
+
+    @property
+    def underlying(self) -> str:
+        return f"{self.prefix}:underlying"
+
+    @property
+    def latest_options(self) -> str:
+        """Hash token → latest option tick JSON, for late joiners."""
+        return f"{self.prefix}:latest:options"
+
+    @property
+    def latest_underlying(self) -> str:
+        return f"{self.prefix}:latest:underlying"
