@@ -1,8 +1,9 @@
 """Celery configuration of the fleet: queues, routes, beat schedule, broker options.
 
-Configuration only. Celery imports this module lazily, when the app is first
-configured inside a worker, beat, Flower or a producer; values come from
-``tickfleet.settings`` (environment variables).
+Configuration only. The static part is plain module attributes; the part that depends
+on settings (broker URL, key prefix, intervals, timezone) comes from ``from_settings``,
+which the app applies lazily, when it is first configured inside a worker, beat, Flower
+or a producer, so importing this module reads no environment.
 """
 
 from __future__ import annotations
@@ -12,19 +13,15 @@ from datetime import timedelta
 from celery.schedules import crontab
 from kombu import Queue
 
+from typing import Any
+
 from tickfleet import names
-from tickfleet.settings import get_settings
+from tickfleet.settings import Settings
 
-_settings = get_settings()
-
-broker_url = _settings.redis_url
-result_backend = _settings.redis_url
 task_ignore_result = True
 broker_connection_retry_on_startup = True
 
-broker_transport_options = {
-    # Every Celery key sits under the fleet's prefix, so fleets can share one Redis.
-    "global_keyprefix": _settings.key_prefix + "celery:",
+_TRANSPORT_OPTIONS = {
     # Unacknowledged messages are redelivered after this long. It must exceed the
     # longest countdown we schedule (reload debounce/max-wait, a few seconds), or a
     # delayed reload would run twice. Stream tasks are acknowledged early, so they are
@@ -36,7 +33,6 @@ broker_transport_options = {
     "retry_on_timeout": True,
     "health_check_interval": 30,
 }
-result_backend_transport_options = {"global_keyprefix": _settings.key_prefix + "celery:"}
 
 task_queues = (
     Queue(names.QUEUE_CONTROL),
@@ -65,37 +61,54 @@ worker_prefetch_multiplier = 1
 
 task_serializer = "json"
 accept_content = ["json"]
-timezone = _settings.market_timezone
 enable_utc = True
 
 # Flower and /health see task state and failures.
 worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
-worker_hijack_root_logger = False
 
 beat_scheduler = "workers.beat:LeaderScheduler"
 beat_max_loop_interval = 1.0
-_open = _settings.instrument_refresh_time
-beat_schedule = {
-    "watchdog": {
-        "task": names.TASK_WATCHDOG,
-        "schedule": timedelta(seconds=_settings.watchdog_interval_seconds),
-        "options": {"expires": _settings.watchdog_interval_seconds * 2},
-    },
-    "evict-expired": {
-        "task": names.TASK_EVICT_EXPIRED,
-        "schedule": timedelta(seconds=_settings.mock_expiry_sweep_seconds),
-        "options": {"expires": _settings.mock_expiry_sweep_seconds},
-    },
-    "ensure-reload": {
-        "task": names.TASK_ENSURE_RELOAD,
-        "schedule": timedelta(seconds=30),
-        "options": {"expires": 30},
-    },
-    "refresh-instruments": {
-        "task": names.TASK_REFRESH_INSTRUMENTS,
-        "schedule": crontab(hour=str(_open.hour), minute=str(_open.minute)),
-        "options": {"expires": 3600},
-    },
-}
+
+
+def from_settings(settings: Settings) -> dict[str, Any]:
+    """The settings-dependent part of the configuration."""
+    prefix = {"global_keyprefix": settings.key_prefix + "celery:"}
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        # Every Celery key sits under the fleet's prefix, so fleets can share one Redis.
+        "broker_transport_options": {**_TRANSPORT_OPTIONS, **prefix},
+        "result_backend_transport_options": prefix,
+        "timezone": settings.market_timezone,
+        "beat_schedule": _beat_schedule(settings),
+    }
+
+
+def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    refresh_at = settings.instrument_refresh_time
+    watchdog = settings.watchdog_interval_seconds
+    sweep = settings.mock_expiry_sweep_seconds
+    return {
+        "watchdog": {
+            "task": names.TASK_WATCHDOG,
+            "schedule": timedelta(seconds=watchdog),
+            "options": {"expires": watchdog * 2},
+        },
+        "evict-expired": {
+            "task": names.TASK_EVICT_EXPIRED,
+            "schedule": timedelta(seconds=sweep),
+            "options": {"expires": sweep},
+        },
+        "ensure-reload": {
+            "task": names.TASK_ENSURE_RELOAD,
+            "schedule": timedelta(seconds=30),
+            "options": {"expires": 30},
+        },
+        "refresh-instruments": {
+            "task": names.TASK_REFRESH_INSTRUMENTS,
+            "schedule": crontab(hour=str(refresh_at.hour), minute=str(refresh_at.minute)),
+            "options": {"expires": 3600},
+        },
+    }

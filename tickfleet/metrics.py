@@ -9,6 +9,7 @@ A failed flush keeps the numbers for the next one, so an outage loses no counts.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import orjson
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+_log = logging.getLogger("tickfleet.metrics")
 
 Kind = Literal["counter", "gauge", "histogram"]
 Labels = Mapping[str, str] | None
@@ -193,3 +196,45 @@ def read_counter(client: redis.Redis, key_prefix: str, name: str, labels: Labels
     field = _label_key(_spec(name, "counter"), labels)
     raw = client.hget(metrics_prefix(key_prefix) + name, field)
     return float(raw) if raw is not None else 0.0
+
+
+class MetricsFlusher:
+    """Flushes a process's buffer to Redis every few seconds from a daemon thread.
+
+    Flushing on a timer keeps metric writes off every hot path; ``stop`` flushes once
+    more so a process that exits cleanly loses nothing.
+    """
+
+    def __init__(
+        self, buffer: MetricsBuffer, client: redis.Redis, key_prefix: str, every_seconds: float = 1.0
+    ) -> None:
+        self._buffer = buffer
+        self._client = client
+        self._prefix = metrics_prefix(key_prefix)
+        self._every = every_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+            self._thread.start()
+
+    def flush(self) -> bool:
+        try:
+            self._buffer.flush(self._client, self._prefix)
+            return True
+        except redis.RedisError as exc:
+            _log.warning("metrics flush failed, kept for the next one: %s", exc)
+            return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._every + 5)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.flush()

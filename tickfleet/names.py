@@ -27,6 +27,16 @@ TASK_EVICT_EXPIRED = "tickfleet.evict_expired"
 UNDERLYING_STREAM = "underlying"
 
 
+def account_stream(account_id: str) -> str:
+    """Stream name of one account's option feed (leases and status are keyed by it)."""
+    return f"account:{account_id}"
+
+
+def stream_account(stream: str) -> str | None:
+    """The account id of an account stream name, None for the underlying stream."""
+    return stream.removeprefix("account:") if stream.startswith("account:") else None
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Redis key names under one prefix (``tickfleet:`` by default)."""

@@ -1,0 +1,44 @@
+"""Application factory. Settings and connections are made in the lifespan, not on import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from producers.api.routes import admin, health, instruments, subscriptions
+from tickfleet import __version__
+from tickfleet.services import Services
+from tickfleet.settings import Settings, get_settings
+from workers.app import make_app
+from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        chosen = settings or get_settings()
+        logging.basicConfig(level=chosen.log_level)
+        services = Services(chosen)
+        services.flusher.start()
+        celery = make_app(chosen)
+        app.state.services = services
+        app.state.reload_scheduler = CeleryReloadScheduler(celery)
+        app.state.stream_starter = CeleryStreamStarter(celery, chosen.stream_start_grace_seconds)
+        app.state.celery = celery
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(title="tickfleet", version=__version__, lifespan=lifespan)
+    app.include_router(subscriptions.router)
+    app.include_router(instruments.router)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

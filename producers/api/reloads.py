@@ -1,0 +1,25 @@
+"""Requesting a reload from a route: the answer says what happened, failures included."""
+
+from __future__ import annotations
+
+import logging
+
+from tickfleet.reload import ReloadCoordinator
+
+from producers.api.schemas import ReloadInfo
+
+log = logging.getLogger("tickfleet.api")
+
+
+def request_reload(coordinator: ReloadCoordinator, reason: str) -> ReloadInfo:
+    """Request a reload; a broker/Redis failure is reported, not raised.
+
+    The change itself is already committed; the beat backstop notices subscriptions
+    that differ from the assignment and reloads them, so nothing is lost.
+    """
+    try:
+        request = coordinator.request(reason)
+    except Exception as exc:
+        log.warning("reload request (%s) failed: %s", reason, exc)
+        return ReloadInfo(requested=False, error=f"{type(exc).__name__}: {exc}")
+    return ReloadInfo(requested=True, scheduled=request.scheduled, generation=request.generation)

@@ -1,0 +1,34 @@
+"""The instrument registry, filtered."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from producers.api.deps import ServicesDep
+from producers.api.schemas import InstrumentOut
+
+router = APIRouter(prefix="/instruments", tags=["instruments"])
+
+
+@router.get("", response_model=list[InstrumentOut])
+def list_instruments(
+    services: ServicesDep,
+    underlying: str | None = Query(None, max_length=40),
+    expiry: date | None = None,
+    instrument_type: str | None = Query(None, max_length=8),
+    strike_min: float | None = Query(None, ge=0),
+    strike_max: float | None = Query(None, ge=0),
+    limit: int = Query(1000, ge=1, le=10000),
+    offset: int = Query(0, ge=0),
+) -> list[InstrumentOut]:
+    if strike_min is not None and strike_max is not None and strike_min > strike_max:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "strike_min exceeds strike_max")
+    found = services.registry.query(
+        underlying=underlying, expiry=expiry,
+        instrument_type=instrument_type.upper() if instrument_type else None,
+        strike_min=strike_min, strike_max=strike_max, limit=limit, offset=offset,
+    )
+    return [InstrumentOut(**asdict(i)) for i in found]

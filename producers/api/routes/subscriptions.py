@@ -1,0 +1,79 @@
+"""Subscriptions: list, create (one or many, all or nothing), deactivate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Body, HTTPException, Query, status
+
+from producers.api.deps import ApiKey, CoordinatorDep, ServicesDep
+from producers.api.reloads import request_reload
+from producers.api.schemas import ReloadInfo, SubscriptionIn, SubscriptionOut, SubscriptionsChanged
+from tickfleet.admission import Rejection, admit
+from tickfleet.services import Services
+from tickfleet.subscriptions import Status, Subscription, SubscriptionRequest
+
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+
+_STATUS_OF = {"unknown": status.HTTP_404_NOT_FOUND, "expired": status.HTTP_409_CONFLICT,
+              "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT}
+
+
+def _out(services: Services, subs: list[Subscription]) -> list[SubscriptionOut]:
+    listed = services.registry.get_many([s.token for s in subs])
+    return [
+        SubscriptionOut.of(s, listed[s.token].tradingsymbol if s.token in listed else None)
+        for s in subs
+    ]
+
+
+def _reject(rejections: list[Rejection]) -> HTTPException:
+    # The most fundamental problem decides the code: malformed, then unknown, then expired.
+    kind = next(k for k in ("invalid", "unknown", "expired") if any(r.kind == k for r in rejections))
+    detail = [{"instrument_token": r.token, "problem": r.kind, "detail": r.detail} for r in rejections]
+    return HTTPException(_STATUS_OF[kind], detail=detail)
+
+
+@router.get("", response_model=list[SubscriptionOut])
+def list_subscriptions(services: ServicesDep, status: Status | None = Query(None)) -> list[SubscriptionOut]:
+    return _out(services, services.subscriptions.list(status))
+
+
+@router.post("", response_model=SubscriptionsChanged, dependencies=[ApiKey])
+def create_subscriptions(
+    services: ServicesDep,
+    coordinator: CoordinatorDep,
+    body: Annotated[SubscriptionIn | list[SubscriptionIn], Body()],
+) -> SubscriptionsChanged:
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty subscription list")
+    requests = [SubscriptionRequest(i.instrument_token, i.mode, i.pinned_account) for i in items]
+    today = datetime.now(ZoneInfo(services.settings.market_timezone)).date()
+    rejections = admit(requests, services.registry, services.accounts, today)
+    if rejections:
+        raise _reject(rejections)
+    saved = services.subscriptions.upsert_many(requests, datetime.now(UTC))
+    reload = request_reload(coordinator, f"subscribe {len(saved)} tokens")
+    return SubscriptionsChanged(subscriptions=_out(services, saved), reload=reload)
+
+
+@router.delete("/{token}", response_model=SubscriptionsChanged, dependencies=[ApiKey])
+def delete_subscription(
+    token: int, services: ServicesDep, coordinator: CoordinatorDep
+) -> SubscriptionsChanged:
+    existing = services.subscriptions.get(token)
+    if existing is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription for token {token}")
+    changed = services.subscriptions.deactivate([token], "unsubscribed", datetime.now(UTC))
+    reload = (
+        request_reload(coordinator, f"unsubscribe {token}") if changed
+        else ReloadInfo(requested=False)
+    )
+    current = services.subscriptions.get(token)
+    assert current is not None
+    return SubscriptionsChanged(
+        subscriptions=_out(services, [current]), changed=bool(changed), reload=reload
+    )

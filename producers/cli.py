@@ -1,0 +1,90 @@
+"""The ``tickfleet`` command line: set up the database, reload, refresh, watch ticks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from tickfleet.instruments import choose_source, refresh_instruments
+from tickfleet.services import Services
+from tickfleet.settings import get_settings
+from workers.app import make_app
+from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
+
+Command = Callable[[Services, argparse.Namespace], int]
+
+
+def _now(services: Services) -> datetime:
+    return datetime.fromtimestamp(services.clock.time(), ZoneInfo(services.settings.market_timezone))
+
+
+def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
+    """Create the tables; load instruments when the registry is empty (or --refresh)."""
+    services.engine  # noqa: B018 - building the engine creates the schema
+    if args.refresh or services.registry.count() == 0:
+        return cmd_refresh(services, args)
+    print(f"database ready: {services.registry.count()} instruments")
+    return 0
+
+
+def cmd_refresh(services: Services, _args: argparse.Namespace) -> int:
+    now = _now(services)
+    summary = refresh_instruments(
+        services.registry, choose_source(services.settings), now.date(), now
+    )
+    print(f"instruments: added {summary.added}, updated {summary.updated}, "
+          f"removed {summary.removed}, total {summary.total}")
+    return 0
+
+
+def cmd_reload(services: Services, args: argparse.Namespace) -> int:
+    """Request a reload, or with --now run one immediately and wait for it."""
+    celery = make_app(services.settings)
+    coordinator = services.coordinator(CeleryReloadScheduler(celery))
+    if not args.now:
+        request = coordinator.request("command line")
+        print(f"reload requested (generation {request.generation}, "
+              f"{'scheduled' if request.scheduled else 'coalesced'})")
+        return 0
+    starter = CeleryStreamStarter(celery, services.settings.stream_start_grace_seconds)
+    outcome = coordinator.run_now(services.rebalancer(starter))
+    print(orjson.dumps({"kind": outcome.kind, "summary": outcome.summary,
+                        "error": outcome.error}).decode())
+    return 0 if outcome.kind == "ran" else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tickfleet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init-db", help="create tables, load instruments if empty")
+    init.add_argument("--refresh", action="store_true", help="reload instruments anyway")
+    init.set_defaults(func=cmd_init_db)
+    sub.add_parser("refresh-instruments", help="reload the instrument registry now").set_defaults(
+        func=cmd_refresh
+    )
+    reload = sub.add_parser("reload", help="request a subscription reload")
+    reload.add_argument("--now", action="store_true", help="run immediately and wait")
+    reload.set_defaults(func=cmd_reload)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    services = Services(settings)
+    try:
+        func: Command = args.func
+        return func(services, args)
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Broker accounts the fleet streams through, from an accounts file or the environment.
+
+Each account holds a Kite Connect session (api key + access token) and may open a few
+WebSocket connections; Kite allows three connections per api key, shared by every
+account using that key, and 3000 instruments per connection. With no account configured
+the fleet has one simulated account, so a fresh machine streams a mock market at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+
+from tickfleet.settings import Settings
+
+KITE_CONNECTIONS_PER_API_KEY = 3
+SIMULATED_ACCOUNT_ID = "sim-1"
+
+
+class AccountConfigError(ValueError):
+    """The accounts configuration cannot be used; the message says what to fix."""
+
+
+class AccountEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    api_key: str | None = None
+    access_token: SecretStr | None = None
+    max_connections: int | None = Field(None, gt=0, le=KITE_CONNECTIONS_PER_API_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    api_key: str | None
+    access_token: SecretStr | None
+    max_connections: int
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.api_key and self.access_token)
+
+
+_ENTRIES = TypeAdapter(list[AccountEntry])
+
+
+def _read_entries(settings: Settings) -> list[AccountEntry]:
+    if settings.accounts_file is not None:
+        source = f"accounts file {settings.accounts_file}"
+        raw = _read_file(settings.accounts_file)
+    elif settings.accounts:
+        source, raw = "TICKFLEET_ACCOUNTS", settings.accounts
+    else:
+        return []
+    try:
+        return _ENTRIES.validate_python(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise AccountConfigError(f"{source} is not a valid accounts list: {exc}") from exc
+
+
+def _read_file(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise AccountConfigError(f"cannot read accounts file {path}: {exc}") from exc
+
+
+def _check(accounts: list[Account]) -> None:
+    ids = Counter(a.account_id for a in accounts)
+    duplicated = sorted(i for i, n in ids.items() if n > 1)
+    if duplicated:
+        raise AccountConfigError(f"duplicate account ids: {', '.join(duplicated)}")
+    per_key: Counter[str] = Counter()
+    for account in accounts:
+        if account.api_key:
+            per_key[account.api_key] += account.max_connections
+    over = sorted(k for k, n in per_key.items() if n > KITE_CONNECTIONS_PER_API_KEY)
+    if over:
+        raise AccountConfigError(
+            f"api keys {', '.join(over)} would open more than "
+            f"{KITE_CONNECTIONS_PER_API_KEY} connections; lower max_connections"
+        )
+
+
+def load_accounts(settings: Settings) -> list[Account]:
+    """The configured accounts, validated; one simulated account when none is configured."""
+    entries = _read_entries(settings)
+    if not entries:
+        return [Account(SIMULATED_ACCOUNT_ID, None, None, settings.connections_per_account)]
+    accounts = [
+        Account(
+            account_id=e.account_id,
+            api_key=e.api_key,
+            access_token=e.access_token,
+            max_connections=e.max_connections or settings.connections_per_account,
+        )
+        for e in entries
+    ]
+    _check(accounts)
+    return accounts

@@ -1,0 +1,57 @@
+"""The fleet's health document: one place that decides ok, degraded or down.
+
+``down`` means this API cannot reach Redis or the database (HTTP 503). ``degraded``
+means it can, but part of the fleet is not doing its job: a stream with tokens has no
+lease or no recent tick, the publish breaker is open, or the last reload failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+
+from tickfleet.failures import RedisFailureLog
+from tickfleet.reload import ReloadCoordinator
+from tickfleet.services import Services
+
+Section = Callable[[], dict[str, Any]]
+
+
+def _timed(check: Callable[[], object]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _db_ping(services: Services) -> None:
+    with services.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[str, Any]:
+    redis_check = _timed(services.redis.ping)
+    db_check = _timed(lambda: _db_ping(services))
+    doc: dict[str, Any] = {"redis": redis_check, "database": db_check}
+    if not redis_check["ok"]:
+        doc["status"] = "down"
+        return doc
+    doc["reload"] = coordinator.status()
+    recent = RedisFailureLog(services.redis, services.keys.task_failures).recent(10)
+    doc["failures"] = [f.to_dict() for f in recent]
+    problems = _problems(doc)
+    doc["problems"] = problems
+    doc["status"] = "down" if not db_check["ok"] else "degraded" if problems else "ok"
+    return doc
+
+
+def _problems(doc: dict[str, Any]) -> list[str]:
+    problems = []
+    if doc["reload"]["last_error"]:
+        problems.append(f"last reload failed: {doc['reload']['last_error']}")
+    return problems

@@ -1,0 +1,67 @@
+"""Make sure a stream runs for every stream name that should: start what has no lease.
+
+Used by the reload (right after a new assignment) and by the watchdog beat task. A
+"starting" marker with a grace TTL stops both from enqueueing the same start twice while
+the first one waits for a free worker; if that start is lost, the marker lapses and the
+next pass enqueues again. Duplicates that slip through are harmless: the second stream
+task cannot take the lease and exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+import redis
+
+from tickfleet.metrics import Metrics
+from tickfleet.names import Keys
+
+log = logging.getLogger("tickfleet.launcher")
+
+
+class StreamStarter(Protocol):
+    """Enqueues one stream task (a Celery task on the stream queue in the fleet)."""
+
+    def start(self, stream: str) -> None: ...
+
+
+class StreamLauncher:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        starter: StreamStarter,
+        metrics: Metrics,
+        grace_seconds: float,
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._starter = starter
+        self._metrics = metrics
+        self._grace_ms = int(grace_seconds * 1000)
+
+    def missing(self, streams: Iterable[str]) -> list[str]:
+        """Streams with neither a lease nor a pending start."""
+        names = sorted(set(streams))
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(self._keys.stream_lease(name), self._keys.stream_starting(name))
+        return [n for n, found in zip(names, pipe.execute(), strict=True) if not found]
+
+    def ensure(self, streams: Iterable[str]) -> list[str]:
+        """Start every stream that is not running; returns the ones started."""
+        started = []
+        for name in self.missing(streams):
+            if not self._client.set(self._keys.stream_starting(name), "1", nx=True, px=self._grace_ms):
+                continue
+            try:
+                self._starter.start(name)
+            except Exception:
+                self._client.delete(self._keys.stream_starting(name))
+                raise
+            self._metrics.inc("stream_restarts_total", labels={"stream": name})
+            log.info("stream %s has no lease: start enqueued", name)
+            started.append(name)
+        return started

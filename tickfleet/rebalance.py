@@ -1,0 +1,109 @@
+"""The body of a reload: from active subscriptions to a saved assignment and live streams."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from tickfleet.accounts import Account
+from tickfleet.assignment import Assignment, Demand, Placement, assign
+from tickfleet.assignment_store import AssignmentStore
+from tickfleet.clock import Clock
+from tickfleet.launcher import StreamLauncher
+from tickfleet.subscriptions import Subscription, SubscriptionStore
+
+log = logging.getLogger("tickfleet.reload")
+
+
+class Listed(Protocol):
+    @property
+    def expiry(self) -> date | None: ...
+
+
+class Registry(Protocol):
+    """The part of the instrument registry a reload needs."""
+
+    def get_many(self, tokens: Collection[int]) -> Mapping[int, Listed]: ...
+
+
+class Rebalancer:
+    """Recomputes and publishes the assignment; called under the reload lock."""
+
+    def __init__(
+        self,
+        subscriptions: SubscriptionStore,
+        registry: Registry,
+        accounts: Sequence[Account],
+        assignments: AssignmentStore,
+        launcher: StreamLauncher,
+        clock: Clock,
+        market_tz: str,
+        per_connection: int,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.registry = registry
+        self.accounts = accounts
+        self.assignments = assignments
+        self.launcher = launcher
+        self.clock = clock
+        self.tz = ZoneInfo(market_tz)
+        self.per_connection = per_connection
+
+    def __call__(self) -> dict[str, Any]:
+        now = datetime.fromtimestamp(self.clock.time(), self.tz)
+        active = self.subscriptions.active()
+        dropped = self._drop_unlisted(active, now)
+        demands = [
+            Demand(s.token, s.mode.value, s.pinned_account) for s in active if s.token not in dropped
+        ]
+        previous = self.assignments.load()
+        plan = assign(demands, self.accounts, previous.placements, self.per_connection)
+        current = self.assignments.save(previous, plan)
+        self._record_placements(active, dropped, current)
+        started = self.launcher.ensure(current.streams())
+        return {
+            "version": current.version,
+            "tokens": len(current.placements),
+            "unassigned": len(current.unassigned),
+            "deactivated": len(dropped),
+            "kept": plan.kept,
+            "moved": plan.moved,
+            "added": plan.added,
+            "removed": plan.removed,
+            "streams_started": started,
+        }
+
+    def _drop_unlisted(self, active: Sequence[Subscription], now: datetime) -> set[int]:
+        """Deactivate subscriptions whose instrument is no longer listed or has expired."""
+        listed = self.registry.get_many([s.token for s in active])
+        today = now.date()
+        unknown = [s.token for s in active if s.token not in listed]
+        expired = [
+            t for t, i in listed.items() if i.expiry is not None and i.expiry < today
+        ]
+        dropped = set(self.subscriptions.deactivate(unknown, "instrument no longer listed", now))
+        dropped |= set(self.subscriptions.deactivate(expired, "contract expired", now))
+        if dropped:
+            log.info("deactivated %d subscriptions (%d unlisted, %d expired)",
+                     len(dropped), len(unknown), len(expired))
+        return dropped
+
+    def _record_placements(
+        self, active: Sequence[Subscription], dropped: set[int], current: Assignment
+    ) -> None:
+        changes: dict[int, tuple[str, int] | None] = {}
+        for s in active:
+            if s.token in dropped:
+                continue
+            where = current.placements.get(s.token)
+            wanted = _pair(where)
+            if wanted != ((s.account, s.connection) if s.account is not None else None):
+                changes[s.token] = wanted
+        self.subscriptions.record_placements(changes)
+
+
+def _pair(p: Placement | None) -> tuple[str, int] | None:
+    return (p.account_id, p.connection) if p is not None else None

@@ -1,0 +1,124 @@
+"""One process's domain objects, wired from settings.
+
+Workers and the API both need the same Redis client, database, stores and metrics; they
+build one ``Services`` per process (after fork, for prefork workers) instead of
+module-level singletons, and pass the Celery-specific pieces (how to enqueue a reload
+or a stream) in from outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import redis
+from sqlalchemy import Engine
+
+from tickfleet.accounts import Account, load_accounts
+from tickfleet.assignment_store import AssignmentStore
+from tickfleet.clock import Clock, SystemClock
+from tickfleet.db import SessionFactory, create_schema, make_engine, make_session_factory
+from tickfleet.debounce import ReloadTiming
+from tickfleet.instruments import InstrumentRegistry
+from tickfleet.launcher import StreamLauncher, StreamStarter
+from tickfleet.metrics import MetricsBuffer, MetricsFlusher
+from tickfleet.names import Channels, Keys
+from tickfleet.rebalance import Rebalancer
+from tickfleet.reload import ReloadConfig, ReloadCoordinator, ReloadScheduler
+from tickfleet.settings import Settings
+from tickfleet.subscriptions import SubscriptionStore
+
+
+def redis_client(url: str, settings: Settings) -> redis.Redis:
+    """A client with bounded socket timeouts: a dead Redis must fail fast, never hang."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_socket_timeout,
+        health_check_interval=30,
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    metrics: MetricsBuffer = field(default_factory=MetricsBuffer)
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.key_prefix)
+
+    @cached_property
+    def channels(self) -> Channels:
+        return Channels(self.settings.channel_prefix)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis_client(self.settings.redis_url, self.settings)
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.settings.database_url)
+        create_schema(engine)
+        return engine
+
+    @cached_property
+    def sessions(self) -> SessionFactory:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def accounts(self) -> list[Account]:
+        return load_accounts(self.settings)
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionStore:
+        return SubscriptionStore(self.sessions)
+
+    @cached_property
+    def registry(self) -> InstrumentRegistry:
+        return InstrumentRegistry(self.sessions)
+
+    @cached_property
+    def assignments(self) -> AssignmentStore:
+        return AssignmentStore(self.redis, self.keys)
+
+    @cached_property
+    def flusher(self) -> MetricsFlusher:
+        return MetricsFlusher(self.metrics, self.redis, self.settings.key_prefix)
+
+    def coordinator(self, scheduler: ReloadScheduler) -> ReloadCoordinator:
+        s = self.settings
+        config = ReloadConfig(
+            timing=ReloadTiming(
+                s.reload_debounce_seconds, s.reload_max_wait_seconds, s.reload_min_interval_seconds
+            ),
+            lock_ttl=s.reload_lock_ttl_seconds,
+            marker_ttl=s.reload_marker_ttl_seconds,
+        )
+        return ReloadCoordinator(self.redis, self.keys, config, self.clock, scheduler, self.metrics)
+
+    def launcher(self, starter: StreamStarter) -> StreamLauncher:
+        return StreamLauncher(
+            self.redis, self.keys, starter, self.metrics, self.settings.stream_start_grace_seconds
+        )
+
+    def rebalancer(self, starter: StreamStarter) -> Rebalancer:
+        return Rebalancer(
+            subscriptions=self.subscriptions,
+            registry=self.registry,
+            accounts=self.accounts,
+            assignments=self.assignments,
+            launcher=self.launcher(starter),
+            clock=self.clock,
+            market_tz=self.settings.market_timezone,
+            per_connection=self.settings.max_tokens_per_connection,
+        )
+
+    def close(self) -> None:
+        if "flusher" in self.__dict__:
+            self.flusher.stop()
+        if "redis" in self.__dict__:
+            self.redis.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()

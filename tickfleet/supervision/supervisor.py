@@ -1,0 +1,227 @@
+"""A supervisor: the named coroutines of one stream, each restarted by its own policy.
+
+A stream is several coroutines (feed, control listener, lease heartbeat, publisher
+flush) that are only useful together. Each runs under the task monitor, so every
+failure is reported there; the supervisor only decides what happens next (see
+``policy``). When a coroutine must not go on, ``run`` cancels all the others and raises
+``SupervisorFailed``, so the stream task ends visibly instead of limping on with a dead
+heartbeat or feed. ``run`` returns normally once every coroutine has finished or after
+``stop``. All methods are for the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from tickfleet.failures import TaskFailure
+from tickfleet.supervision.monitor import OnError, TaskMonitor
+from tickfleet.supervision.policy import RestartBudget, RestartPolicy, Rng
+
+Factory = Callable[[], Awaitable[None]]
+Runner = asyncio.Task["SupervisorFailed | None"]
+
+
+class SupervisorFailed(Exception):  # noqa: N818 - the name the stream code is specified with
+    """A coroutine failed in a way its policy does not absorb; ``failure`` says which."""
+
+    def __init__(self, failure: TaskFailure, reason: str = "failed") -> None:
+        super().__init__(f"{failure.task} {reason}: {failure.exc_type}: {failure.message}")
+        self.failure = failure
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Child:
+    name: str
+    factory: Factory
+    policy: RestartPolicy
+    on_error: OnError | None
+    context: Mapping[str, str] | None
+    budget: RestartBudget = field(init=False)
+    restarts: int = 0
+
+    def __post_init__(self) -> None:
+        self.budget = RestartBudget(self.policy)
+
+
+class _Capture:
+    """``on_error`` hook that keeps the failure for the supervisor, then calls the child's."""
+
+    def __init__(self, on_error: OnError | None) -> None:
+        self.on_error = on_error
+        self.failure: TaskFailure | None = None
+
+    def __call__(self, exc: Exception, failure: TaskFailure) -> Awaitable[None] | None:
+        self.failure = failure
+        return None if self.on_error is None else self.on_error(exc, failure)
+
+
+async def _call(factory: Factory) -> None:
+    # Inside the monitored coroutine, so a factory that raises is a reported failure too.
+    await factory()
+
+
+class Supervisor:
+    def __init__(
+        self,
+        monitor: TaskMonitor,
+        name: str,
+        *,
+        rng: Rng | None = None,
+        stop_timeout: float = 5.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.name = name
+        self._monitor = monitor
+        self._rng = rng or random.Random()
+        self._stop_timeout = stop_timeout
+        self._log = logger or logging.getLogger(__name__)
+        self._children: dict[str, _Child] = {}
+        self._runners: set[Runner] = set()
+        self._finished: asyncio.Queue[Runner] | None = None  # set while run() runs
+        self._started = False
+        self._stopped = False
+
+    def supervise(
+        self,
+        name: str,
+        factory: Factory,
+        policy: RestartPolicy,
+        on_error: OnError | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> None:
+        """Add a coroutine; while ``run`` is running it starts at once."""
+        if name in self._children:
+            raise ValueError(f"supervisor {self.name} already supervises {name!r}")
+        child = _Child(name, factory, policy, on_error, context)
+        self._children[name] = child
+        if self._finished is not None and not self._stopped:
+            self._start(child, self._finished)
+
+    def restarts(self, name: str) -> int:
+        return self._children[name].restarts
+
+    async def run(self) -> None:
+        """Run every supervised coroutine until all finished, ``stop``, or a failure."""
+        if self._started:
+            raise RuntimeError(f"supervisor {self.name} runs only once")
+        self._started = True
+        finished: asyncio.Queue[Runner] = asyncio.Queue()
+        self._finished = finished
+        if not self._stopped:
+            for child in self._children.values():
+                self._start(child, finished)
+        try:
+            while self._runners:
+                self._collect(await finished.get())
+        finally:
+            self._finished = None
+            await self._cancel_all()
+
+    def stop(self) -> None:
+        """Cancel every coroutine; ``run`` returns normally once they are gone."""
+        self._stopped = True
+        for runner in self._runners:
+            runner.cancel()
+
+    def _start(self, child: _Child, finished: asyncio.Queue[Runner]) -> None:
+        runner = asyncio.get_running_loop().create_task(
+            self._supervise(child), name=f"{self.name}/{child.name}"
+        )
+        self._runners.add(runner)
+        runner.add_done_callback(finished.put_nowait)
+
+    def _collect(self, runner: Runner) -> None:
+        self._runners.discard(runner)
+        if runner.cancelled():
+            return
+        verdict = runner.result()
+        if verdict is not None:
+            self._log.error(
+                "supervisor %s failed: %s; cancelling %d coroutine(s)",
+                self.name,
+                verdict,
+                len(self._runners),
+                extra={"tf_supervisor": self.name, "tf_task": verdict.failure.task},
+            )
+            raise verdict
+
+    async def _cancel_all(self) -> None:
+        runners, self._runners = self._runners, set()
+        for runner in runners:
+            runner.cancel()
+        if not runners:
+            return
+        _, stuck = await asyncio.wait(runners, timeout=self._stop_timeout)
+        for runner in stuck:
+            self._log.warning(
+                "supervisor %s: %s ignored cancellation for %.1fs; left behind",
+                self.name,
+                runner.get_name(),
+                self._stop_timeout,
+            )
+
+    async def _supervise(self, child: _Child) -> SupervisorFailed | None:
+        while True:
+            failure = await self._run_once(child)
+            step = (
+                self._after_exit(child) if failure is None else self._after_failure(child, failure)
+            )
+            if step is None or isinstance(step, SupervisorFailed):
+                return step
+            await asyncio.sleep(step)
+            child.restarts += 1
+
+    async def _run_once(self, child: _Child) -> TaskFailure | None:
+        capture = _Capture(child.on_error)
+        try:
+            await self._monitor.run(
+                _call(child.factory),
+                child.name,
+                capture,
+                context=child.context,
+                restarts=child.restarts,
+            )
+        except Exception:
+            assert capture.failure is not None, "the monitor reports every failure"
+            return capture.failure
+        return None
+
+    def _after_exit(self, child: _Child) -> float | None:
+        if not child.policy.restart_on_exit:
+            return None
+        delay = child.policy.backoff_initial
+        self._log.info(
+            "%s returned; restarting it in %.2fs (policy restart_on_exit)",
+            child.name,
+            delay,
+            extra={"tf_supervisor": self.name, "tf_task": child.name},
+        )
+        return delay
+
+    def _after_failure(
+        self, child: _Child, failure: TaskFailure
+    ) -> float | SupervisorFailed | None:
+        policy = child.policy
+        if policy.mode == "ignore":
+            return None
+        if policy.mode == "fail":
+            return SupervisorFailed(failure, "failed (policy fail)")
+        attempt = child.budget.spend(self._monitor.clock.monotonic())
+        if attempt is None:
+            reason = f"failed more than {policy.max_restarts} times in {policy.window_seconds:g}s"
+            return SupervisorFailed(failure, reason)
+        delay = policy.delay(attempt, self._rng)
+        self._log.warning(
+            "restarting %s in %.2fs (attempt %d/%d)",
+            child.name,
+            delay,
+            attempt,
+            policy.max_restarts,
+            extra={"tf_supervisor": self.name, "tf_task": child.name},
+        )
+        return delay

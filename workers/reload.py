@@ -1,0 +1,23 @@
+"""Reload tasks: thin adapters around ``tickfleet.reload.ReloadCoordinator``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tickfleet import names
+from workers.app import app
+from workers.runtime import reload_scheduler, services, stream_starter
+
+
+@app.task(name=names.TASK_RELOAD, ignore_result=True)
+def reload_subscriptions() -> dict[str, Any]:
+    """The scheduled, debounced, singleton reload (see the coordinator for the rules)."""
+    svc = services()
+    outcome = svc.coordinator(reload_scheduler()).run_scheduled(svc.rebalancer(stream_starter()))
+    return {"kind": outcome.kind, "generation": outcome.generation, "error": outcome.error}
+
+
+@app.task(name=names.TASK_ENSURE_RELOAD, ignore_result=True)
+def ensure_reload_scheduled() -> bool:
+    """Beat backstop: pending requests whose scheduled task was lost get a new one."""
+    return services().coordinator(reload_scheduler()).ensure_scheduled()

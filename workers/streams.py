@@ -1,0 +1,1 @@
+"""Stream tasks: long-running per-account and underlying feeds (see tickfleet.stream)."""
