@@ -9,11 +9,10 @@ or a producer, so importing this module reads no environment.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery.schedules import crontab
-from kombu import Queue
-
-from typing import Any
+from kombu.entity import Queue
 
 from tickfleet import names
 from tickfleet.settings import Settings

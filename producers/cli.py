@@ -21,7 +21,9 @@ Command = Callable[[Services, argparse.Namespace], int]
 
 
 def _now(services: Services) -> datetime:
-    return datetime.fromtimestamp(services.clock.time(), ZoneInfo(services.settings.market_timezone))
+    return datetime.fromtimestamp(
+        services.clock.time(), ZoneInfo(services.settings.market_timezone)
+    )
 
 
 def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
@@ -38,8 +40,10 @@ def cmd_refresh(services: Services, _args: argparse.Namespace) -> int:
     summary = refresh_instruments(
         services.registry, choose_source(services.settings), now.date(), now
     )
-    print(f"instruments: added {summary.added}, updated {summary.updated}, "
-          f"removed {summary.removed}, total {summary.total}")
+    print(
+        f"instruments: added {summary.added}, updated {summary.updated}, "
+        f"removed {summary.removed}, total {summary.total}"
+    )
     return 0
 
 
@@ -49,13 +53,18 @@ def cmd_reload(services: Services, args: argparse.Namespace) -> int:
     coordinator = services.coordinator(CeleryReloadScheduler(celery))
     if not args.now:
         request = coordinator.request("command line")
-        print(f"reload requested (generation {request.generation}, "
-              f"{'scheduled' if request.scheduled else 'coalesced'})")
+        print(
+            f"reload requested (generation {request.generation}, "
+            f"{'scheduled' if request.scheduled else 'coalesced'})"
+        )
         return 0
     starter = CeleryStreamStarter(celery, services.settings.stream_start_grace_seconds)
     outcome = coordinator.run_now(services.rebalancer(starter))
-    print(orjson.dumps({"kind": outcome.kind, "summary": outcome.summary,
-                        "error": outcome.error}).decode())
+    print(
+        orjson.dumps(
+            {"kind": outcome.kind, "summary": outcome.summary, "error": outcome.error}
+        ).decode()
+    )
     return 0 if outcome.kind == "ran" else 1
 
 

@@ -11,11 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 
-from tests.support.processes import FleetProcess, celery_worker_argv, stream_worker_argv, BIN
 from tests.support.ports import free_port, wait_for_port
+from tests.support.processes import BIN, FleetProcess, celery_worker_argv, stream_worker_argv
 from tests.support.redis_server import RedisServer
 from tickfleet.settings import Settings
 
@@ -75,17 +76,15 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
 @lru_cache(maxsize=1)
 def postgres_available() -> bool:
     try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", connect_timeout=2):
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 dbname=test user=postgres", connect_timeout=2
+        ):
             return True
     except Exception:
         return False
 
 
 def _postgres_schema_url() -> Iterator[str]:
-    import psycopg
-
     schema = f"tf_{uuid.uuid4().hex[:12]}"
     dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -131,35 +130,46 @@ def make_settings(redis_url: str, sqlite_url: str) -> Callable[..., Settings]:
 class Fleet:
     """Starts fleet processes for one test with one configuration, and stops them all."""
 
-    def __init__(self, settings: Settings, logdir: Path) -> None:
+    def __init__(self, settings: Settings, logdir: Path, app: str = "workers") -> None:
         self.settings = settings
+        self.app = app
         self.env = {**settings.to_env(), "PYTHONUNBUFFERED": "1"}
         self.logdir = logdir
         self.processes: list[FleetProcess] = []
 
-    def _start(self, name: str, argv: list[str]) -> FleetProcess:
-        process = FleetProcess(name, argv, self.env, self.logdir)
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> FleetProcess:
+        process = FleetProcess(name, argv, {**self.env, **(env or {})}, self.logdir)
         self.processes.append(process)
         return process
 
-    def control_worker(self, name: str = "control", concurrency: int = 2) -> FleetProcess:
-        worker = self._start(name, celery_worker_argv(name, "control,maintenance", concurrency))
+    def control_worker(
+        self, name: str = "control", concurrency: int = 2, env: dict[str, str] | None = None
+    ) -> FleetProcess:
+        argv = celery_worker_argv(self.app, name, "control,maintenance", concurrency)
+        worker = self._start(name, argv, env)
         worker.wait_for_log("ready.")
         return worker
 
     def stream_worker(self, name: str = "stream", concurrency: int = 3) -> FleetProcess:
-        worker = self._start(name, stream_worker_argv(name, concurrency))
+        worker = self._start(name, stream_worker_argv(self.app, name, concurrency))
         worker.wait_for_log("ready.")
         return worker
 
     def beat(self) -> FleetProcess:
-        beat = self._start("beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=INFO"])
+        beat = self._start("beat", [str(BIN / "celery"), "-A", self.app, "beat", "--loglevel=INFO"])
         beat.wait_for_log("beat: Starting")
         return beat
 
     def api(self) -> tuple[FleetProcess, str]:
         port = free_port()
-        argv = [str(BIN / "uvicorn"), "producers.api:app", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [
+            str(BIN / "uvicorn"),
+            "producers.api:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         api = self._start("api", argv)
         wait_for_port(port, timeout=30)
         return api, f"http://127.0.0.1:{port}"
@@ -170,11 +180,11 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet_factory(tmp_path: Path) -> Iterator[Callable[[Settings], Fleet]]:
+def fleet_factory(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
     fleets: list[Fleet] = []
 
-    def make(settings: Settings) -> Fleet:
-        fleet = Fleet(settings, tmp_path)
+    def make(settings: Settings, app: str = "workers") -> Fleet:
+        fleet = Fleet(settings, tmp_path, app)
         fleets.append(fleet)
         return fleet
 

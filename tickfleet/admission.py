@@ -42,7 +42,9 @@ def admit(
             rejections.append(Rejection("unknown", r.token, "instrument token is not listed"))
         elif instrument.expiry is not None and instrument.expiry < today:
             rejections.append(
-                Rejection("expired", r.token, f"contract expired on {instrument.expiry.isoformat()}")
+                Rejection(
+                    "expired", r.token, f"contract expired on {instrument.expiry.isoformat()}"
+                )
             )
     return rejections
 
@@ -50,10 +52,12 @@ def admit(
 def _invalid(requests: Sequence[SubscriptionRequest], accounts: set[str]) -> list[Rejection]:
     out = [
         Rejection("invalid", t, "token appears more than once in the request")
-        for t, n in Counter(r.token for r in requests).items() if n > 1
+        for t, n in Counter(r.token for r in requests).items()
+        if n > 1
     ]
     out += [
         Rejection("invalid", r.token, f"pinned account {r.pinned_account!r} is not configured")
-        for r in requests if r.pinned_account is not None and r.pinned_account not in accounts
+        for r in requests
+        if r.pinned_account is not None and r.pinned_account not in accounts
     ]
     return out

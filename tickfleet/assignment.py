@@ -52,7 +52,9 @@ class Assignment:
     def tokens_for(self, account_id: str) -> dict[int, str]:
         """Token → mode for one account (what its stream must subscribe)."""
         return {
-            t: self.modes.get(t, "FULL") for t, p in self.placements.items() if p.account_id == account_id
+            t: self.modes.get(t, "FULL")
+            for t, p in self.placements.items()
+            if p.account_id == account_id
         }
 
     def connections_for(self, account_id: str) -> dict[int, list[int]]:
@@ -65,7 +67,9 @@ class Assignment:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
-            "placements": {str(t): [p.account_id, p.connection] for t, p in self.placements.items()},
+            "placements": {
+                str(t): [p.account_id, p.connection] for t, p in self.placements.items()
+            },
             "modes": {str(t): m for t, m in self.modes.items()},
             "unassigned": {str(t): r for t, r in self.unassigned.items()},
         }
@@ -102,7 +106,11 @@ class _Capacity:
 
     def fits(self, account_id: str, connection: int) -> bool:
         slots = self.load.get(account_id)
-        return slots is not None and connection < len(slots) and slots[connection] < self.per_connection
+        return (
+            slots is not None
+            and connection < len(slots)
+            and slots[connection] < self.per_connection
+        )
 
     def take(self, account_id: str, connection: int) -> Placement:
         self.load[account_id][connection] += 1
@@ -157,7 +165,10 @@ def assign(
     unassigned: dict[int, str] = {}
     # Pinned tokens are settled completely first, so a pin is never crowded out by
     # unpinned tokens that merely happened to be on that account before.
-    for group in ([d for d in ordered if d.pinned_account], [d for d in ordered if not d.pinned_account]):
+    for group in (
+        [d for d in ordered if d.pinned_account],
+        [d for d in ordered if not d.pinned_account],
+    ):
         _place_group(group, previous, cap, placements, unassigned)
     return _plan(ordered, placements, unassigned, previous)
 

@@ -56,6 +56,11 @@ class AssignmentStore:
         control.publish(
             self._client, self._keys.control_channel, control.AssignmentChanged(version=new.version)
         )
-        log.info("assignment version %d: %d tokens on %d accounts, %d unassigned",
-                 new.version, len(new.placements), len(new.accounts()), len(new.unassigned))
+        log.info(
+            "assignment version %d: %d tokens on %d accounts, %d unassigned",
+            new.version,
+            len(new.placements),
+            len(new.accounts()),
+            len(new.unassigned),
+        )
         return new

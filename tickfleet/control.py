@@ -57,6 +57,8 @@ def decode(raw: bytes | str) -> AssignmentChanged | Evict | Shutdown | None:
         return None
 
 
-def publish(client: redis.Redis, channel: str, message: AssignmentChanged | Evict | Shutdown) -> int:
+def publish(
+    client: redis.Redis, channel: str, message: AssignmentChanged | Evict | Shutdown
+) -> int:
     """Send a control message; returns how many listeners received it."""
     return int(client.publish(channel, encode(message)))

@@ -43,7 +43,7 @@ def make_engine(url: str) -> Engine:
 def create_schema(engine: Engine) -> None:
     """Create missing tables (idempotent)."""
     # Import the table modules so their classes are registered on Base.metadata.
-    from tickfleet import instruments, subscriptions  # noqa: F401
+    from tickfleet import instruments, subscriptions  # noqa: F401, PLC0415 - avoids an import cycle
 
     Base.metadata.create_all(engine)
 

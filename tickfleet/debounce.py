@@ -20,7 +20,9 @@ class ReloadTiming:
         if self.max_wait < self.debounce:
             raise ValueError("max_wait must be at least the debounce window")
 
-    def due_at(self, last_request: float, first_pending: float, last_started: float | None) -> float:
+    def due_at(
+        self, last_request: float, first_pending: float, last_started: float | None
+    ) -> float:
         """The earliest moment the pending batch may start.
 
         Quiet for ``debounce`` after the last request (trailing debounce), but never
@@ -32,7 +34,8 @@ class ReloadTiming:
             due = max(due, last_started + self.min_interval)
         return due
 
-    def delay(self, now: float, last_request: float, first_pending: float,
-              last_started: float | None) -> float:
+    def delay(
+        self, now: float, last_request: float, first_pending: float, last_started: float | None
+    ) -> float:
         """Seconds to wait from ``now`` (0 when the batch is already due)."""
         return max(0.0, self.due_at(last_request, first_pending, last_started) - now)

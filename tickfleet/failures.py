@@ -139,7 +139,8 @@ class MemoryFailureLog:
 class RedisFailureLog:
     """A capped Redis list of failures (newest first), shared by the fleet for ``/health``.
 
-    Calls are synchronous and as slow as the client's socket timeouts allow; callers on an
+    Calls are synchronous and as slow as the client's socket timeouts and retry policy
+    allow (redis-py retries a refused connection for seconds by default); callers on an
     event loop hand them to a thread (``TaskMonitor`` does). The backlog keeps what an
     outage prevented from being written, oldest dropped first when it is full.
     """

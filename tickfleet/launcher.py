@@ -54,7 +54,9 @@ class StreamLauncher:
         """Start every stream that is not running; returns the ones started."""
         started = []
         for name in self.missing(streams):
-            if not self._client.set(self._keys.stream_starting(name), "1", nx=True, px=self._grace_ms):
+            if not self._client.set(
+                self._keys.stream_starting(name), "1", nx=True, px=self._grace_ms
+            ):
                 continue
             try:
                 self._starter.start(name)

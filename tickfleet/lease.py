@@ -70,8 +70,7 @@ class Lease:
         return bool(self._release(keys=[self.key], args=[self.owner]))
 
     def held(self) -> bool:
-        value = self.client.get(self.key)
-        return value is not None and value.decode() == self.owner
+        return _text(self.client.get(self.key)) == self.owner
 
     def info(self) -> LeaseInfo:
         return read_lease(self.client, self.key)
@@ -82,7 +81,11 @@ def read_lease(client: redis.Redis, key: str) -> LeaseInfo:
     pipe.get(key)
     pipe.pttl(key)
     owner, pttl = pipe.execute()
-    return LeaseInfo(owner.decode() if owner else None, max(0, pttl) / 1000.0)
+    return LeaseInfo(_text(owner), max(0, pttl) / 1000.0)
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class Renewer:

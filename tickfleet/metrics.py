@@ -44,20 +44,32 @@ def _specs(*specs: MetricSpec) -> dict[str, MetricSpec]:
 
 CATALOG: dict[str, MetricSpec] = _specs(
     MetricSpec("reload_requests_total", "counter", "Reload requests received."),
-    MetricSpec("reload_coalesced_total", "counter", "Reload requests absorbed by a scheduled reload."),
+    MetricSpec(
+        "reload_coalesced_total", "counter", "Reload requests absorbed by a scheduled reload."
+    ),
     MetricSpec("reload_runs_total", "counter", "Reloads executed.", ("result",)),
     MetricSpec("reload_duration_seconds", "histogram", "Reload run time.", (), DURATION_BUCKETS),
     MetricSpec("task_failures_total", "counter", "Background task failures.", ("task",)),
     MetricSpec("ticks_published_total", "counter", "Ticks published.", ("stream",)),
     MetricSpec(
-        "tick_publish_latency_seconds", "histogram", "Tick creation to publish.", (), LATENCY_BUCKETS
+        "tick_publish_latency_seconds",
+        "histogram",
+        "Tick creation to publish.",
+        (),
+        LATENCY_BUCKETS,
     ),
     MetricSpec("stream_restarts_total", "counter", "Stream (re)starts requested.", ("stream",)),
     MetricSpec("redis_publish_total", "counter", "Ticks written to the publish Redis."),
     MetricSpec("redis_publish_failures_total", "counter", "Failed publish pipelines."),
-    MetricSpec("redis_circuit_open_drops_total", "counter", "Ticks dropped while the breaker was open."),
-    MetricSpec("redis_circuit_replayed_total", "counter", "Latest ticks re-published after recovery."),
-    MetricSpec("redis_circuit_state", "gauge", "Breaker state: 0 closed, 1 open, 2 half-open.", ("worker",)),
+    MetricSpec(
+        "redis_circuit_open_drops_total", "counter", "Ticks dropped while the breaker was open."
+    ),
+    MetricSpec(
+        "redis_circuit_replayed_total", "counter", "Latest ticks re-published after recovery."
+    ),
+    MetricSpec(
+        "redis_circuit_state", "gauge", "Breaker state: 0 closed, 1 open, 2 half-open.", ("worker",)
+    ),
     MetricSpec("mock_evictions_total", "counter", "Mock option states evicted.", ("reason",)),
 )
 
@@ -106,7 +118,9 @@ class MetricsBuffer:
         with self._lock:
             for field in (f"{base}|b|{bucket}", f"{base}|count"):
                 self._deltas[(name, field)] = self._deltas.get((name, field), 0.0) + 1
-            self._deltas[(name, f"{base}|sum")] = self._deltas.get((name, f"{base}|sum"), 0.0) + value
+            self._deltas[(name, f"{base}|sum")] = (
+                self._deltas.get((name, f"{base}|sum"), 0.0) + value
+            )
 
     def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
         key = (name, _label_key(_spec(name, "gauge"), labels))
@@ -135,7 +149,9 @@ class MetricsBuffer:
             self._restore(deltas, gauges)
             raise
 
-    def _restore(self, deltas: dict[tuple[str, str], float], gauges: dict[tuple[str, str], float]) -> None:
+    def _restore(
+        self, deltas: dict[tuple[str, str], float], gauges: dict[tuple[str, str], float]
+    ) -> None:
         with self._lock:
             for key, amount in deltas.items():
                 self._deltas[key] = self._deltas.get(key, 0.0) + amount
@@ -206,7 +222,11 @@ class MetricsFlusher:
     """
 
     def __init__(
-        self, buffer: MetricsBuffer, client: redis.Redis, key_prefix: str, every_seconds: float = 1.0
+        self,
+        buffer: MetricsBuffer,
+        client: redis.Redis,
+        key_prefix: str,
+        every_seconds: float = 1.0,
     ) -> None:
         self._buffer = buffer
         self._client = client

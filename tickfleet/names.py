@@ -108,6 +108,10 @@ class Keys:
     def breaker_probes(self, name: str) -> str:
         return self._k("breaker", name, "probes")
 
+    def breaker_failures(self, name: str) -> str:
+        """Sorted set of the fleet's recent failures (score = wall time) for the window."""
+        return self._k("breaker", name, "failures")
+
     def breaker_channel(self, name: str) -> str:
         return self._k("breaker", name, "events")
 

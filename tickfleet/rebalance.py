@@ -57,7 +57,9 @@ class Rebalancer:
         active = self.subscriptions.active()
         dropped = self._drop_unlisted(active, now)
         demands = [
-            Demand(s.token, s.mode.value, s.pinned_account) for s in active if s.token not in dropped
+            Demand(s.token, s.mode.value, s.pinned_account)
+            for s in active
+            if s.token not in dropped
         ]
         previous = self.assignments.load()
         plan = assign(demands, self.accounts, previous.placements, self.per_connection)
@@ -81,14 +83,16 @@ class Rebalancer:
         listed = self.registry.get_many([s.token for s in active])
         today = now.date()
         unknown = [s.token for s in active if s.token not in listed]
-        expired = [
-            t for t, i in listed.items() if i.expiry is not None and i.expiry < today
-        ]
+        expired = [t for t, i in listed.items() if i.expiry is not None and i.expiry < today]
         dropped = set(self.subscriptions.deactivate(unknown, "instrument no longer listed", now))
         dropped |= set(self.subscriptions.deactivate(expired, "contract expired", now))
         if dropped:
-            log.info("deactivated %d subscriptions (%d unlisted, %d expired)",
-                     len(dropped), len(unknown), len(expired))
+            log.info(
+                "deactivated %d subscriptions (%d unlisted, %d expired)",
+                len(dropped),
+                len(unknown),
+                len(expired),
+            )
         return dropped
 
     def _record_placements(

@@ -243,7 +243,9 @@ class ReloadCoordinator:
         return self._config.timing.delay(now, last_request, first_pending, last_started)
 
     def _defer(self, countdown: float, why: str) -> RunOutcome:
-        self._client.set(self._keys.reload_scheduled, f"deferred:{why}", px=self._config.marker_ttl_ms)
+        self._client.set(
+            self._keys.reload_scheduled, f"deferred:{why}", px=self._config.marker_ttl_ms
+        )
         self._scheduler.schedule(countdown)
         log.debug("reload deferred %.2fs (%s)", countdown, why)
         return RunOutcome("deferred", countdown=countdown)
@@ -251,7 +253,8 @@ class ReloadCoordinator:
     def _run_locked(self, lease: Lease, body: ReloadBody) -> RunOutcome:
         try:
             gen, requests = self._start(
-                keys=[self._keys.reload_state, self._keys.reload_scheduled], args=[self._clock.time()]
+                keys=[self._keys.reload_state, self._keys.reload_scheduled],
+                args=[self._clock.time()],
             )
             log.info("reload coalesced %d requests (generation %d)", int(requests), int(gen))
             with Renewer(lease, self._config.lock_ttl / 3) as renewer:
@@ -281,11 +284,19 @@ class ReloadCoordinator:
         elapsed = time.perf_counter() - started
         ok = error is None
         payload = orjson.dumps({**(summary or {}), "duration_seconds": round(elapsed, 4)}).decode()
-        follow_up = bool(self._finish(
-            keys=[self._keys.reload_state, self._keys.reload_scheduled],
-            args=[self._clock.time(), "1" if ok else "0", gen, payload if ok else error,
-                  "follow-up", self._config.marker_ttl_ms],
-        ))
+        follow_up = bool(
+            self._finish(
+                keys=[self._keys.reload_state, self._keys.reload_scheduled],
+                args=[
+                    self._clock.time(),
+                    "1" if ok else "0",
+                    gen,
+                    payload if ok else error,
+                    "follow-up",
+                    self._config.marker_ttl_ms,
+                ],
+            )
+        )
         self._metrics.inc("reload_runs_total", labels={"result": "ok" if ok else "error"})
         self._metrics.observe("reload_duration_seconds", elapsed)
         if follow_up:
@@ -293,8 +304,14 @@ class ReloadCoordinator:
             self._scheduler.schedule(self._config.timing.debounce)
         if ok:
             log.info("reload finished in %.3fs (generation %d): %s", elapsed, gen, payload)
-        return RunOutcome("ran" if ok else "failed", generation=gen, requests=requests,
-                          summary=summary, error=error, follow_up=follow_up)
+        return RunOutcome(
+            "ran" if ok else "failed",
+            generation=gen,
+            requests=requests,
+            summary=summary,
+            error=error,
+            follow_up=follow_up,
+        )
 
     # --- observability -----------------------------------------------------------------
 

@@ -145,7 +145,9 @@ class Settings(BaseSettings):
             key = alias.choices[0] if isinstance(alias, AliasChoices) else f"TICKFLEET_{name}"
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            env[str(key).upper()] = value.strftime("%H:%M") if isinstance(value, time) else str(value)
+            env[str(key).upper()] = (
+                value.strftime("%H:%M") if isinstance(value, time) else str(value)
+            )
         return env
 
     @property

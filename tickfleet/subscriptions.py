@@ -110,13 +110,19 @@ class SubscriptionStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
-    def upsert_many(self, requests: Sequence[SubscriptionRequest], now: datetime) -> list[Subscription]:
+    def upsert_many(
+        self, requests: Sequence[SubscriptionRequest], now: datetime
+    ) -> list[Subscription]:
         """Create or re-activate subscriptions, all or none; returns their new state."""
         by_token = {r.token: r for r in requests}  # the last request for a token wins
         values: list[dict[str, object]] = [
             {
-                "token": r.token, "mode": r.mode.value, "pinned_account": r.pinned_account,
-                "status": Status.ACTIVE.value, "created_at": now, "updated_at": now,
+                "token": r.token,
+                "mode": r.mode.value,
+                "pinned_account": r.pinned_account,
+                "status": Status.ACTIVE.value,
+                "created_at": now,
+                "updated_at": now,
             }
             for r in by_token.values()
         ]
@@ -137,9 +143,16 @@ class SubscriptionStore:
         with transaction(self._sessions) as session:
             changed = session.scalars(
                 update(SubscriptionRow)
-                .where(SubscriptionRow.token.in_(wanted), SubscriptionRow.status == Status.ACTIVE.value)
-                .values(status=Status.INACTIVE.value, reason=reason, updated_at=now,
-                        account=None, connection=None)
+                .where(
+                    SubscriptionRow.token.in_(wanted), SubscriptionRow.status == Status.ACTIVE.value
+                )
+                .values(
+                    status=Status.INACTIVE.value,
+                    reason=reason,
+                    updated_at=now,
+                    account=None,
+                    connection=None,
+                )
                 .returning(SubscriptionRow.token)
             ).all()
             return sorted(changed)
@@ -149,7 +162,7 @@ class SubscriptionStore:
             row = session.get(SubscriptionRow, token)
             return _from_row(row) if row else None
 
-    def list(self, status: Status | None = None) -> list[Subscription]:
+    def find(self, status: Status | None = None) -> list[Subscription]:
         query = select(SubscriptionRow).order_by(SubscriptionRow.token)
         if status is not None:
             query = query.where(SubscriptionRow.status == status.value)
@@ -157,7 +170,7 @@ class SubscriptionStore:
             return [_from_row(r) for r in session.scalars(query)]
 
     def active(self) -> list[Subscription]:
-        return self.list(Status.ACTIVE)
+        return self.find(Status.ACTIVE)
 
     def counts(self) -> dict[str, int]:
         query = select(SubscriptionRow.status, func.count()).group_by(SubscriptionRow.status)
@@ -185,5 +198,9 @@ def _group_placements(
     for token, where in placements.items():
         key = where if where is not None else (None, None)
         groups.setdefault(key, []).append(token)
-    return [(acct, conn, sorted(tokens)) for (acct, conn), tokens in sorted(
-        groups.items(), key=lambda item: (str(item[0][0]), item[0][1] or 0))]
+    return [
+        (acct, conn, sorted(tokens))
+        for (acct, conn), tokens in sorted(
+            groups.items(), key=lambda item: (str(item[0][0]), item[0][1] or 0)
+        )
+    ]

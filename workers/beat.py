@@ -7,6 +7,7 @@ because only the holder of the Redis lease sends anything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -42,7 +43,9 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
             log.warning("beat leader lease unavailable: %s", exc)
             leader = False
         if leader != self._leader:
-            log.info("beat %s the leader lease (%s)", "took" if leader else "lost", self._lease.owner)
+            log.info(
+                "beat %s the leader lease (%s)", "took" if leader else "lost", self._lease.owner
+            )
         self._leader = leader
         return leader
 
@@ -53,8 +56,6 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
     def close(self) -> None:
         if self._leader:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 self._lease.release()
-            except redis.RedisError:
-                pass
         super().close()

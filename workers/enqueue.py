@@ -14,7 +14,9 @@ class CeleryReloadScheduler:
         self._app = app
 
     def schedule(self, countdown: float) -> None:
-        self._app.send_task(names.TASK_RELOAD, countdown=max(0.0, countdown), queue=names.QUEUE_CONTROL)
+        self._app.send_task(
+            names.TASK_RELOAD, countdown=max(0.0, countdown), queue=names.QUEUE_CONTROL
+        )
 
 
 class CeleryStreamStarter:
@@ -32,6 +34,8 @@ class CeleryStreamStarter:
             )
         else:
             self._app.send_task(
-                names.TASK_STREAM_ACCOUNT, args=[account], queue=names.QUEUE_STREAM,
+                names.TASK_STREAM_ACCOUNT,
+                args=[account],
+                queue=names.QUEUE_STREAM,
                 expires=self._expires,
             )

@@ -19,5 +19,9 @@ def refresh_instruments_task() -> dict[str, Any]:
     now = datetime.fromtimestamp(svc.clock.time(), ZoneInfo(svc.settings.market_timezone))
     summary = refresh_instruments(svc.registry, choose_source(svc.settings), now.date(), now)
     svc.coordinator(reload_scheduler()).request("instrument refresh")
-    return {"added": summary.added, "updated": summary.updated, "removed": summary.removed,
-            "total": summary.total}
+    return {
+        "added": summary.added,
+        "updated": summary.updated,
+        "removed": summary.removed,
+        "total": summary.total,
+    }

@@ -54,8 +54,12 @@ def _record(task_name: str, context: dict[str, str], exc: BaseException | None, 
 
 @task_failure.connect
 def _task_failed(
-    sender: Any = None, task_id: str | None = None, exception: BaseException | None = None,
-    args: Any = None, einfo: Any = None, **_: Any,
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    args: Any = None,
+    einfo: Any = None,
+    **_: Any,
 ) -> None:
     name = getattr(sender, "name", "unknown")
     text = str(einfo) if einfo else "".join(tb.format_exception(exception)) if exception else ""
@@ -64,17 +68,31 @@ def _task_failed(
 
 
 @task_revoked.connect
-def _task_revoked(request: Any = None, terminated: bool = False, expired: bool = False,
-                  signum: Any = None, **_: Any) -> None:
+def _task_revoked(
+    request: Any = None,
+    terminated: bool = False,
+    expired: bool = False,
+    signum: Any = None,
+    **_: Any,
+) -> None:
     name = getattr(request, "task", None) or getattr(request, "name", "unknown")
     if expired and not terminated:
         # A stream start nobody picked up before it expired: by design, not a failure.
         log.info("task %s[%s] expired before it started", name, getattr(request, "id", "?"))
         return
-    log.error("task %s[%s] revoked (terminated=%s, signal=%s)", name,
-              getattr(request, "id", "?"), terminated, signum)
-    _record(str(name), {"task_id": str(getattr(request, "id", "?"))}, None,
-            f"revoked terminated={terminated} signal={signum}")
+    log.error(
+        "task %s[%s] revoked (terminated=%s, signal=%s)",
+        name,
+        getattr(request, "id", "?"),
+        terminated,
+        signum,
+    )
+    _record(
+        str(name),
+        {"task_id": str(getattr(request, "id", "?"))},
+        None,
+        f"revoked terminated={terminated} signal={signum}",
+    )
 
 
 @worker_shutting_down.connect

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from tickfleet.reload import ReloadCoordinator
-
 from producers.api.schemas import ReloadInfo
+from tickfleet.reload import ReloadCoordinator
 
 log = logging.getLogger("tickfleet.api")
 

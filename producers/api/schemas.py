@@ -33,9 +33,15 @@ class SubscriptionOut(BaseModel):
     @classmethod
     def of(cls, s: Subscription, tradingsymbol: str | None) -> SubscriptionOut:
         return cls(
-            instrument_token=s.token, tradingsymbol=tradingsymbol, mode=s.mode,
-            pinned_account=s.pinned_account, status=s.status, account=s.account,
-            connection=s.connection, reason=s.reason, created_at=s.created_at,
+            instrument_token=s.token,
+            tradingsymbol=tradingsymbol,
+            mode=s.mode,
+            pinned_account=s.pinned_account,
+            status=s.status,
+            account=s.account,
+            connection=s.connection,
+            reason=s.reason,
+            created_at=s.created_at,
             updated_at=s.updated_at,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,7 +51,9 @@ class FleetProcess:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited:\n{self.log()[-4000:]}")
             time.sleep(0.1)
-        raise TimeoutError(f"{self.name}: {needle!r} not logged in {timeout}s:\n{self.log()[-4000:]}")
+        raise TimeoutError(
+            f"{self.name}: {needle!r} not logged in {timeout}s:\n{self.log()[-4000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole process group: the machine-died case."""
@@ -61,31 +64,40 @@ class FleetProcess:
         """Warm shutdown (SIGTERM), then SIGKILL for whatever is left in the group."""
         if self.alive():
             self._signal_group(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self._signal_group(signal.SIGKILL)
         if self.alive():
             self.proc.wait(timeout=10)
         self._log.close()
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
-def celery_worker_argv(name: str, queues: str, concurrency: int = 1, *extra: str) -> list[str]:
+def celery_worker_argv(
+    app: str, name: str, queues: str, concurrency: int = 1, *extra: str
+) -> list[str]:
     return [
-        str(BIN / "celery"), "-A", "workers", "worker", "-Q", queues, "-n", f"{name}@%h",
-        "-c", str(concurrency), "--loglevel=INFO", "--without-gossip", "--without-mingle",
+        str(BIN / "celery"),
+        "-A",
+        app,
+        "worker",
+        "-Q",
+        queues,
+        "-n",
+        f"{name}@%h",
+        "-c",
+        str(concurrency),
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
         *extra,
     ]
 
 
-def stream_worker_argv(name: str, concurrency: int = 3) -> list[str]:
+def stream_worker_argv(app: str, name: str, concurrency: int = 3) -> list[str]:
     return celery_worker_argv(
-        name, "stream", concurrency, "--prefetch-multiplier=1", "--disable-prefetch"
+        app, name, "stream", concurrency, "--prefetch-multiplier=1", "--disable-prefetch"
     )

@@ -242,10 +242,10 @@ def _step(search: _Search, rows: NDArray[np.intp], vol_tolerance: float) -> NDAr
     np.divide(error, vega, out=newton, where=vega > 1e-300)
     newton = sigma - newton
     inside = (newton > low) & (newton < high)
-    search.sigma[rows] = np.where(inside, newton, 0.5 * (low + high))
-    search.low[rows], search.high[rows] = low, high
+    following = np.where(inside, newton, 0.5 * (low + high))
     converged = np.abs(error) <= search.tolerance[rows]
-    search.sigma[rows] = np.where(converged, sigma, search.sigma[rows])
+    search.sigma[rows] = np.where(converged, sigma, following)
+    search.low[rows], search.high[rows] = low, high
     return converged | (high - low <= vol_tolerance)
 
 
@@ -269,8 +269,7 @@ def implied_vol(
     within ``max_iter`` iterations (bisection alone needs about 36).
     """
     search = _prepare(option_price, _inputs(spot, strike, years, IV_LOW, is_call, rate))
-    target = search.target
-    result = np.full_like(target, np.nan)
+    result = np.full_like(search.target, np.nan)
     rows = np.flatnonzero(search.solvable)
     for _ in range(max_iter):
         if rows.size == 0:

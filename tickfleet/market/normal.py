@@ -44,23 +44,33 @@ _DENOMINATOR = (
 
 
 def _horner(coefficients: tuple[float, ...], x: FloatArray) -> FloatArray:
-    result = np.full_like(x, coefficients[0])
-    for c in coefficients[1:]:
-        result = result * x + c
+    result = coefficients[0] * x
+    result += coefficients[1]
+    for c in coefficients[2:]:
+        result *= x
+        result += c
     return result
+
+
+def _continued_fraction(x: FloatArray, gauss: FloatArray) -> FloatArray:
+    fraction = x + 0.65
+    for k in range(_FRACTION_DEPTH, 0, -1):
+        fraction = x + k / fraction
+    tail: FloatArray = gauss / (fraction * _SQRT_2PI)
+    return tail
 
 
 def _upper_tail(x_abs: FloatArray) -> FloatArray:
     """P(Z > x) for x >= 0, computed without forming 1 - CDF."""
     x = np.minimum(x_abs, _CUTOFF)
     gauss = np.exp(-0.5 * x * x)
-    rational = gauss * _horner(_NUMERATOR, x) / _horner(_DENOMINATOR, x)
-    fraction = x + 0.65
-    for k in range(_FRACTION_DEPTH, 0, -1):
-        fraction = x + k / fraction
-    continued = gauss / fraction / _SQRT_2PI
-    tail = np.where(x < _SPLIT, rational, continued)
-    return np.where(x_abs > _CUTOFF, 0.0, tail)
+    tail = gauss * _horner(_NUMERATOR, x)
+    tail /= _horner(_DENOMINATOR, x)
+    far = np.flatnonzero(x >= _SPLIT)  # usually few: evaluate the fraction there only
+    if far.size:
+        tail[far] = _continued_fraction(x[far], gauss[far])
+    tail[x_abs > _CUTOFF] = 0.0
+    return tail
 
 
 def cdf_pair(x: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -70,7 +80,7 @@ def cdf_pair(x: ArrayLike) -> tuple[FloatArray, FloatArray]:
     as ``1 - N(x)`` would lose every digit deep out of the money.
     """
     values = np.asarray(x, dtype=np.float64)
-    tail = _upper_tail(np.abs(values))
+    tail = _upper_tail(np.abs(values).ravel()).reshape(values.shape)
     body = 1.0 - tail
     positive = values > 0
     return np.where(positive, body, tail), np.where(positive, tail, body)

@@ -66,6 +66,8 @@ async def _call(factory: Factory) -> None:
 
 
 class Supervisor:
+    """Runs named coroutines under a ``TaskMonitor``, each with its ``RestartPolicy``."""
+
     def __init__(
         self,
         monitor: TaskMonitor,
@@ -82,7 +84,8 @@ class Supervisor:
         self._log = logger or logging.getLogger(__name__)
         self._children: dict[str, _Child] = {}
         self._runners: set[Runner] = set()
-        self._finished: asyncio.Queue[Runner] | None = None  # set while run() runs
+        # Finished runners, and None when stop() wants run() to wake up; set while run() runs.
+        self._finished: asyncio.Queue[Runner | None] | None = None
         self._started = False
         self._stopped = False
 
@@ -110,32 +113,37 @@ class Supervisor:
         if self._started:
             raise RuntimeError(f"supervisor {self.name} runs only once")
         self._started = True
-        finished: asyncio.Queue[Runner] = asyncio.Queue()
+        finished: asyncio.Queue[Runner | None] = asyncio.Queue()
         self._finished = finished
         if not self._stopped:
             for child in self._children.values():
                 self._start(child, finished)
         try:
-            while self._runners:
+            while self._runners and not self._stopped:
                 self._collect(await finished.get())
         finally:
             self._finished = None
             await self._cancel_all()
 
     def stop(self) -> None:
-        """Cancel every coroutine; ``run`` returns normally once they are gone."""
-        self._stopped = True
-        for runner in self._runners:
-            runner.cancel()
+        """Cancel every coroutine; ``run`` returns normally once they are gone (or stuck).
 
-    def _start(self, child: _Child, finished: asyncio.Queue[Runner]) -> None:
+        Called before ``run``, it makes ``run`` return at once.
+        """
+        self._stopped = True
+        if self._finished is not None:
+            self._finished.put_nowait(None)
+
+    def _start(self, child: _Child, finished: asyncio.Queue[Runner | None]) -> None:
         runner = asyncio.get_running_loop().create_task(
             self._supervise(child), name=f"{self.name}/{child.name}"
         )
         self._runners.add(runner)
         runner.add_done_callback(finished.put_nowait)
 
-    def _collect(self, runner: Runner) -> None:
+    def _collect(self, runner: Runner | None) -> None:
+        if runner is None:
+            return
         self._runners.discard(runner)
         if runner.cancelled():
             return
@@ -187,7 +195,8 @@ class Supervisor:
                 restarts=child.restarts,
             )
         except Exception:
-            assert capture.failure is not None, "the monitor reports every failure"
+            if capture.failure is None:  # reporting itself broke: let run() raise it
+                raise
             return capture.failure
         return None
 

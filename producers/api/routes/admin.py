@@ -25,8 +25,13 @@ def reload(
         outcome = coordinator.run_now(rebalancer)
     except ReloadBusyError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return ReloadRan(kind=outcome.kind, generation=outcome.generation, requests=outcome.requests,
-                     summary=dict(outcome.summary or {}), error=outcome.error)
+    return ReloadRan(
+        kind=outcome.kind,
+        generation=outcome.generation,
+        requests=outcome.requests,
+        summary=dict(outcome.summary or {}),
+        error=outcome.error,
+    )
 
 
 @router.post("/instrument-refresh", response_model=TaskQueued, status_code=status.HTTP_202_ACCEPTED)

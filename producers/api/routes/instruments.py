@@ -27,8 +27,12 @@ def list_instruments(
     if strike_min is not None and strike_max is not None and strike_min > strike_max:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "strike_min exceeds strike_max")
     found = services.registry.query(
-        underlying=underlying, expiry=expiry,
+        underlying=underlying,
+        expiry=expiry,
         instrument_type=instrument_type.upper() if instrument_type else None,
-        strike_min=strike_min, strike_max=strike_max, limit=limit, offset=offset,
+        strike_min=strike_min,
+        strike_max=strike_max,
+        limit=limit,
+        offset=offset,
     )
     return [InstrumentOut(**asdict(i)) for i in found]

@@ -17,8 +17,11 @@ from tickfleet.subscriptions import Status, Subscription, SubscriptionRequest
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
-_STATUS_OF = {"unknown": status.HTTP_404_NOT_FOUND, "expired": status.HTTP_409_CONFLICT,
-              "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT}
+_STATUS_OF = {
+    "unknown": status.HTTP_404_NOT_FOUND,
+    "expired": status.HTTP_409_CONFLICT,
+    "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
 
 
 def _out(services: Services, subs: list[Subscription]) -> list[SubscriptionOut]:
@@ -31,14 +34,20 @@ def _out(services: Services, subs: list[Subscription]) -> list[SubscriptionOut]:
 
 def _reject(rejections: list[Rejection]) -> HTTPException:
     # The most fundamental problem decides the code: malformed, then unknown, then expired.
-    kind = next(k for k in ("invalid", "unknown", "expired") if any(r.kind == k for r in rejections))
-    detail = [{"instrument_token": r.token, "problem": r.kind, "detail": r.detail} for r in rejections]
+    kind = next(
+        k for k in ("invalid", "unknown", "expired") if any(r.kind == k for r in rejections)
+    )
+    detail = [
+        {"instrument_token": r.token, "problem": r.kind, "detail": r.detail} for r in rejections
+    ]
     return HTTPException(_STATUS_OF[kind], detail=detail)
 
 
 @router.get("", response_model=list[SubscriptionOut])
-def list_subscriptions(services: ServicesDep, status: Status | None = Query(None)) -> list[SubscriptionOut]:
-    return _out(services, services.subscriptions.list(status))
+def list_subscriptions(
+    services: ServicesDep, status: Annotated[Status | None, Query()] = None
+) -> list[SubscriptionOut]:
+    return _out(services, services.subscriptions.find(status))
 
 
 @router.post("", response_model=SubscriptionsChanged, dependencies=[ApiKey])
@@ -69,7 +78,8 @@ def delete_subscription(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription for token {token}")
     changed = services.subscriptions.deactivate([token], "unsubscribed", datetime.now(UTC))
     reload = (
-        request_reload(coordinator, f"unsubscribe {token}") if changed
+        request_reload(coordinator, f"unsubscribe {token}")
+        if changed
         else ReloadInfo(requested=False)
     )
     current = services.subscriptions.get(token)

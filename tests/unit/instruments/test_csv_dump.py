@@ -56,7 +56,12 @@ def test_equity_row_has_no_expiry_and_is_its_own_underlying() -> None:
 
 def test_option_underlyings_come_from_the_symbol_when_the_name_is_empty() -> None:
     options = [item for item in read_dump(SAMPLE_ALL) if item.is_option]
-    assert {item.underlying for item in options} == {"BANKNIFTY", "ADANIPORTS", "INDIACEM", "INDIANB"}
+    assert {item.underlying for item in options} == {
+        "BANKNIFTY",
+        "ADANIPORTS",
+        "INDIACEM",
+        "INDIANB",
+    }
     for item in options:
         assert item.expiry is not None
         assert item.tradingsymbol.startswith(item.underlying + item.expiry.strftime("%y"))
@@ -78,7 +83,7 @@ def test_byte_order_mark_and_blank_lines_are_tolerated() -> None:
 def test_missing_column_is_an_error_naming_it() -> None:
     header = HEADER.replace(",strike", "")
     row = GOOD_ROW.replace(",23500.0", "")
-    with pytest.raises(InstrumentDumpError, match="missing column.*strike") as caught:
+    with pytest.raises(InstrumentDumpError, match=r"missing column.*strike") as caught:
         parse_dump(f"{header}\n{row}\n")
     assert caught.value.line == 1
 

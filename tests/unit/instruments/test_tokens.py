@@ -56,7 +56,9 @@ def test_unknown_exchange_is_refused() -> None:
         segment_id_for("XYZ", "XYZ")
 
 
-@pytest.mark.parametrize(("exchange_token", "segment_id"), [(-1, 2), (MAX_EXCHANGE_TOKEN + 1, 2), (5, 256)])
+@pytest.mark.parametrize(
+    ("exchange_token", "segment_id"), [(-1, 2), (MAX_EXCHANGE_TOKEN + 1, 2), (5, 256)]
+)
 def test_encode_refuses_values_that_do_not_fit(exchange_token: int, segment_id: int) -> None:
     with pytest.raises(ValueError):
         encode_token(exchange_token, segment_id)

@@ -26,7 +26,9 @@ def _failure(task: str = "feed", at: float = 1.0) -> TaskFailure:
 
 def test_from_exception_captures_type_message_traceback_and_context() -> None:
     context = {"stream": "acct-1", "account": "A1"}
-    failure = TaskFailure.from_exception("feed", _raised(FeedError("socket closed")), context, 5.0, 2)
+    failure = TaskFailure.from_exception(
+        "feed", _raised(FeedError("socket closed")), context, 5.0, 2
+    )
 
     assert failure.exc_type == f"{__name__}.FeedError"
     assert failure.message == "socket closed"

@@ -1,0 +1,170 @@
+"""The subscriptions API on SQLite and PostgreSQL: status codes, all-or-nothing writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from producers.api import create_app
+from tests.support.seed import expired_option, seed_universe
+from tickfleet.settings import Settings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def api(
+    make_settings: Callable[..., Settings], database_url: str
+) -> Iterator[tuple[TestClient, list[int]]]:
+    settings = make_settings(database_url=database_url, mock_strikes_each_side=100)
+    options = seed_universe(settings)
+    with TestClient(create_app(settings)) as client:
+        yield client, [o.instrument_token for o in options]
+
+
+def rows(client: TestClient) -> list[dict[str, Any]]:
+    response = client.get("/subscriptions")
+    assert response.status_code == 200
+    return list(response.json())
+
+
+def test_subscribe_one_and_many(api: tuple[TestClient, list[int]]) -> None:
+    client, tokens = api
+    one = client.post("/subscriptions", json={"instrument_token": tokens[0], "mode": "LTP"})
+    assert one.status_code == 200
+    body = one.json()
+    assert body["reload"] == {"requested": True, "scheduled": True, "generation": 1, "error": None}
+    assert body["subscriptions"][0]["mode"] == "LTP"
+    assert body["subscriptions"][0]["tradingsymbol"].startswith("NIFTY")
+    many = client.post("/subscriptions", json=[{"instrument_token": t} for t in tokens[1:4]])
+    assert many.status_code == 200
+    assert many.json()["reload"]["scheduled"] is False  # coalesced into the scheduled reload
+    assert {r["instrument_token"] for r in rows(client)} == set(tokens[:4])
+
+
+BAD_BODIES: list[tuple[str, Any, int]] = [
+    ("unknown token", [{"instrument_token": 999_999_999}], 404),
+    ("expired contract", [{"instrument_token": expired_option().instrument_token}], 409),
+    ("token is text", {"instrument_token": "abc"}, 422),
+    ("negative token", {"instrument_token": -5}, 422),
+    ("missing token", {"mode": "FULL"}, 422),
+    ("unknown field", {"instrument_token": 1, "colour": "red"}, 422),
+    ("bad mode", {"instrument_token": 1, "mode": "TURBO"}, 422),
+    ("empty list", [], 422),
+    ("not an object", "256265", 422),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "code"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_bad_input_gets_its_status_and_writes_nothing(
+    api: tuple[TestClient, list[int]], case: str, body: Any, code: int
+) -> None:
+    client, tokens = api
+    client.post("/subscriptions", json={"instrument_token": tokens[0]})
+    before = rows(client)
+    response = client.post("/subscriptions", json=body)
+    assert response.status_code == code, response.text
+    assert rows(client) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"instrument_token": 999_999_999}, 404),
+        ({"instrument_token": 12073986}, 409),
+        ({"instrument_token": 5, "pinned_account": "nobody"}, 422),
+    ],
+)
+def test_one_bad_item_rejects_the_whole_list(
+    api: tuple[TestClient, list[int]], extra: dict[str, Any], code: int
+) -> None:
+    client, tokens = api
+    body = [{"instrument_token": t} for t in tokens[:3]] + [extra]
+    response = client.post("/subscriptions", json=body)
+    assert response.status_code == code
+    assert any(
+        d["instrument_token"] == extra["instrument_token"] for d in response.json()["detail"]
+    )
+    assert rows(client) == []
+
+
+def test_duplicate_tokens_in_one_request_are_malformed(api: tuple[TestClient, list[int]]) -> None:
+    client, tokens = api
+    body = [{"instrument_token": tokens[0]}, {"instrument_token": tokens[0], "mode": "LTP"}]
+    assert client.post("/subscriptions", json=body).status_code == 422
+    assert rows(client) == []
+
+
+def test_pinning_to_a_configured_account(api: tuple[TestClient, list[int]]) -> None:
+    client, tokens = api
+    ok = client.post(
+        "/subscriptions", json={"instrument_token": tokens[0], "pinned_account": "sim-1"}
+    )
+    assert ok.status_code == 200
+    assert ok.json()["subscriptions"][0]["pinned_account"] == "sim-1"
+
+
+def test_delete_deactivates_instead_of_deleting(api: tuple[TestClient, list[int]]) -> None:
+    client, tokens = api
+    client.post("/subscriptions", json={"instrument_token": tokens[0]})
+    gone = client.delete(f"/subscriptions/{tokens[0]}")
+    assert gone.status_code == 200
+    assert gone.json()["changed"] is True and gone.json()["reload"]["requested"] is True
+    again = client.delete(f"/subscriptions/{tokens[0]}")
+    assert again.json()["changed"] is False and again.json()["reload"]["requested"] is False
+    assert client.delete("/subscriptions/424242").status_code == 404
+    (row,) = rows(client)
+    assert (row["status"], row["reason"]) == ("inactive", "unsubscribed")
+    assert client.get("/subscriptions", params={"status": "active"}).json() == []
+    assert client.get("/subscriptions", params={"status": "bogus"}).status_code == 422
+    back = client.post("/subscriptions", json={"instrument_token": tokens[0]})
+    assert back.json()["subscriptions"][0]["status"] == "active"
+
+
+def test_instruments_are_filtered_and_limited(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    everything = client.get("/instruments")
+    assert everything.status_code == 200 and len(everything.json()) == 1000
+    calls = client.get(
+        "/instruments",
+        params={
+            "underlying": "NIFTY",
+            "instrument_type": "ce",
+            "strike_min": 23900,
+            "strike_max": 24100,
+            "limit": 5000,
+        },
+    )
+    found = calls.json()
+    assert found and all(
+        i["instrument_type"] == "CE" and 23900 <= i["strike"] <= 24100 for i in found
+    )
+    expiry = found[0]["expiry"]
+    one_expiry = client.get("/instruments", params={"expiry": expiry, "limit": 5000}).json()
+    assert {i["expiry"] for i in one_expiry} == {expiry}
+    assert client.get("/instruments", params={"strike_min": 5, "strike_max": 1}).status_code == 422
+    assert client.get("/instruments", params={"limit": 0}).status_code == 422
+    assert client.get("/instruments", params={"expiry": "tomorrow"}).status_code == 422
+
+
+def test_api_key_guards_every_mutating_route(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    settings = make_settings(database_url=database_url, api_key="s3cret")
+    tokens = [o.instrument_token for o in seed_universe(settings)]
+    with TestClient(create_app(settings)) as client:
+        body = {"instrument_token": tokens[0]}
+        assert client.post("/subscriptions", json=body).status_code == 401
+        assert (
+            client.post("/subscriptions", json=body, headers={"X-API-Key": "nope"}).status_code
+            == 401
+        )
+        assert client.delete(f"/subscriptions/{tokens[0]}").status_code == 401
+        assert client.post("/admin/reload").status_code == 401
+        assert client.post("/admin/instrument-refresh").status_code == 401
+        assert client.get("/subscriptions").status_code == 200
+        ok = client.post("/subscriptions", json=body, headers={"X-API-Key": "s3cret"})
+        assert ok.status_code == 200

@@ -1,0 +1,31 @@
+"""Reading the reload runs recorded by tests.support.instrumented_workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import redis
+
+from tests.support.instrumented_workers import RUNS_KEY
+
+
+@dataclass(frozen=True)
+class Run:
+    run: str
+    start: float
+    end: float | None
+
+
+def reload_runs(client: redis.Redis) -> list[Run]:
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for raw in client.lrange(RUNS_KEY, 0, -1):
+        kind, run, at = raw.decode().split()
+        (starts if kind == "start" else ends)[run] = float(at)
+    return sorted((Run(r, s, ends.get(r)) for r, s in starts.items()), key=lambda r: r.start)
+
+
+def assert_no_overlap(runs: list[Run]) -> None:
+    for before, after in pairwise(runs):
+        assert before.end is not None and before.end <= after.start, f"{before} overlaps {after}"

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
+from tickfleet.instruments.csv_dump import read_dump, write_dump
+from tickfleet.instruments.model import Instrument
+from tickfleet.instruments.source import (
+    CsvFileSource,
+    KiteDumpSource,
+    OfflineUniverseSource,
+    choose_source,
+    select_underlyings,
+)
+from tickfleet.instruments.universe import UniverseSpec, generate_universe
+from tickfleet.settings import Settings
+
+NOV_4 = date(2025, 11, 4)
+
+
+def nifty_future(universe: list[Instrument]) -> Instrument:
+    option = universe[1]
+    return replace(
+        option,
+        instrument_token=option.instrument_token + 256 * 7,
+        exchange_token=option.exchange_token + 7,
+        tradingsymbol="NIFTY25NOVFUT",
+        instrument_type="FUT",
+        strike=0.0,
+        segment="NFO-FUT",
+    )
+
+
+def nifty_on_bfo(universe: list[Instrument]) -> Instrument:
+    option = universe[1]
+    return replace(option, instrument_token=5, tradingsymbol="NIFTYBFO", exchange="BFO")
+
+
+def test_select_keeps_the_index_and_nfo_derivatives_of_the_underlyings() -> None:
+    universe = generate_universe(NOV_4, 24000.0, make_spec(strikes_each_side=2))
+    others = read_dump(SAMPLE_ALL)
+    assert not any(item.underlying == "NIFTY" for item in others)
+    future = nifty_future(universe)
+    mixed = [*others, *universe, future, nifty_on_bfo(universe)]
+    assert select_underlyings(mixed, ("NIFTY",)) == [*universe, future]
+
+
+def test_select_with_none_keeps_everything() -> None:
+    everything = read_dump(SAMPLE_ALL)
+    assert select_underlyings(everything, None) == everything
+
+
+def test_select_by_another_underlying() -> None:
+    kept = select_underlyings(read_dump(SAMPLE_ALL), ("BANKNIFTY",))
+    assert kept
+    assert all(item.tradingsymbol.startswith("BANKNIFTY") for item in kept)
+    assert len(kept) == sum(
+        1 for item in read_dump(SAMPLE_ALL) if item.tradingsymbol.startswith("BANKNIFTY")
+    )
+
+
+def test_csv_file_source_reads_the_file(tmp_path: Path) -> None:
+    universe = generate_universe(NOV_4, 24000.0, make_spec(strikes_each_side=3))
+    path = tmp_path / "instruments.csv"
+    path.write_text(write_dump([*read_dump(SAMPLE_ALL), *universe]), encoding="utf-8")
+    assert CsvFileSource(path, underlyings=("NIFTY",)).fetch(NOV_4) == universe
+    assert len(CsvFileSource(path).fetch(NOV_4)) == len(read_dump(SAMPLE_ALL)) + len(universe)
+
+
+def test_offline_source_generates_the_universe_for_the_given_day() -> None:
+    spec = make_spec(spot=24100.0)
+    source = OfflineUniverseSource(spec)
+    assert source.fetch(NOV_4) == generate_universe(NOV_4, 24100.0, spec)
+    assert source.fetch(date(2025, 11, 12)) == generate_universe(date(2025, 11, 12), 24100.0, spec)
+
+
+def test_offline_source_centres_on_the_spot_it_is_given() -> None:
+    spec = make_spec(spot=24100.0)
+    assert OfflineUniverseSource(spec, spot=lambda: 25333.0).fetch(NOV_4) == generate_universe(
+        NOV_4, 25333.0, spec
+    )
+
+
+def base_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "instruments_csv": None,
+        "kite_api_key": None,
+        "kite_access_token": None,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_choose_source_prefers_a_configured_csv_file(tmp_path: Path) -> None:
+    path = tmp_path / "dump.csv"
+    settings = base_settings(instruments_csv=path, kite_api_key="k", kite_access_token="t")
+    source = choose_source(settings)
+    assert isinstance(source, CsvFileSource)
+    assert source.path == path
+
+
+def test_choose_source_uses_kite_with_credentials() -> None:
+    settings = base_settings(
+        kite_api_key="key123",
+        kite_access_token=SecretStr("tok456"),
+        kite_instruments_url="http://127.0.0.1:9/instruments",
+    )
+    source = choose_source(settings)
+    assert isinstance(source, KiteDumpSource)
+    assert source.url == "http://127.0.0.1:9/instruments"
+    assert source.underlyings == ("NIFTY",)
+    assert "tok456" not in source.name
+
+
+def test_choose_source_falls_back_to_the_offline_universe() -> None:
+    settings = base_settings(kite_api_key="key-without-token", mock_strikes_each_side=4)
+    source = choose_source(settings)
+    assert isinstance(source, OfflineUniverseSource)
+    assert source.spec == UniverseSpec.from_settings(settings)

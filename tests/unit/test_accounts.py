@@ -1,0 +1,54 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from tickfleet.accounts import SIMULATED_ACCOUNT_ID, AccountConfigError, load_accounts
+from tickfleet.settings import Settings
+
+
+def test_no_configuration_means_one_simulated_account() -> None:
+    accounts = load_accounts(Settings(accounts=None, accounts_file=None))
+    assert [a.account_id for a in accounts] == [SIMULATED_ACCOUNT_ID]
+    assert not accounts[0].has_credentials
+
+
+def test_accounts_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"account_id": "a1", "api_key": "k1", "access_token": "t1", "max_connections": 2},
+                {"account_id": "a2"},
+            ]
+        )
+    )
+    accounts = load_accounts(Settings(accounts_file=path, connections_per_account=3))
+    assert [(a.account_id, a.max_connections, a.has_credentials) for a in accounts] == [
+        ("a1", 2, True),
+        ("a2", 3, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ("not json", "not a valid accounts list"),
+        ('[{"account_id": "a"}, {"account_id": "a"}]', "duplicate account ids: a"),
+        (
+            '[{"account_id": "a", "api_key": "k", "max_connections": 2},'
+            ' {"account_id": "b", "api_key": "k", "max_connections": 2}]',
+            "more than 3 connections",
+        ),
+        ('[{"account_id": "bad id!"}]', "not a valid accounts list"),
+        ('[{"account_id": "a", "surprise": 1}]', "not a valid accounts list"),
+    ],
+)
+def test_bad_configuration_is_refused_with_a_clear_message(raw: str, needle: str) -> None:
+    with pytest.raises(AccountConfigError, match=needle):
+        load_accounts(Settings(accounts=raw))
+
+
+def test_unreadable_accounts_file(tmp_path: Path) -> None:
+    with pytest.raises(AccountConfigError, match="cannot read accounts file"):
+        load_accounts(Settings(accounts_file=tmp_path / "missing.json"))
