@@ -41,15 +41,15 @@ class Shutdown(_Message):
         return (self.hostname in (None, hostname)) and (self.stream in (None, stream))
 
 
-ControlMessage = Annotated[AssignmentChanged | Evict | Shutdown, Field(discriminator="type")]
-_ADAPTER: TypeAdapter[AssignmentChanged | Evict | Shutdown] = TypeAdapter(ControlMessage)
+Message = AssignmentChanged | Evict | Shutdown
+_ADAPTER: TypeAdapter[Message] = TypeAdapter(Annotated[Message, Field(discriminator="type")])
 
 
-def encode(message: AssignmentChanged | Evict | Shutdown) -> bytes:
+def encode(message: Message) -> bytes:
     return message.model_dump_json().encode()
 
 
-def decode(raw: bytes | str) -> AssignmentChanged | Evict | Shutdown | None:
+def decode(raw: bytes | str) -> Message | None:
     """The message, or None for anything that is not one (logged by the caller)."""
     try:
         return _ADAPTER.validate_json(raw)

@@ -64,6 +64,7 @@ CATALOG: dict[str, MetricSpec] = _specs(
     MetricSpec(
         "redis_circuit_open_drops_total", "counter", "Ticks dropped while the breaker was open."
     ),
+    MetricSpec("publish_buffer_drops_total", "counter", "Ticks dropped: publish buffer full."),
     MetricSpec(
         "redis_circuit_replayed_total", "counter", "Latest ticks re-published after recovery."
     ),

@@ -32,7 +32,8 @@ def default_worker() -> str:
 class BreakerCore:
     """Everything a breaker does in memory; subclasses add how it stays in step.
 
-    ``can_execute`` reads one attribute while closed and takes the lock only otherwise.
+    ``can_execute`` reads one attribute while closed, adds a clock read while open, and takes
+    the lock only when half-open (or when recovery is due).
     Transitions are queued under the lock and announced outside it, in order, each once,
     so listeners may call back into the breaker and never run while it is locked.
     """
@@ -60,8 +61,11 @@ class BreakerCore:
     # --- the hot path ---------------------------------------------------------------------
 
     def can_execute(self) -> bool:
-        if self._machine.closed:
+        machine = self._machine
+        if machine.closed:
             return True
+        if machine.state is CircuitState.OPEN and self._clock.monotonic() < machine.reopen_at:
+            return False
         with self._lock:
             allowed = self._machine.allow()
         self._settle()

@@ -31,7 +31,8 @@ class BreakerMachine:
 
     ``version`` is the last store version this worker has seen; local decisions never bump
     it, they leave a ``claim`` for the sync thread to push. ``transitions`` and
-    ``wake_requested`` are left for the caller to act on outside its lock.
+    ``wake_requested`` are left for the caller to act on outside its lock. ``closed``,
+    ``state`` and ``reopen_at`` (monotonic) may be read without the lock.
     """
 
     def __init__(
@@ -50,7 +51,7 @@ class BreakerMachine:
         self.transitions: deque[Transition] = deque()
         self.wake_requested = False
         self._reporting = reporting
-        self._reopen_at = 0.0
+        self.reopen_at = 0.0
         self._window = FailureWindow(config.failure_threshold, config.window_seconds)
         self._outbox = Outbox(config.failure_threshold)
         self._probes = ProbeGate(config.half_open_max_attempts, config.probe_reservation_ttl)
@@ -60,7 +61,7 @@ class BreakerMachine:
     def allow(self) -> bool:
         now = self._clock.monotonic()
         if self.state is OPEN:
-            if now < self._reopen_at:
+            if now < self.reopen_at:
                 return False
             self._half_open()
         if self.state is HALF_OPEN:
@@ -94,7 +95,7 @@ class BreakerMachine:
 
     def tick(self) -> None:
         """Move to HALF_OPEN when recovery is due, even if no caller asks for a while."""
-        if self.state is OPEN and self._clock.monotonic() >= self._reopen_at:
+        if self.state is OPEN and self._clock.monotonic() >= self.reopen_at:
             self._half_open()
 
     # --- keeping in step with the fleet ---------------------------------------------------
@@ -153,7 +154,7 @@ class BreakerMachine:
     def _open(self, opened_at: float, claim: bool) -> None:
         elapsed = max(0.0, self._clock.time() - opened_at)
         self.opened_at = opened_at
-        self._reopen_at = self._clock.monotonic() + max(0.0, self.config.recovery_timeout - elapsed)
+        self.reopen_at = self._clock.monotonic() + max(0.0, self.config.recovery_timeout - elapsed)
         self._probes.reset()
         if claim:
             self._claim(OPEN, opened_at)

@@ -26,7 +26,10 @@ Source = Literal["shared", "local"]
 or not configured)."""
 
 Listener = Callable[[CircuitState, CircuitState, Source], None]
-"""Called once per transition with the old state, the new state and the breaker's source."""
+"""Called once per transition with the old state, the new state and the breaker's source.
+
+Listeners run on whichever thread caused the transition (a caller's or the sync thread), so
+they must be quick and must not block."""
 
 
 class BreakerSnapshot(TypedDict):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.client import PubSub
 
 from tickfleet.breaker import BreakerConfig, CircuitState
 from tickfleet.breaker.report import Claim, Report, StoreView
@@ -54,7 +55,7 @@ def test_failures_from_several_workers_trip_the_fleet_inside_the_window(
     now = time.time()
     assert a.sync(failures(now - 1, now), now).failures == 2
 
-    with redis_client.pubsub(ignore_subscribe_messages=True) as events:
+    with PubSub(redis_client.connection_pool, ignore_subscribe_messages=True) as events:
         events.subscribe(a.channel)
         events.get_message(timeout=1)
         view = b.sync(failures(now), now)
@@ -98,7 +99,9 @@ def test_a_claim_on_a_stale_version_loses(a: BreakerStore, b: BreakerStore) -> N
 def test_an_open_claim_newer_than_the_last_close_reopens(a: BreakerStore) -> None:
     now = time.time()
     opened = a.sync(open_claim(0, now - 2), now - 2)
-    closed = a.sync(Report(Claim(opened.version, CircuitState.CLOSED, now - 1, None), (), 0), now - 1)
+    closed = a.sync(
+        Report(Claim(opened.version, CircuitState.CLOSED, now - 1, None), (), 0), now - 1
+    )
 
     reopened = a.sync(open_claim(opened.version, now), now)
 
@@ -137,9 +140,7 @@ def test_an_expired_reservation_frees_its_probe(
     assert third.reserve_probe(opened.version, now + CONFIG.probe_reservation_ttl + 0.1)
 
 
-def test_reservations_need_the_current_open_version(
-    a: BreakerStore, opened: StoreView
-) -> None:
+def test_reservations_need_the_current_open_version(a: BreakerStore, opened: StoreView) -> None:
     now = time.time()
     assert not a.reserve_probe(opened.version - 1, now)
     closed = a.sync(Report(Claim(opened.version, CircuitState.CLOSED, now, None), (), 0), now)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 
-from tickfleet.breaker import BreakerConfig, CircuitState, LocalBreaker, Source
+from tickfleet.breaker import (
+    Breaker,
+    BreakerConfig,
+    CircuitState,
+    LocalBreaker,
+    SharedBreaker,
+    Source,
+)
 from tickfleet.clock import ManualClock
 
 pytestmark = pytest.mark.timeout(10)
@@ -16,15 +26,13 @@ pytestmark = pytest.mark.timeout(10)
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
-def config(**overrides: float) -> BreakerConfig:
-    values: dict[str, float] = {
-        "failure_threshold": 3,
-        "window_seconds": 10.0,
-        "recovery_timeout": 5.0,
-        "half_open_max_attempts": 2,
-    }
-    values.update(overrides)
-    return BreakerConfig(**values)  # type: ignore[arg-type]
+BASE = BreakerConfig(
+    failure_threshold=3, window_seconds=10.0, recovery_timeout=5.0, half_open_max_attempts=2
+)
+
+
+def config(**overrides: Any) -> BreakerConfig:
+    return dataclasses.replace(BASE, **overrides)
 
 
 @pytest.fixture
@@ -110,7 +118,8 @@ def test_a_failed_probe_reopens_with_a_new_opened_at(
     breaker.record_failure(TimeoutError("probe"))
 
     assert breaker.state is OPEN
-    assert breaker.opened_at == first_opened_at + 5.0  # type: ignore[operator]
+    assert first_opened_at is not None
+    assert breaker.opened_at == first_opened_at + 5.0
     clock.advance(4.99)
     assert not breaker.can_execute()
     clock.advance(0.01)
@@ -301,5 +310,30 @@ def test_concurrent_mixed_calls_announce_a_consistent_chain() -> None:
     assert hammer(8, churn) == []
     assert len(heard) > 2
     assert heard[0][0] is CLOSED
-    assert all(prev[1] is nxt[0] for prev, nxt in zip(heard, heard[1:], strict=False))
+    assert all(prev[1] is nxt[0] for prev, nxt in itertools.pairwise(heard))
     assert heard[-1][1] is breaker.state
+
+
+@pytest.mark.parametrize("kind", ["local", "shared without a store"])
+def test_both_breakers_serve_through_the_protocol(clock: ManualClock, kind: str) -> None:
+    breaker: Breaker = (
+        LocalBreaker("publish", config(), clock)
+        if kind == "local"
+        else SharedBreaker(None, "publish", config(), clock)
+    )
+    breaker.start()
+    try:
+        for _ in range(3):
+            breaker.record_failure()
+        assert not breaker.can_execute()
+        clock.advance(5.0)
+        assert breaker.can_execute()
+        breaker.record_success()
+        assert breaker.snapshot() == {
+            "state": "closed",
+            "failure_count": 0,
+            "opened_at": None,
+            "source": "local",
+        }
+    finally:
+        breaker.stop()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +17,7 @@ EXPIRY = date(2025, 1, 7)
 def test_expiry_is_at_the_close_in_kolkata() -> None:
     at = expiry_datetime(EXPIRY, TZ)
     assert at == datetime(2025, 1, 7, 10, 0, tzinfo=UTC)
-    assert at.utcoffset() is not None and at.utcoffset().total_seconds() == 5.5 * 3600
+    assert at.utcoffset() == timedelta(hours=5, minutes=30)
 
 
 def test_years_on_expiry_morning() -> None:

@@ -52,7 +52,7 @@ def chain(
         for strike in range(low, high + 1, step):
             for kind in ("CE", "PE"):
                 symbol = f"NIFTY{expiry:%y%m%d}{strike}{kind}"
-                contracts.append(OptionContract(token, symbol, kind, float(strike), expiry))  # type: ignore[arg-type]
+                contracts.append(OptionContract(token, symbol, kind, float(strike), expiry))
                 token += 1
     return contracts
 

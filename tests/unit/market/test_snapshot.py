@@ -36,7 +36,7 @@ def test_versions_increase_by_one_and_ohlc_stays_consistent() -> None:
         assert s.low <= min(s.price, s.open) and max(s.price, s.open) <= s.high
         assert s.open == 24_000.0 and s.close == 24_000.0 and s.is_mock
     assert snaps[-1].high == max(s.price for s in snaps)
-    assert snaps[-1].low == min(min(s.price for s in snaps), 24_000.0)
+    assert snaps[-1].low == min([s.price for s in snaps] + [24_000.0])
     volumes = [s.volume for s in snaps]
     assert volumes == sorted(volumes) and volumes[-1] > volumes[0]
     assert snaps[1].ts - snaps[0].ts == 1.0

@@ -1,0 +1,110 @@
+"""Worker processes sharing one state store: trip propagation and the fleet's probe budget."""
+
+from __future__ import annotations
+
+import queue
+import time
+from multiprocessing.queues import Queue
+from typing import Any
+
+import pytest
+
+from tests.integration.breaker import fleet_worker
+from tests.integration.breaker.spawning import Spawner
+from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker, connect_store
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def collect(results: Queue[Any], count: int, timeout: float) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    found: list[Any] = []
+    while len(found) < count:
+        try:
+            found.append(results.get(timeout=max(0.01, deadline - time.monotonic())))
+        except queue.Empty:
+            break
+    return found
+
+
+def test_a_trip_in_one_process_reaches_another_within_a_second(
+    redis_url: str, spawn: Spawner
+) -> None:
+    # Polling every 3 s could not meet the deadline: this measures the pub/sub path.
+    config = BreakerConfig(failure_threshold=5, sync_seconds=3.0)
+    context = spawn.context
+    results: Queue[Any] = context.Queue()
+    ready_a, ready_b, go = context.Event(), context.Event(), context.Event()
+    spawn(fleet_worker.watch_for_trip, redis_url, config, ready_b, results, 30.0)
+    spawn(fleet_worker.trip_on_signal, redis_url, config, ready_a, go, results, 30.0)
+    assert ready_a.wait(30) and ready_b.wait(30)
+
+    go.set()
+    events = {event[0]: event for event in collect(results, 2, timeout=10)}
+
+    assert set(events) == {"tripped", "seen"}
+    assert events["tripped"][2] == CircuitState.OPEN
+    latency = events["seen"][1] - events["tripped"][1]
+    print(f"trip seen by the other process after {latency * 1000:.1f} ms")
+    assert 0 <= latency < 1.0
+
+
+def test_eight_processes_share_the_half_open_probe_budget(redis_url: str, spawn: Spawner) -> None:
+    config = BreakerConfig(
+        failure_threshold=1,
+        recovery_timeout=1.0,
+        half_open_max_attempts=3,
+        sync_seconds=0.5,
+        probe_reservation_ttl=30.0,
+    )
+    context = spawn.context
+    results: Queue[Any] = context.Queue()
+    readies = [context.Event() for _ in range(8)]
+    for ready in readies:
+        spawn(fleet_worker.count_probes, redis_url, config, ready, results, 30.0, 3.0)
+    assert all(ready.wait(30) for ready in readies)
+
+    with SharedBreaker(connect_store(redis_url), fleet_worker.NAME, config) as tripper:
+        tripper.record_failure(ConnectionError("refused"))
+        probes = [event[1] for event in collect(results, 8, timeout=20)]
+
+    print(f"probes let through per process: {probes}")
+    assert len(probes) == 8
+    assert sum(probes) == config.half_open_max_attempts
+    assert max(probes) == 1
+
+
+def test_a_crashed_probers_reservation_expires_and_probing_resumes(
+    redis_url: str, spawn: Spawner
+) -> None:
+    config = BreakerConfig(
+        failure_threshold=1,
+        recovery_timeout=0.5,
+        half_open_max_attempts=1,
+        sync_seconds=0.2,
+        probe_reservation_ttl=1.5,
+    )
+    context = spawn.context
+    results: Queue[Any] = context.Queue()
+    ready = context.Event()
+    prober = spawn(fleet_worker.probe_then_hang, redis_url, config, ready, results, 30.0)
+    assert ready.wait(30)
+
+    with SharedBreaker(connect_store(redis_url), fleet_worker.NAME, config) as survivor:
+        survivor.record_failure(ConnectionError("refused"))
+        (event,) = collect(results, 1, timeout=10)
+        prober.kill()
+        prober.join(timeout=10)
+        probing_since = event[1]
+
+        resumed_at = None
+        deadline = time.monotonic() + config.probe_reservation_ttl + 3.0
+        while time.monotonic() < deadline and resumed_at is None:
+            if survivor.can_execute():
+                resumed_at = time.time()
+            time.sleep(0.005)
+
+    assert resumed_at is not None, "probing never resumed"
+    waited = resumed_at - probing_since
+    print(f"probing resumed {waited:.2f} s after the prober took the fleet's only probe")
+    assert config.probe_reservation_ttl - 0.25 <= waited <= config.probe_reservation_ttl + 1.5

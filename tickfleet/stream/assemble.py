@@ -1,0 +1,176 @@
+"""Builds streams from one process's services: the only place stream parts are wired.
+
+Three Redis roles stay separate so each can live on its own server: the fleet Redis
+(leases, assignment, control channel, snapshots), the publish target that consumers
+read, and the breaker's state store. Clients that touch a possibly-dead server get
+short timeouts and no retry loops, so an outage costs one timeout, never a stall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tickfleet import control
+from tickfleet.accounts import Account
+from tickfleet.breaker import BreakerConfig, SharedBreaker, connect_store
+from tickfleet.failures import RedisFailureLog
+from tickfleet.lease import Lease, new_owner
+from tickfleet.market.contracts import InstrumentType
+from tickfleet.market.hours import MarketHours
+from tickfleet.market.options import MockOptionBook, OptionContract
+from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
+from tickfleet.monitor import TaskMonitor, process_context
+from tickfleet.names import UNDERLYING_STREAM, account_stream
+from tickfleet.services import Services
+from tickfleet.stream.account_feed import AccountFeed, ContractLookup
+from tickfleet.stream.control_listener import ControlListener, Handler, Poll
+from tickfleet.stream.lease_keeper import LeaseKeeper
+from tickfleet.stream.pacing import tick_forever
+from tickfleet.stream.publisher import PublisherConfig, TickPublisher
+from tickfleet.stream.runner import Part, StreamRunner
+from tickfleet.stream.status import StreamStatus, write_status
+from tickfleet.stream.underlying_feed import UnderlyingFeed
+
+ASSIGNMENT_POLL_SECONDS = 5.0
+_OPTION_TYPES: dict[str, InstrumentType] = {"CE": "CE", "PE": "PE"}
+
+
+def _fast_async(url: str, timeout: float) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
+class _Kit:
+    """The parts every stream has: lease, monitor, breaker, publisher, status, clients."""
+
+    def __init__(self, services: Services, name: str, hostname: str, context: dict[str, str]):
+        s = services.settings
+        self.services = services
+        self.name = name
+        self.hostname = hostname
+        self.fleet = _fast_async(s.redis_url, s.redis_socket_timeout)
+        self.target = _fast_async(s.effective_publish_redis_url, s.publish_timeout_seconds)
+        self.breaker = SharedBreaker(
+            connect_store(s.effective_breaker_redis_url), "publish",
+            BreakerConfig.from_settings(s), services.clock, services.metrics,
+            keys=services.keys, worker=f"{hostname}:{name}",
+        )
+        lease = Lease(services.redis, services.keys.stream_lease(name), s.lease_ttl_seconds,
+                      owner=new_owner(name))
+        self.keeper = LeaseKeeper(lease, s.lease_renew_seconds, services.clock)
+        self.status = StreamStatus(stream=name, owner=lease.owner, hostname=hostname)
+        failure_log = RedisFailureLog(connect_store(s.redis_url, 1.0), services.keys.task_failures)
+        self.monitor = TaskMonitor(
+            process_context(stream=name, worker=hostname, **context), services.metrics,
+            failure_log, services.clock,
+        )
+        config = PublisherConfig(s.publish_batch_max, s.publish_flush_seconds, s.publish_timeout_seconds)
+        self.publisher = TickPublisher(self.target, name, services.metrics, config, self.breaker,
+                                       self.keeper.may_publish)
+        self.rng = np.random.default_rng(s.mock_seed)
+        self.hours = MarketHours.from_settings(s)
+
+    def mode(self, has_credentials: bool) -> str:
+        s = self.services.settings
+        now = datetime.fromtimestamp(self.services.clock.time(), ZoneInfo(s.market_timezone))
+        return self.hours.feed_mode(now, s.feed, has_credentials, s.mock_enabled)
+
+    def report(self, status: StreamStatus) -> None:
+        write_status(self.services.redis, self.services.keys, status, self.services.clock.time())
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.breaker.stop)
+        await self.fleet.aclose()
+        await self.target.aclose()
+
+    def runner(self, parts: list[Part]) -> StreamRunner:
+        self.breaker.start()
+        parts = [Part("publisher", self.publisher.run), *parts]
+        return StreamRunner(self.name, self.keeper, self.monitor, self.status, parts,
+                            self.report, self.services.clock, closers=[self.close])
+
+    def listener(self, runner_ref: list[StreamRunner], on_change: Handler | None,
+                 poll: Poll) -> ControlListener:
+        async def handle(message: control.Message) -> None:
+            if isinstance(message, control.Shutdown):
+                if message.targets(self.hostname, self.name):
+                    runner_ref[0].stop()
+            elif on_change is not None:
+                await on_change(message)
+
+        return ControlListener(self.fleet, self.services.keys.control_channel, handle, poll,
+                               ASSIGNMENT_POLL_SECONDS)
+
+
+def _contracts(services: Services) -> ContractLookup:
+    """Registry lookup of the options among ``tokens`` (other instruments are not simulated)."""
+
+    def lookup(tokens: Collection[int]) -> list[OptionContract]:
+        out = []
+        for i in services.registry.get_many(tokens).values():
+            kind = _OPTION_TYPES.get(i.instrument_type)
+            if kind is not None and i.expiry is not None:
+                out.append(OptionContract(i.instrument_token, i.tradingsymbol, kind, i.strike, i.expiry))
+        return out
+
+    return lookup
+
+
+def build_account_stream(services: Services, account: Account, hostname: str) -> StreamRunner:
+    name = account_stream(account.account_id)
+    kit = _Kit(services, name, hostname, {"account": account.account_id})
+    s = services.settings
+    feed = AccountFeed(
+        account.account_id, MockOptionBook.from_settings(s, services.metrics), kit.fleet,
+        services.keys, services.channels, kit.publisher, kit.status, _contracts(services),
+        services.clock, kit.rng, s.market_timezone,
+    )
+
+    async def on_change(message: control.Message) -> None:
+        if isinstance(message, control.AssignmentChanged):
+            await feed.sync_assignment()
+        elif isinstance(message, control.Evict):
+            feed.forget(message.tokens)
+
+    ref: list[StreamRunner] = []
+    listener = kit.listener(ref, on_change, feed.sync_assignment)
+    ticks = lambda: tick_forever(  # noqa: E731
+        s.mock_tick_interval_seconds, lambda: kit.mode(account.has_credentials), kit.status,
+        feed.tick,
+    )
+    runner = kit.runner([Part("control", listener.run), Part("feed", ticks)])
+    ref.append(runner)
+    return runner
+
+
+def build_underlying_stream(services: Services, hostname: str) -> StreamRunner:
+    kit = _Kit(services, UNDERLYING_STREAM, hostname, {})
+    s = services.settings
+    store = RedisSnapshotStore(services.redis, services.keys.market_snapshot)
+    feed = UnderlyingFeed(
+        WalkSpec.from_settings(s), s.mock_underlying_price, store, kit.publisher,
+        services.channels, kit.status, services.clock, kit.rng,
+    )
+    credentials = any(a.has_credentials for a in services.accounts)
+
+    async def nothing() -> None:
+        return None
+
+    ref: list[StreamRunner] = []
+    listener = kit.listener(ref, None, nothing)
+    ticks = lambda: tick_forever(  # noqa: E731
+        s.mock_tick_interval_seconds, lambda: kit.mode(credentials), kit.status, feed.tick
+    )
+    runner = kit.runner([Part("control", listener.run), Part("feed", ticks)])
+    ref.append(runner)
+    return runner
+

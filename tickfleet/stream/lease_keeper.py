@@ -1,0 +1,74 @@
+"""Keeps a stream's lease alive and answers, at every flush, whether it may still publish.
+
+The lease is the only guarantee that one account is streamed by one worker: broker
+redelivery is not. Renewal runs in a thread (the lease client is synchronous) every
+``renew_every`` seconds. A refused renewal means another worker holds the lease: the
+keeper raises at once, and ``may_publish`` is already false. A Redis error is tolerated
+only while the lease would still be valid, so two owners can never both publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import redis
+
+from tickfleet.clock import Clock
+from tickfleet.lease import Lease
+
+log = logging.getLogger("tickfleet.stream")
+
+
+class LeaseLostError(RuntimeError):
+    """The stream no longer holds its lease; it must stop."""
+
+
+class LeaseKeeper:
+    def __init__(self, lease: Lease, renew_every: float, clock: Clock) -> None:
+        self.lease = lease
+        self.every = renew_every
+        self.clock = clock
+        self.ttl = lease.ttl_ms / 1000
+        self._held = False
+        self._renewed_at = 0.0
+        self._parent = os.getppid()
+
+    async def acquire(self) -> bool:
+        self._held = await asyncio.to_thread(self.lease.acquire)
+        self._renewed_at = self.clock.monotonic()
+        return self._held
+
+    def may_publish(self) -> bool:
+        """True while the lease is ours for certain (checked before every flush)."""
+        return self._held and self.clock.monotonic() - self._renewed_at < self.ttl
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            self._check_parent()
+            try:
+                renewed = await asyncio.to_thread(self.lease.renew)
+            except redis.RedisError as exc:
+                log.warning("lease %s renewal failed: %s", self.lease.key, exc)
+                renewed = None
+            if renewed:
+                self._renewed_at = self.clock.monotonic()
+            elif renewed is False or not self.may_publish():
+                self._held = False
+                raise LeaseLostError(f"lease {self.lease.key} lost (owner {self.lease.owner})")
+
+    def _check_parent(self) -> None:
+        # A prefork child outlives a SIGKILLed worker; it must not keep the stream alive.
+        if os.getppid() != self._parent:
+            self._held = False
+            raise LeaseLostError("the worker process that started this stream is gone")
+
+    async def release(self) -> None:
+        if self._held:
+            self._held = False
+            try:
+                await asyncio.to_thread(self.lease.release)
+            except redis.RedisError as exc:
+                log.warning("lease %s not released (%s); it lapses on its own", self.lease.key, exc)

@@ -1,0 +1,163 @@
+"""Batched, pipelined, breaker-guarded publishing of ticks to Redis.
+
+The predecessor awaited one PUBLISH per tick and blocked streaming while Redis was
+down. Here a feed only appends a serialized tick to an in-memory buffer (``offer``);
+``run`` drains the buffer in pipelines, one round trip per batch, each bounded by a
+timeout. A circuit breaker guards every flush: while it is open, batches are dropped
+without touching the network, counted, and the newest tick per token is kept so that
+consumers can resync the moment the breaker closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aioredis
+
+from tickfleet.breaker import Breaker, CircuitState
+from tickfleet.metrics import Metrics
+
+log = logging.getLogger("tickfleet.publisher")
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherConfig:
+    batch_max: int = 500
+    flush_seconds: float = 0.05
+    timeout_seconds: float = 1.0
+    buffer_max: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTick:
+    """One serialized tick bound for a channel and for the latest-tick hash."""
+
+    channel: str
+    latest_key: str
+    field: str
+    payload: bytes
+    created: float  # monotonic seconds, for tick-to-publish latency
+
+
+class TickPublisher:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        stream: str,
+        metrics: Metrics,
+        config: PublisherConfig,
+        breaker: Breaker,
+        may_publish: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._client = client
+        self._stream = stream
+        self._metrics = metrics
+        self._config = config
+        self._breaker = breaker
+        self._may_publish = may_publish
+        self._buffer: deque[PendingTick] = deque()
+        self._held: dict[tuple[str, str], PendingTick] = {}  # newest tick per token while open
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.dropped = 0
+
+    def offer(self, channel: str, latest_key: str, field: str, payload: bytes) -> None:
+        """Queue a tick; never blocks and never does I/O."""
+        if len(self._buffer) >= self._config.buffer_max:
+            self._buffer.popleft()
+            self._metrics.inc("publish_buffer_drops_total")
+        self._buffer.append(PendingTick(channel, latest_key, field, payload, time.monotonic()))
+        if len(self._buffer) >= self._config.batch_max:
+            self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    async def run(self) -> None:
+        """Flush forever: every ``flush_seconds``, sooner when a full batch is waiting."""
+        while True:
+            if not self._buffer:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._config.flush_seconds)
+                except TimeoutError:
+                    pass
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Publish up to one batch; returns how many ticks reached Redis."""
+        if self._held and self._breaker.state is CircuitState.CLOSED:
+            self._replay()
+        batch = self._take()
+        if not batch:
+            return 0
+        if not self._may_publish():
+            self.dropped += len(batch)  # lease lost: another stream owns these tokens now
+            return 0
+        if not self._breaker.can_execute():
+            self._hold(batch)
+            self.dropped += len(batch)
+            self._metrics.inc("redis_circuit_open_drops_total", len(batch))
+            return 0
+        return await self._send(batch)
+
+    def _take(self) -> list[PendingTick]:
+        n = min(len(self._buffer), self._config.batch_max)
+        return [self._buffer.popleft() for _ in range(n)]
+
+    def _hold(self, batch: list[PendingTick]) -> None:
+        """Keep the newest tick per token (bounded by the token count) for a later replay."""
+        for tick in batch:
+            self._held[(tick.latest_key, tick.field)] = tick
+
+    async def _send(self, batch: list[PendingTick]) -> int:
+        pipe = self._client.pipeline(transaction=False)
+        latest: dict[str, dict[str, bytes]] = {}
+        for tick in batch:
+            pipe.publish(tick.channel, tick.payload)
+            latest.setdefault(tick.latest_key, {})[tick.field] = tick.payload
+        for key, mapping in latest.items():
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+        try:
+            await asyncio.wait_for(pipe.execute(), self._config.timeout_seconds)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            self._failed(batch, exc)
+            return 0
+        self._succeeded(batch)
+        return len(batch)
+
+    def _failed(self, batch: list[PendingTick], exc: BaseException) -> None:
+        self._breaker.record_failure(exc)
+        self._metrics.inc("redis_publish_failures_total")
+        self._hold(batch)
+        log.warning("publish of %d ticks failed (%s: %s)", len(batch), type(exc).__name__, exc)
+
+    def _succeeded(self, batch: list[PendingTick]) -> None:
+        self._breaker.record_success()
+        now = time.monotonic()
+        for tick in batch:
+            self._metrics.observe("tick_publish_latency_seconds", now - tick.created)
+        self.published += len(batch)
+        self._metrics.inc("redis_publish_total", len(batch))
+        self._metrics.inc("ticks_published_total", len(batch), labels={"stream": self._stream})
+
+    def _replay(self) -> None:
+        """Put the newest held tick of every token back in front of the queue."""
+        held, self._held = self._held, {}
+        fresh = {(t.latest_key, t.field) for t in self._buffer}
+        stale = [t for key, t in held.items() if key not in fresh]
+        self._buffer.extendleft(reversed(stale))
+        self._metrics.inc("redis_circuit_replayed_total", len(stale))
+        if stale:
+            log.info("publishing recovered: re-publishing the latest tick of %d tokens", len(stale))
