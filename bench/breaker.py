@@ -4,11 +4,11 @@ The publisher asks ``can_execute()`` for every tick and reports one outcome per 
 batch, so the shared breaker's price is a memory read per tick. The baseline is the same
 pipelined PUBLISH batches with no breaker at all; the anchor is pybreaker with its Redis
 storage, called once per tick as it is designed to be, which pays Redis round trips on every
-call. All three run against one redis-server this script starts on a free port and stops,
-in rounds interleaved (and rotated) so they see the same machine state; figures are medians.
-The last line printed is one JSON object.
+call. All three run against one redis-server this script starts on a free port and stops.
+In every round the baseline and the shared breaker alternate batch by batch, then the anchor
+runs; figures are medians over rounds. The last line printed is one JSON object.
 
-    python bench/breaker.py [--seconds 0.7] [--rounds 7] [--batch 100]
+    python bench/breaker.py [--seconds 1.5] [--rounds 7] [--batch 100]
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from tickfleet.breaker import BreakerConfig, SharedBreaker, connect_store
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD_PCT = 5.0
 CHANNEL = "ticker:nifty:options"
-
-Variant = Callable[[list[bytes], float], float]
 
 
 class Server(Protocol):
@@ -71,18 +69,10 @@ def make_ticks(batch: int) -> list[bytes]:
     ]
 
 
-def ticks_per_second(
-    publish_batch: Callable[[list[bytes]], int], ticks: list[bytes], seconds: float
-) -> float:
-    sent = 0
-    began = time.perf_counter()
-    deadline = began + seconds
-    while time.perf_counter() < deadline:
-        sent += publish_batch(ticks)
-    return sent / (time.perf_counter() - began)
+Batch = Callable[[list[bytes]], int]
 
 
-def no_breaker(client: redis.Redis) -> Variant:
+def no_breaker(client: redis.Redis) -> Batch:
     def batch(ticks: list[bytes]) -> int:
         pipe = client.pipeline(transaction=False)
         for tick in ticks:
@@ -90,10 +80,10 @@ def no_breaker(client: redis.Redis) -> Variant:
         pipe.execute()
         return len(ticks)
 
-    return lambda ticks, seconds: ticks_per_second(batch, ticks, seconds)
+    return batch
 
 
-def shared_breaker(client: redis.Redis, breaker: SharedBreaker) -> Variant:
+def shared_breaker(client: redis.Redis, breaker: SharedBreaker) -> Batch:
     def batch(ticks: list[bytes]) -> int:
         pipe = client.pipeline(transaction=False)
         queued = 0
@@ -105,10 +95,10 @@ def shared_breaker(client: redis.Redis, breaker: SharedBreaker) -> Variant:
         breaker.record_success()
         return queued
 
-    return lambda ticks, seconds: ticks_per_second(batch, ticks, seconds)
+    return batch
 
 
-def pybreaker_redis(client: redis.Redis, state_client: redis.Redis) -> Variant:
+def pybreaker_redis(client: redis.Redis, state_client: redis.Redis) -> Batch:
     storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, state_client, namespace="bench")
     guard = pybreaker.CircuitBreaker(fail_max=10, reset_timeout=60, state_storage=storage)
 
@@ -119,7 +109,26 @@ def pybreaker_redis(client: redis.Redis, state_client: redis.Redis) -> Variant:
         pipe.execute()
         return len(ticks)
 
-    return lambda ticks, seconds: ticks_per_second(batch, ticks, seconds)
+    return batch
+
+
+def alternating(batches: dict[str, Batch], ticks: list[bytes], seconds: float) -> dict[str, float]:
+    """Ticks/s of each variant, run one batch each in turn (order flipped every cycle).
+
+    Alternating batch by batch exposes every variant to the same moments of machine noise,
+    which matters when the difference sought is a few per cent.
+    """
+    sent = dict.fromkeys(batches, 0)
+    spent = dict.fromkeys(batches, 0.0)
+    order = list(batches)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for name in order:
+            began = time.perf_counter()
+            sent[name] += batches[name](ticks)
+            spent[name] += time.perf_counter() - began
+        order.reverse()
+    return {name: sent[name] / spent[name] for name in batches}
 
 
 def can_execute_ns(breaker: SharedBreaker, calls: int = 1_000_000, rounds: int = 5) -> float:
@@ -133,31 +142,27 @@ def can_execute_ns(breaker: SharedBreaker, calls: int = 1_000_000, rounds: int =
     return statistics.median(runs)
 
 
-def interleaved(
-    variants: dict[str, Variant], ticks: list[bytes], seconds: float, rounds: int
+def rounds_of(
+    batches: dict[str, Batch], anchor: Batch, ticks: list[bytes], seconds: float, rounds: int
 ) -> dict[str, list[float]]:
-    """Run every variant once per round, rotating the order so none always goes first."""
-    names = list(variants)
-    for name in names:
-        variants[name](ticks, seconds / 4)  # warm-up
-    results: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            results[name].append(variants[name](ticks, seconds))
-    return results
+    """Per round: the compared variants alternating, then the (much slower) anchor alone."""
+    alternating(batches, ticks, seconds / 4)  # warm-up
+    alternating({"anchor": anchor}, ticks, seconds / 8)
+    runs: dict[str, list[float]] = {name: [] for name in (*batches, "anchor")}
+    for _ in range(rounds):
+        for name, rate in alternating(batches, ticks, seconds).items():
+            runs[name].append(rate)
+        runs["anchor"].append(alternating({"anchor": anchor}, ticks, seconds / 2)["anchor"])
+    return runs
 
 
 def measure(url: str, batch: int, seconds: float, rounds: int) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
     state_client = redis.Redis.from_url(url)
     with SharedBreaker(connect_store(url), "bench", BreakerConfig()) as breaker:
-        variants = {
-            "none": no_breaker(client),
-            "shared": shared_breaker(client, breaker),
-            "pybreaker": pybreaker_redis(client, state_client),
-        }
-        runs = interleaved(variants, make_ticks(batch), seconds, rounds)
+        compared = {"none": no_breaker(client), "shared": shared_breaker(client, breaker)}
+        anchor = pybreaker_redis(client, state_client)
+        runs = rounds_of(compared, anchor, make_ticks(batch), seconds, rounds)
         nanoseconds = can_execute_ns(breaker)
         source = breaker.source
     client.close()
@@ -166,7 +171,7 @@ def measure(url: str, batch: int, seconds: float, rounds: int) -> dict[str, Any]
     return {
         "none": statistics.median(runs["none"]),
         "shared": statistics.median(runs["shared"]),
-        "pybreaker": statistics.median(runs["pybreaker"]),
+        "pybreaker": statistics.median(runs["anchor"]),
         "overhead_pct": (1.0 - statistics.median(paired)) * 100.0,
         "can_execute_ns": nanoseconds,
         "source": source,
@@ -175,7 +180,7 @@ def measure(url: str, batch: int, seconds: float, rounds: int) -> dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=0.7, help="per variant per round")
+    parser.add_argument("--seconds", type=float, default=1.5, help="per round, both compared")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
@@ -188,7 +193,7 @@ def main() -> None:
             server.stop()
 
     ratio = figures["shared"] / figures["pybreaker"]
-    print(f"pipelined PUBLISH, batches of {args.batch}, {args.rounds} rounds x {args.seconds}s")
+    print(f"pipelined PUBLISH, batches of {args.batch}, {args.rounds} rounds (medians)")
     print(f"no breaker:                      {figures['none']:12,.0f} ticks/s")
     print(f"SharedBreaker ({figures['source']}):         {figures['shared']:12,.0f} ticks/s")
     print(f"pybreaker + CircuitRedisStorage: {figures['pybreaker']:12,.0f} ticks/s")

@@ -1,10 +1,14 @@
-"""The ``tickfleet`` command line: set up the database, reload, refresh, watch ticks."""
+"""The ``tickfleet`` command line: set up the database, reload, refresh, watch ticks.
+
+Exit status: 0 on success; ``tail`` exits 1 when it printed no tick at all.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -68,6 +72,36 @@ def cmd_reload(services: Services, args: argparse.Namespace) -> int:
     return 0 if outcome.kind == "ran" else 1
 
 
+def cmd_tail(services: Services, args: argparse.Namespace) -> int:
+    """Print live ticks as JSON lines, optionally only some tokens, until --limit or --seconds."""
+    channels = services.channels
+    wanted = {
+        "options": [channels.options], "underlying": [channels.underlying],
+        "all": [channels.options, channels.underlying],
+    }[args.channel]
+    tokens = set(args.token or [])
+    pubsub = services.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe(*wanted)
+    printed, deadline = 0, time.monotonic() + args.seconds if args.seconds else None
+    try:
+        while args.limit is None or printed < args.limit:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            message = pubsub.get_message(timeout=0.5)
+            if message is None:
+                continue
+            tick = orjson.loads(message["data"])
+            if tokens and tick.get("instrument_token") not in tokens:
+                continue
+            print(orjson.dumps(tick).decode(), flush=True)
+            printed += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pubsub.close()
+    return 0 if printed else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     reload = sub.add_parser("reload", help="request a subscription reload")
     reload.add_argument("--now", action="store_true", help="run immediately and wait")
     reload.set_defaults(func=cmd_reload)
+    tail = sub.add_parser("tail", help="print live ticks from Redis")
+    tail.add_argument("--token", type=int, action="append", help="only this token (repeatable)")
+    tail.add_argument("--limit", type=int, help="stop after this many ticks")
+    tail.add_argument("--seconds", type=float, help="stop after this long")
+    tail.add_argument("--channel", choices=["options", "underlying", "all"], default="all")
+    tail.set_defaults(func=cmd_tail)
     return parser
 
 

@@ -1,8 +1,9 @@
 """The fleet's health document: one place that decides ok, degraded or down.
 
 ``down`` means this API cannot reach Redis or the database (HTTP 503). ``degraded``
-means it can, but part of the fleet is not doing its job: a stream with tokens has no
-lease or no recent tick, the publish breaker is open, or the last reload failed.
+means it can, but part of the fleet is not doing its job: a stream that should run has
+no lease, a streaming one has had no tick for a while, the publish breaker is open, or
+the last reload failed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from tickfleet.failures import RedisFailureLog
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
+from tickfleet.stream.status import read_streams
 
 Section = Callable[[], dict[str, Any]]
 
@@ -42,6 +44,11 @@ def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[
         doc["status"] = "down"
         return doc
     doc["reload"] = coordinator.status()
+    expected = services.assignments.load().streams()
+    doc["streams"] = read_streams(
+        services.redis, services.keys, expected, services.clock.time(),
+        services.settings.stream_stale_seconds,
+    )
     recent = RedisFailureLog(services.redis, services.keys.task_failures).recent(10)
     doc["failures"] = [f.to_dict() for f in recent]
     problems = _problems(doc)
@@ -54,4 +61,7 @@ def _problems(doc: dict[str, Any]) -> list[str]:
     problems = []
     if doc["reload"]["last_error"]:
         problems.append(f"last reload failed: {doc['reload']['last_error']}")
+    for name, stream in doc["streams"].items():
+        if stream["problem"]:
+            problems.append(f"stream {name}: {stream['problem']}")
     return problems

@@ -1,9 +1,11 @@
-"""The real Celery app with the reload body wrapped, so tests observe runs themselves.
+"""The real Celery app with two observation points, so tests see what happens themselves.
 
-Start a worker with ``celery -A tests.support.instrumented_workers worker ...``. Every
-reload run appends "start <run> <t>" and "end <run> <t>" to a Redis list the test reads;
-``TEST_RELOAD_HOLD_SECONDS`` stretches each run so a test can act while one is running.
-Nothing here changes what the coordinator does: the wrapper sits around the body only.
+Start a worker with ``celery -A tests.support.instrumented_workers worker ...``.
+- Every reload run appends "start <run> <t>" and "end <run> <t>" to a Redis list;
+  ``TEST_RELOAD_HOLD_SECONDS`` stretches each run so a test can act while one runs.
+- Every successful publish batch appends "<stream> <pid> <t> <n>" to another list, so a
+  test can tell which process published for which stream, and when.
+Nothing here changes what the coordinator or the publisher do: wrappers sit around them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from typing import Any
 import redis
 
 from tickfleet.rebalance import Rebalancer
+from tickfleet.stream.publisher import PendingTick, TickPublisher
 from workers import app
 
 RUNS_KEY = "test:reload:runs"
+PUBLISHES_KEY = "test:publishes"
 _body = Rebalancer.__call__
+_succeeded = TickPublisher._succeeded
+_recorder: list[redis.Redis] = []
 
 
 def _recorded(self: Rebalancer) -> Mapping[str, Any]:
@@ -35,6 +41,14 @@ def _recorded(self: Rebalancer) -> Mapping[str, Any]:
         client.close()
 
 
+def _published(self: TickPublisher, batch: list[PendingTick]) -> None:
+    _succeeded(self, batch)
+    if not _recorder:
+        _recorder.append(redis.Redis.from_url(os.environ["REDIS_URL"]))
+    _recorder[0].rpush(PUBLISHES_KEY, f"{self._stream} {os.getpid()} {time.time()} {len(batch)}")
+
+
 Rebalancer.__call__ = _recorded  # type: ignore[method-assign]
+TickPublisher._succeeded = _published  # type: ignore[method-assign]
 
 __all__ = ["app"]

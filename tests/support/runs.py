@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import redis
 
-from tests.support.instrumented_workers import RUNS_KEY
+from tests.support.instrumented_workers import PUBLISHES_KEY, RUNS_KEY
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,19 @@ def reload_runs(client: redis.Redis) -> list[Run]:
 def assert_no_overlap(runs: list[Run]) -> None:
     for before, after in pairwise(runs):
         assert before.end is not None and before.end <= after.start, f"{before} overlaps {after}"
+
+
+@dataclass(frozen=True)
+class Publish:
+    stream: str
+    pid: int
+    at: float
+    ticks: int
+
+
+def publishes(client: redis.Redis) -> list[Publish]:
+    out = []
+    for raw in client.lrange(PUBLISHES_KEY, 0, -1):
+        stream, pid, at, n = raw.decode().split()
+        out.append(Publish(stream, int(pid), float(at), int(n)))
+    return out

@@ -33,9 +33,9 @@ class BreakerCore:
     """Everything a breaker does in memory; subclasses add how it stays in step.
 
     ``can_execute`` reads one attribute while closed, adds a clock read while open, and takes
-    the lock only when half-open (or when recovery is due).
-    Transitions are queued under the lock and announced outside it, in order, each once,
-    so listeners may call back into the breaker and never run while it is locked.
+    the lock only when half-open (or when recovery is due). Transitions are queued under the
+    lock and announced outside it, in order, each once, so listeners may call back into the
+    breaker and never run while it is locked.
     """
 
     def __init__(
@@ -67,7 +67,7 @@ class BreakerCore:
         if machine.state is CircuitState.OPEN and self._clock.monotonic() < machine.reopen_at:
             return False
         with self._lock:
-            allowed = self._machine.allow()
+            allowed = machine.allow()
         self._settle()
         return allowed
 

@@ -45,13 +45,13 @@ class BreakerMachine:
         self.source: Source = source
         self.version = 0
         self.opened_at: float | None = None
+        self.reopen_at = 0.0
         self.fleet_failures = 0
         self.claim: Claim | None = None
         self.last_error: BaseException | None = None
         self.transitions: deque[Transition] = deque()
         self.wake_requested = False
         self._reporting = reporting
-        self.reopen_at = 0.0
         self._window = FailureWindow(config.failure_threshold, config.window_seconds)
         self._outbox = Outbox(config.failure_threshold)
         self._probes = ProbeGate(config.half_open_max_attempts, config.probe_reservation_ttl)

@@ -100,17 +100,19 @@ class SharedBreaker(BreakerCore):
     # --- one sync round (runs on the sync thread, and once in ``start``) --------------------
 
     def _sync_round(self) -> None:
-        assert self._store is not None
+        store = self._store
+        if store is None:
+            return
         with self._lock:
             self._machine.tick()
             report = self._machine.take_report()
         try:
-            view = self._store.sync(report, self._clock.time())
+            view = store.sync(report, self._clock.time())
         except redis.RedisError as error:
             self._store_lost(report, error)
         else:
             self._store_answered(view)
-            self._reserve_probe(self._store)
+            self._reserve_probe(store)
         self._settle()
 
     def _store_lost(self, report: Report, error: redis.RedisError) -> None:

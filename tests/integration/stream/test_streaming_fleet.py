@@ -1,0 +1,264 @@
+"""The streaming fleet end to end: API, control worker, two stream workers and beat,
+all real processes against a real Redis, observed from a consumer's side."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import Fleet
+from tests.support.processes import FleetProcess
+from tests.support.runs import Publish, publishes
+from tests.support.seed import seed_universe
+from tests.support.ticks import TickCollector
+from tickfleet.instruments import Instrument
+from tickfleet.market.expiry import years_to_expiry
+from tickfleet.names import Keys
+from tickfleet.settings import Settings
+
+pytestmark = pytest.mark.timeout(150)
+APP = "tests.support.instrumented_workers"
+TICK = 0.3
+LEASE_TTL = 3.0
+WATCHDOG = 1.0
+
+
+@dataclass
+class Streaming:
+    fleet: Fleet
+    api: httpx.Client
+    ticks: TickCollector
+    options: list[Instrument]
+    workers: list[FleetProcess]
+    redis: redis.Redis
+    keys: Keys
+
+    def chain(self, n_strikes: int, skip: int = 0) -> list[Instrument]:
+        """CE and PE of ``n_strikes`` strikes nearest the money, nearest expiry."""
+        expiry = min(o.expiry for o in self.options if o.expiry is not None)
+        near = [o for o in self.options if o.expiry == expiry]
+        strikes = sorted({o.strike for o in near}, key=lambda k: abs(k - 24000))
+        chosen = set(strikes[skip : skip + n_strikes])
+        return sorted((o for o in near if o.strike in chosen), key=lambda o: (o.strike, o.instrument_type))
+
+    def subscribe(self, instruments: list[Instrument]) -> None:
+        body = [{"instrument_token": i.instrument_token} for i in instruments]
+        assert self.api.post("/subscriptions", json=body).status_code == 200
+
+    def lease_owner(self, stream: str = "account:sim-1") -> str | None:
+        raw = self.redis.get(self.keys.stream_lease(stream))
+        return raw.decode() if raw else None
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.api.get("/health").json())
+
+    def wait_health(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+        """Stream status is reported every second: poll until it shows what we expect."""
+        deadline = time.monotonic() + timeout
+        while True:
+            health = self.health()
+            if predicate(health) or time.monotonic() > deadline:
+                return health
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def streaming(
+    make_settings: Callable[..., Settings], fleet_factory: Callable[..., Fleet],
+    redis_client: redis.Redis,
+) -> Iterator[Streaming]:
+    settings = make_settings(
+        feed="mock", mock_tick_interval_seconds=TICK, lease_ttl_seconds=LEASE_TTL,
+        lease_renew_seconds=1.0, watchdog_interval_seconds=WATCHDOG,
+        stream_start_grace_seconds=4.0, reload_min_interval_seconds=1.0,
+        stream_stale_seconds=5.0,
+    )
+    options = seed_universe(settings, with_expired=False)
+    fleet = fleet_factory(settings, APP)
+    _, url = fleet.api()
+    fleet.control_worker()
+    workers = [fleet.stream_worker("stream-a"), fleet.stream_worker("stream-b")]
+    fleet.beat()
+    collector = TickCollector(settings.redis_url).start()
+    with httpx.Client(base_url=url, timeout=30) as api:
+        yield Streaming(fleet, api, collector, options, workers, redis_client,
+                        Keys(settings.key_prefix))
+    collector.stop()
+
+
+def check_option_tick(tick: dict[str, Any]) -> None:
+    assert tick["is_mock"] is True
+    assert tick["last_price"] > 0
+    assert tick["gamma"] >= 0 and tick["vega"] >= 0
+    assert 0 < tick["iv"] < 2
+    if tick["instrument_type"] == "CE":
+        assert 0 < tick["delta"] < 1
+    else:
+        assert -1 < tick["delta"] < 0
+    for name in ("instrument_token", "tradingsymbol", "strike", "expiry", "volume", "oi",
+                 "theta", "timestamp"):
+        assert name in tick
+
+
+def test_subscribed_options_stream_well_formed_coherent_ticks(streaming: Streaming) -> None:
+    chain = streaming.chain(6)
+    assert len(chain) == 12
+    started = time.time()
+    streaming.subscribe(chain)
+    tokens = {i.instrument_token for i in chain}
+    took = streaming.ticks.wait_for(
+        lambda c: tokens <= {t["instrument_token"] for t in c.options(started)}, 20,
+        "a tick for every subscribed token")
+    print(f"first tick of all 12 tokens {took:.2f}s after subscribing")
+    time.sleep(2 * TICK)
+    options = streaming.ticks.options(started)
+    assert {t["instrument_token"] for t in options} == tokens
+    for tick in options:
+        check_option_tick(tick)
+    spot = streaming.ticks.underlying(started)[-1]["last_price"]
+    by_time: dict[str, dict[float, dict[str, Any]]] = {}
+    for tick in options:
+        by_time.setdefault(tick["timestamp"], {})[(tick["strike"], tick["instrument_type"])] = tick
+    checked = 0
+    for stamp, ticks in by_time.items():
+        now = datetime.fromisoformat(stamp)
+        for (strike, kind), call in ticks.items():
+            put = ticks.get((strike, "PE"))
+            if kind != "CE" or put is None:
+                continue
+            years = years_to_expiry(now, datetime.fromisoformat(call["expiry"]).date(), "Asia/Kolkata")
+            forward_gap = spot - strike * math.exp(-0.065 * years)
+            assert abs(call["last_price"] - put["last_price"] - forward_gap) <= 0.005 * spot
+            checked += 1
+    assert checked >= 6
+    health = streaming.wait_health(lambda h: h["streams"]["account:sim-1"]["ticks"] > 0)
+    assert health["status"] == "ok", health["problems"]
+    sim = health["streams"]["account:sim-1"]
+    assert sim["mode"] == "mock" and sim["tokens"] == 12
+    assert sim["lease_holder"] == streaming.lease_owner() == sim["owner"]
+
+
+def test_adding_and_removing_tokens_does_not_restart_the_stream(streaming: Streaming) -> None:
+    first = streaming.chain(4)
+    streaming.subscribe(first)
+    tokens = {i.instrument_token for i in first}
+    streaming.ticks.wait_for(lambda c: tokens <= {t["instrument_token"] for t in c.options()}, 20,
+                             "initial ticks")
+    owner = streaming.lease_owner()
+    started_at = streaming.health()["streams"]["account:sim-1"]["started_at"]
+
+    added = streaming.chain(2, skip=4)
+    removed = first[:2]
+    change = time.time()
+    streaming.subscribe(added)
+    for instrument in removed:
+        assert streaming.api.delete(f"/subscriptions/{instrument.instrument_token}").status_code == 200
+    added_tokens = {i.instrument_token for i in added}
+    removed_tokens = {i.instrument_token for i in removed}
+    streaming.ticks.wait_for(
+        lambda c: added_tokens <= {t["instrument_token"] for t in c.options(change)}, 20,
+        "ticks for the added tokens")
+    time.sleep(2.0)  # the reload has run; let the removal take effect
+    quiet = time.time()
+    time.sleep(5 * TICK)
+    recent = {t["instrument_token"] for t in streaming.ticks.options(quiet)}
+    kept = tokens - removed_tokens
+    assert recent == kept | added_tokens
+    assert streaming.lease_owner() == owner
+    assert streaming.health()["streams"]["account:sim-1"]["started_at"] == started_at
+    for token in kept:  # no gap on unchanged tokens across the whole change
+        stamps = [r.at for r in streaming.ticks.snapshot()
+                  if r.tick.get("instrument_token") == token]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        assert max(gaps) < 3 * TICK + 0.5, f"token {token} paused {max(gaps):.2f}s"
+
+
+def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: Streaming) -> None:
+    chain = streaming.chain(1)
+    streaming.subscribe(chain)
+    token = chain[0].instrument_token
+    streaming.ticks.wait_for(lambda c: any(t["instrument_token"] == token for t in c.options()),
+                             20, "ticks before the fault")
+    owner = streaming.lease_owner()
+    # A corrupt snapshot with a version no writer can beat: every read of it fails.
+    streaming.redis.set(streaming.keys.market_snapshot, b'{"version": 999999999999}')
+    deadline = time.monotonic() + 15
+    failure = None
+    while failure is None and time.monotonic() < deadline:
+        failures = streaming.health()["failures"]
+        failure = next((f for f in failures if f["task"] == "feed"
+                        and f["context"].get("stream") == "account:sim-1"), None)
+        time.sleep(0.2)
+    assert failure is not None, "the failure must show in /health"
+    streaming.redis.delete(streaming.keys.market_snapshot)  # the fault goes away
+    repaired = time.time()
+    assert failure["context"]["account"] == "sim-1"
+    assert "snapshot" in failure["message"].lower() or failure["exc_type"]
+    logged = [w for w in streaming.workers if "task feed failed [" in w.log()]
+    assert logged, "the failure must be logged by the worker running the stream"
+    line = next(line for line in logged[0].log().splitlines() if "task feed failed [" in line)
+    assert "stream=account:sim-1" in line and "account=sim-1" in line
+    metrics = streaming.api.get("/metrics").text
+    assert 'task_failures_total{task="feed"}' in metrics
+    streaming.ticks.wait_for(
+        lambda c: any(t["instrument_token"] == token for t in c.options(repaired)), 20,
+        "ticks again after the fault")
+    assert streaming.lease_owner() == owner, "recovered by restarting the coroutine, not the stream"
+
+
+def owner_worker(streaming: Streaming, stream: str) -> FleetProcess:
+    status = streaming.health()["streams"][stream]
+    return next(w for w in streaming.workers if status["hostname"].startswith(w.name + "@"))
+
+
+def assert_one_publisher_at_a_time(records: list[Publish], stream: str) -> list[int]:
+    """Per stream, publishing processes take turns: once one takes over, the other never returns."""
+    order: list[int] = []
+    for record in sorted((r for r in records if r.stream == stream), key=lambda r: r.at):
+        if not order or order[-1] != record.pid:
+            assert record.pid not in order, f"process {record.pid} published again after a takeover"
+            order.append(record.pid)
+    return order
+
+
+def test_a_killed_worker_loses_its_stream_to_the_survivor_within_ttl_plus_watchdog(
+    streaming: Streaming,
+) -> None:
+    streaming.subscribe(streaming.chain(2))
+    streaming.ticks.wait_for(lambda c: len(c.options()) > 4, 20, "ticks before the kill")
+    victim = owner_worker(streaming, "account:sim-1")
+    victim.kill()
+    killed = time.time()
+    streaming.ticks.wait_for(lambda c: len(c.options(killed + 0.05)) > 0, 30, "ticks after failover")
+    records = [r for r in publishes(streaming.redis) if r.stream == "account:sim-1"]
+    resumed = min(r.at for r in records if r.at > killed)
+    takeover = resumed - killed
+    print(f"failover took {takeover:.2f}s (lease TTL {LEASE_TTL}s + watchdog {WATCHDOG}s)")
+    assert takeover <= LEASE_TTL + WATCHDOG + 2.0
+    order = assert_one_publisher_at_a_time(records, "account:sim-1")
+    assert len(order) == 2
+    assert streaming.health()["streams"]["account:sim-1"]["problem"] is None
+
+
+def test_a_warm_shutdown_hands_the_stream_over_before_the_lease_would_lapse(
+    streaming: Streaming,
+) -> None:
+    streaming.subscribe(streaming.chain(1))
+    streaming.ticks.wait_for(lambda c: len(c.options()) > 2, 20, "ticks before the shutdown")
+    leaving = owner_worker(streaming, "account:sim-1")
+    stopped = time.time()
+    leaving.stop()
+    streaming.ticks.wait_for(lambda c: len(c.options(stopped)) > 0, 30, "ticks after handover")
+    records = [r for r in publishes(streaming.redis) if r.stream == "account:sim-1"]
+    handover = min(r.at for r in records if r.at > stopped) - stopped
+    print(f"handover after warm shutdown took {handover:.2f}s")
+    assert handover < LEASE_TTL, "a released lease must not have to lapse first"
+    assert len(assert_one_publisher_at_a_time(records, "account:sim-1")) == 2

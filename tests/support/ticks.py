@@ -1,0 +1,79 @@
+"""A consumer that records every tick published on the fleet's channels (test side)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+
+from tickfleet.names import Channels
+
+
+@dataclass
+class Received:
+    at: float
+    channel: str
+    tick: dict[str, Any]
+
+
+@dataclass
+class TickCollector:
+    """Subscribes in a thread; ``stop`` ends it. Thread-safe reads through ``snapshot``."""
+
+    url: str
+    channels: Channels = field(default_factory=Channels)
+    _ticks: list[Received] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> TickCollector:
+        client = redis.Redis.from_url(self.url)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.channels.options, self.channels.underlying)
+
+        def run() -> None:
+            try:
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message is not None:
+                        received = Received(
+                            time.time(), message["channel"].decode(), orjson.loads(message["data"])
+                        )
+                        with self._lock:
+                            self._ticks.append(received)
+            finally:
+                pubsub.close()
+                client.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def snapshot(self, since: float = 0.0) -> list[Received]:
+        with self._lock:
+            return [r for r in self._ticks if r.at >= since]
+
+    def options(self, since: float = 0.0) -> list[dict[str, Any]]:
+        return [r.tick for r in self.snapshot(since) if r.channel == self.channels.options]
+
+    def underlying(self, since: float = 0.0) -> list[dict[str, Any]]:
+        return [r.tick for r in self.snapshot(since) if r.channel == self.channels.underlying]
+
+    def wait_for(self, predicate: Any, timeout: float, what: str) -> float:
+        """Poll until ``predicate(self)`` holds; returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if predicate(self):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise TimeoutError(f"{what} not seen within {timeout}s")
