@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from tickfleet.instruments import choose_source, refresh_instruments
+from tickfleet.readiness import wait_until_ready
 from tickfleet.services import Services
 from tickfleet.settings import get_settings
 from workers.app import make_app
@@ -32,7 +33,8 @@ def _now(services: Services) -> datetime:
 
 def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
     """Create the tables; load instruments when the registry is empty (or --refresh)."""
-    services.engine  # noqa: B018 - building the engine creates the schema
+    wait_until_ready(lambda: services.engine, "database", args.wait)  # creates the schema
+    wait_until_ready(services.redis.ping, "redis", args.wait)
     if args.refresh or services.registry.count() == 0:
         return cmd_refresh(services, args)
     print(f"database ready: {services.registry.count()} instruments")
@@ -107,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init-db", help="create tables, load instruments if empty")
     init.add_argument("--refresh", action="store_true", help="reload instruments anyway")
+    init.add_argument("--wait", type=float, default=30.0, help="seconds to wait for DB/Redis")
     init.set_defaults(func=cmd_init_db)
     sub.add_parser("refresh-instruments", help="reload the instrument registry now").set_defaults(
         func=cmd_refresh

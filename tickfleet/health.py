@@ -9,12 +9,17 @@ the last reload failed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import redis
 from sqlalchemy import text
 
+from tickfleet.breaker import BreakerConfig, BreakerSnapshot
+from tickfleet.breaker.view import read_shared, worst_local
+
 from tickfleet.failures import RedisFailureLog
+from tickfleet.names import PUBLISH_BREAKER
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
 from tickfleet.stream.status import read_streams
@@ -49,6 +54,7 @@ def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[
         services.redis, services.keys, expected, services.clock.time(),
         services.settings.stream_stale_seconds,
     )
+    doc["breaker"] = _breaker(services, doc["streams"].values())
     recent = RedisFailureLog(services.redis, services.keys.task_failures).recent(10)
     doc["failures"] = [f.to_dict() for f in recent]
     problems = _problems(doc)
@@ -57,8 +63,23 @@ def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[
     return doc
 
 
+def _breaker(services: Services, streams: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    config = BreakerConfig.from_settings(services.settings)
+    try:
+        view = read_shared(
+            services.breaker_store, services.keys, PUBLISH_BREAKER, config, services.clock.time()
+        )
+    except redis.RedisError:
+        view = worst_local(streams) or BreakerSnapshot(
+            state="unknown", failure_count=0, opened_at=None, source="local"
+        )
+    return dict(view)
+
+
 def _problems(doc: dict[str, Any]) -> list[str]:
     problems = []
+    if doc["breaker"]["state"] != "closed":
+        problems.append(f"publish breaker is {doc['breaker']['state']}")
     if doc["reload"]["last_error"]:
         problems.append(f"last reload failed: {doc['reload']['last_error']}")
     for name, stream in doc["streams"].items():

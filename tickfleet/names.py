@@ -25,6 +25,7 @@ TASK_WATCHDOG = "tickfleet.watchdog"
 TASK_EVICT_EXPIRED = "tickfleet.evict_expired"
 
 UNDERLYING_STREAM = "underlying"
+PUBLISH_BREAKER = "publish"
 
 
 def account_stream(account_id: str) -> str:

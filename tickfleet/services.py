@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import redis
+from redis import Redis
 from sqlalchemy import Engine
 
 from tickfleet.accounts import Account, load_accounts
 from tickfleet.assignment_store import AssignmentStore
+from tickfleet.breaker import connect_store
 from tickfleet.clock import Clock, SystemClock
 from tickfleet.db import SessionFactory, create_schema, make_engine, make_session_factory
 from tickfleet.debounce import ReloadTiming
@@ -84,6 +86,11 @@ class Services:
         return AssignmentStore(self.redis, self.keys)
 
     @cached_property
+    def breaker_store(self) -> Redis:
+        """Fail-fast client of the breaker's state store (may be its own Redis)."""
+        return connect_store(self.settings.effective_breaker_redis_url)
+
+    @cached_property
     def flusher(self) -> MetricsFlusher:
         return MetricsFlusher(self.metrics, self.redis, self.settings.key_prefix)
 
@@ -118,7 +125,8 @@ class Services:
     def close(self) -> None:
         if "flusher" in self.__dict__:
             self.flusher.stop()
-        if "redis" in self.__dict__:
-            self.redis.close()
+        for name in ("redis", "breaker_store"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -15,6 +15,7 @@ from tickfleet import names
 from tickfleet.stream.assemble import build_account_stream, build_underlying_stream
 from tickfleet.stream.runner import StreamRunner
 from workers.app import app
+from tickfleet.readiness import wait_until_ready
 from workers.runtime import services
 
 STREAM_TASK_OPTIONS: dict[str, Any] = {
@@ -23,6 +24,11 @@ STREAM_TASK_OPTIONS: dict[str, Any] = {
     "reject_on_worker_lost": False,
     "ignore_result": True,
 }
+
+
+def _ready() -> None:
+    """A stream needs the fleet Redis for its lease: wait for it briefly, then fail visibly."""
+    wait_until_ready(services().redis.ping, "fleet redis", timeout=30.0)
 
 
 def _run(runner: StreamRunner) -> str:
@@ -39,6 +45,7 @@ def _run(runner: StreamRunner) -> str:
 
 @app.task(name=names.TASK_STREAM_ACCOUNT, **STREAM_TASK_OPTIONS)
 def stream_account(self: Any, account_id: str) -> str:
+    _ready()
     svc = services()
     account = next((a for a in svc.accounts if a.account_id == account_id), None)
     if account is None:
@@ -49,6 +56,7 @@ def stream_account(self: Any, account_id: str) -> str:
 
 @app.task(name=names.TASK_STREAM_UNDERLYING, **STREAM_TASK_OPTIONS)
 def stream_underlying(self: Any) -> str:
+    _ready()
     svc = services()
     svc.redis.delete(svc.keys.stream_starting(names.UNDERLYING_STREAM))
     return _run(build_underlying_stream(svc, str(self.request.hostname)))

@@ -28,7 +28,7 @@ from tickfleet.market.hours import MarketHours
 from tickfleet.market.options import MockOptionBook, OptionContract
 from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
 from tickfleet.monitor import TaskMonitor, process_context
-from tickfleet.names import UNDERLYING_STREAM, account_stream
+from tickfleet.names import PUBLISH_BREAKER, UNDERLYING_STREAM, account_stream
 from tickfleet.services import Services
 from tickfleet.stream.account_feed import AccountFeed, ContractLookup
 from tickfleet.stream.control_listener import ControlListener, Handler, Poll
@@ -60,7 +60,7 @@ class _Kit:
         self.fleet = _fast_async(s.redis_url, s.redis_socket_timeout)
         self.target = _fast_async(s.effective_publish_redis_url, s.publish_timeout_seconds)
         self.breaker = SharedBreaker(
-            connect_store(s.effective_breaker_redis_url), "publish",
+            connect_store(s.effective_breaker_redis_url), PUBLISH_BREAKER,
             BreakerConfig.from_settings(s), services.clock, services.metrics,
             keys=services.keys, worker=f"{hostname}:{name}",
         )
@@ -85,6 +85,11 @@ class _Kit:
         return self.hours.feed_mode(now, s.feed, has_credentials, s.mock_enabled)
 
     def report(self, status: StreamStatus) -> None:
+        breaker = self.breaker.snapshot()
+        status.breaker_state = breaker["state"]
+        status.breaker_source = breaker["source"]
+        status.breaker_failures = breaker["failure_count"]
+        status.breaker_opened_at = breaker["opened_at"]
         write_status(self.services.redis, self.services.keys, status, self.services.clock.time())
 
     async def close(self) -> None:

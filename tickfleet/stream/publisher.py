@@ -145,6 +145,9 @@ class TickPublisher:
 
     def _succeeded(self, batch: list[PendingTick]) -> None:
         self._breaker.record_success()
+        if self._held:  # a held tick is now older than what consumers just received
+            for tick in batch:
+                self._held.pop((tick.latest_key, tick.field), None)
         now = time.monotonic()
         for tick in batch:
             self._metrics.observe("tick_publish_latency_seconds", now - tick.created)

@@ -26,6 +26,10 @@ class StreamStatus:
     last_tick_at: float | None = None
     started_at: float | None = None
     last_error: str | None = None
+    breaker_state: str | None = None
+    breaker_source: str | None = None
+    breaker_failures: int = 0
+    breaker_opened_at: float | None = None
 
     def fields(self, reported_at: float) -> dict[str, str]:
         values = {**asdict(self), "reported_at": reported_at}
@@ -44,9 +48,9 @@ def write_status(client: redis.Redis, keys: Keys, status: StreamStatus, now: flo
 def _parse(raw: dict[bytes, bytes]) -> dict[str, Any]:
     text = {k.decode(): v.decode() for k, v in raw.items()}
     out: dict[str, Any] = {k: (v or None) for k, v in text.items()}
-    for name in ("tokens", "ticks"):
+    for name in ("tokens", "ticks", "breaker_failures"):
         out[name] = int(text.get(name) or 0)
-    for name in ("last_tick_at", "started_at", "reported_at"):
+    for name in ("last_tick_at", "started_at", "reported_at", "breaker_opened_at"):
         out[name] = float(text[name]) if text.get(name) else None
     return out
 

@@ -1,0 +1,56 @@
+"""The fleet's breaker as seen from outside any worker, for /health.
+
+The store holds only OPEN or CLOSED; HALF_OPEN is derived here the same way every
+worker derives it, from ``opened_at`` plus the recovery timeout. When the store cannot
+be read, the view falls back to what the streams last reported about their own local
+breakers: the worst of them, marked ``source: local``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from tickfleet.breaker.config import BreakerConfig
+from tickfleet.breaker.state import BreakerSnapshot, CircuitState
+from tickfleet.names import Keys
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw or "")
+
+
+def read_shared(
+    client: redis.Redis, keys: Keys, name: str, config: BreakerConfig, now: float
+) -> BreakerSnapshot:
+    """The shared state; raises redis errors when the store is unreachable."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hmget(keys.breaker_state(name), ["state", "opened_at"])
+    pipe.zcount(keys.breaker_failures(name), now - config.window_seconds, "+inf")
+    (state, opened), failures = pipe.execute()
+    opened_at = float(_text(opened)) if _text(opened) else None
+    current = CircuitState.OPEN if _text(state) == "open" else CircuitState.CLOSED
+    if current is CircuitState.OPEN and opened_at is not None:
+        if now >= opened_at + config.recovery_timeout:
+            current = CircuitState.HALF_OPEN
+    return BreakerSnapshot(
+        state=current.label, failure_count=int(failures), opened_at=opened_at, source="shared"
+    )
+
+
+def worst_local(reports: Iterable[Mapping[str, Any]]) -> BreakerSnapshot | None:
+    """The most severe breaker any stream reported (open > half-open > closed)."""
+    severity = {"closed": 0, "half_open": 1, "open": 2}
+    seen = [r for r in reports if r.get("breaker_state") in severity]
+    if not seen:
+        return None
+    worst = max(seen, key=lambda r: (severity[r["breaker_state"]], r.get("breaker_failures") or 0))
+    opened = worst.get("breaker_opened_at")
+    return BreakerSnapshot(
+        state=worst["breaker_state"],
+        failure_count=int(worst.get("breaker_failures") or 0),
+        opened_at=float(opened) if opened else None,
+        source="local",
+    )
