@@ -78,6 +78,17 @@ class Rebalancer:
             "streams_started": started,
         }
 
+    def in_sync(self) -> bool:
+        """Whether the saved assignment covers exactly the active subscriptions and modes.
+
+        A change whose reload request was lost (Redis briefly down when the API wrote
+        it) shows up here, so the periodic backstop can request the missing reload.
+        """
+        current = self.assignments.load()
+        active = {s.token: s.mode.value for s in self.subscriptions.active()}
+        covered = set(current.placements) | set(current.unassigned)
+        return covered == set(active) and all(current.modes.get(t) == m for t, m in active.items())
+
     def _drop_unlisted(self, active: Sequence[Subscription], now: datetime) -> set[int]:
         """Deactivate subscriptions whose instrument is no longer listed or has expired."""
         listed = self.registry.get_many([s.token for s in active])

@@ -21,6 +21,7 @@ from tickfleet.breaker import connect_store
 from tickfleet.clock import Clock, SystemClock
 from tickfleet.db import SessionFactory, create_schema, make_engine, make_session_factory
 from tickfleet.debounce import ReloadTiming
+from tickfleet.eviction import ExpiryEvictor
 from tickfleet.instruments import InstrumentRegistry
 from tickfleet.launcher import StreamLauncher, StreamStarter
 from tickfleet.metrics import MetricsBuffer, MetricsFlusher
@@ -93,6 +94,12 @@ class Services:
     @cached_property
     def flusher(self) -> MetricsFlusher:
         return MetricsFlusher(self.metrics, self.redis, self.settings.key_prefix)
+
+    def evictor(self) -> ExpiryEvictor:
+        return ExpiryEvictor(
+            self.subscriptions, self.registry, self.redis, self.keys, self.clock,
+            self.settings.market_timezone,
+        )
 
     def coordinator(self, scheduler: ReloadScheduler) -> ReloadCoordinator:
         s = self.settings

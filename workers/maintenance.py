@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tickfleet import names
 from workers.app import app
-from workers.runtime import services, stream_starter
+from workers.runtime import reload_scheduler, services, stream_starter
 
 
 @app.task(name=names.TASK_WATCHDOG, ignore_result=True)
@@ -12,3 +12,13 @@ def watchdog() -> list[str]:
     """Start every stream that should run and holds no lease (killed worker: failover)."""
     svc = services()
     return svc.launcher(stream_starter()).ensure(svc.assignments.load().streams())
+
+
+@app.task(name=names.TASK_EVICT_EXPIRED, ignore_result=True)
+def evict_expired() -> int:
+    """Deactivate expired subscriptions, tell streams to forget them, then reassign."""
+    svc = services()
+    evicted = svc.evictor().run()
+    if evicted:
+        svc.coordinator(reload_scheduler()).request(f"evicted {len(evicted)} expired")
+    return len(evicted)

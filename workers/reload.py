@@ -18,6 +18,13 @@ def reload_subscriptions() -> dict[str, Any]:
 
 
 @app.task(name=names.TASK_ENSURE_RELOAD, ignore_result=True)
-def ensure_reload_scheduled() -> bool:
-    """Beat backstop: pending requests whose scheduled task was lost get a new one."""
-    return services().coordinator(reload_scheduler()).ensure_scheduled()
+def ensure_reload_scheduled() -> str:
+    """Beat backstop: reschedule lost reload tasks, and reload changes never requested."""
+    svc = services()
+    coordinator = svc.coordinator(reload_scheduler())
+    if coordinator.ensure_scheduled():
+        return "rescheduled"
+    if svc.rebalancer(stream_starter()).in_sync():
+        return "in sync"
+    coordinator.request("subscriptions differ from the assignment")
+    return "requested"

@@ -1,0 +1,82 @@
+"""The reload body against a real database and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+import redis
+
+from tests.support.seed import expired_option, seed_universe
+from tickfleet.rebalance import Rebalancer
+from tickfleet.services import Services
+from tickfleet.settings import Settings
+from tickfleet.subscriptions import Mode, Status, SubscriptionRequest
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class RecordingStarter:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, stream: str) -> None:
+        self.started.append(stream)
+
+
+@pytest.fixture
+def world(
+    make_settings: Callable[..., Settings], database_url: str
+) -> Iterator[tuple[Services, Rebalancer, RecordingStarter, list[int]]]:
+    settings = make_settings(database_url=database_url)
+    tokens = [o.instrument_token for o in seed_universe(settings)]
+    services = Services(settings)
+    starter = RecordingStarter()
+    yield services, services.rebalancer(starter), starter, tokens
+    services.close()
+
+
+def subscribe(services: Services, *tokens: int, mode: Mode = Mode.FULL) -> None:
+    requests = [SubscriptionRequest(t, mode) for t in tokens]
+    services.subscriptions.upsert_many(requests, datetime.now(UTC))
+
+
+def test_a_reload_assigns_persists_announces_and_starts_streams(
+    world: tuple[Services, Rebalancer, RecordingStarter, list[int]], redis_client: redis.Redis
+) -> None:
+    services, rebalance, starter, tokens = world
+    subscribe(services, *tokens[:5], expired_option().instrument_token, 999_999_999)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(services.keys.control_channel)
+    pubsub.get_message(timeout=1)
+    summary = rebalance()
+    assert summary["version"] == 1 and summary["tokens"] == 5 and summary["deactivated"] == 2
+    assert starter.started == ["account:sim-1", "underlying"]
+    message = pubsub.get_message(timeout=2)
+    assert message is not None and orjson.loads(message["data"]) == {"type": "assignment", "version": 1}
+    rows = {s.token: s for s in services.subscriptions.find()}
+    assert all(rows[t].account == "sim-1" and rows[t].connection is not None for t in tokens[:5])
+    assert rows[999_999_999].status is Status.INACTIVE
+    assert rows[999_999_999].reason == "instrument no longer listed"
+    assert rows[expired_option().instrument_token].reason == "contract expired"
+    assert rebalance.in_sync()
+    pubsub.close()
+
+
+def test_an_unchanged_reload_keeps_the_version_and_a_change_bumps_it(
+    world: tuple[Services, Rebalancer, RecordingStarter, list[int]],
+) -> None:
+    services, rebalance, _, tokens = world
+    subscribe(services, *tokens[:3])
+    assert rebalance()["version"] == 1
+    assert rebalance()["version"] == 1
+    subscribe(services, tokens[0], mode=Mode.LTP)
+    assert not rebalance.in_sync(), "a mode change is drift until reloaded"
+    assert rebalance()["version"] == 2
+    assert services.assignments.load().modes[tokens[0]] == "LTP"
+    services.subscriptions.deactivate([tokens[1]], "unsubscribed", datetime.now(UTC))
+    assert not rebalance.in_sync()
+    summary = rebalance()
+    assert (summary["version"], summary["removed"], summary["kept"]) == (3, 1, 2)
