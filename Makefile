@@ -42,6 +42,8 @@ bench: venv redis
 	$(BIN)/python bench/reload_burst.py
 	$(BIN)/python bench/publish.py
 	$(BIN)/python bench/breaker.py
+	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/greeks.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

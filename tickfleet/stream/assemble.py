@@ -35,7 +35,7 @@ from tickfleet.stream.control_listener import ControlListener, Handler, Poll
 from tickfleet.stream.lease_keeper import LeaseKeeper
 from tickfleet.stream.pacing import tick_forever
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher
-from tickfleet.stream.runner import Part, StreamRunner
+from tickfleet.stream.runner import Part, StreamRunner, restart_policy
 from tickfleet.stream.status import StreamStatus, write_status
 from tickfleet.stream.underlying_feed import UnderlyingFeed
 
@@ -100,8 +100,11 @@ class _Kit:
     def runner(self, parts: list[Part]) -> StreamRunner:
         self.breaker.start()
         parts = [Part("publisher", self.publisher.run), *parts]
-        return StreamRunner(self.name, self.keeper, self.monitor, self.status, parts,
-                            self.report, self.services.clock, closers=[self.close])
+        return StreamRunner(
+            self.name, self.keeper, self.monitor, self.status, parts, self.report,
+            self.services.clock, closers=[self.close],
+            restart=restart_policy(self.services.settings.stream_restart_limit),
+        )
 
     def listener(self, runner_ref: list[StreamRunner], on_change: Handler | None,
                  poll: Poll) -> ControlListener:

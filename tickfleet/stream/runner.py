@@ -21,7 +21,11 @@ from tickfleet.stream.status import StreamStatus
 log = logging.getLogger("tickfleet.stream")
 
 FAIL = RestartPolicy(mode="fail")
-RESTART = RestartPolicy(mode="restart", max_restarts=5, window_seconds=60.0)
+
+
+def restart_policy(max_restarts: int) -> RestartPolicy:
+    """Restart with backoff; more than ``max_restarts`` failures a minute fail the stream."""
+    return RestartPolicy(mode="restart", max_restarts=max_restarts, window_seconds=60.0)
 
 Report = Callable[[StreamStatus], None]
 Closer = Callable[[], Awaitable[None]]
@@ -31,7 +35,7 @@ Closer = Callable[[], Awaitable[None]]
 class Part:
     name: str
     factory: Callable[[], Awaitable[None]]
-    policy: RestartPolicy = RESTART
+    policy: RestartPolicy | None = None  # None: the runner's restart policy
 
 
 class StreamRunner:
@@ -46,6 +50,7 @@ class StreamRunner:
         clock: Clock,
         closers: Sequence[Closer] = (),
         report_every: float = 1.0,
+        restart: RestartPolicy | None = None,
     ) -> None:
         self.name = name
         self.keeper = keeper
@@ -56,6 +61,7 @@ class StreamRunner:
         self._clock = clock
         self._closers = list(closers)
         self._report_every = report_every
+        self._restart = restart or restart_policy(5)
         self._supervisor: Supervisor | None = None
         self._stop_requested = False
 
@@ -84,9 +90,9 @@ class StreamRunner:
         supervisor = Supervisor(self.monitor, self.name)
         self._supervisor = supervisor
         supervisor.supervise("lease", self.keeper.run, FAIL)
-        supervisor.supervise("status", self._report_forever, RESTART)
+        supervisor.supervise("status", self._report_forever, self._restart)
         for part in self.parts:
-            supervisor.supervise(part.name, part.factory, part.policy)
+            supervisor.supervise(part.name, part.factory, part.policy or self._restart)
         if self._stop_requested:
             supervisor.stop()
         await supervisor.run()
