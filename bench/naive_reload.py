@@ -58,7 +58,9 @@ end
 
 _UNSCHEDULE = _RELEASE + "return _release(KEYS[1])"
 
-_FINISH = _RELEASE + """
+_FINISH = (
+    _RELEASE
+    + """
 if ARGV[2] == '1' then
   local done = tonumber(redis.call('HGET', KEYS[1], 'done_generation') or '0')
   if tonumber(ARGV[3]) > done then
@@ -73,6 +75,7 @@ else
 end
 return _release(KEYS[2])
 """
+)
 
 
 def _naive_request(self: ReloadCoordinator, reason: str) -> ReloadRequest:
@@ -104,7 +107,7 @@ def _naive_run(self: ReloadCoordinator, body: ReloadBody) -> RunOutcome:
     elapsed = time.perf_counter() - started
     result = orjson.dumps({**(summary or {}), "duration_seconds": round(elapsed, 4)}).decode()
     ok = error is None
-    args = [self._clock.time(), "1" if ok else "0", gen, result if ok else error]
+    args = [self._clock.time(), "1" if ok else "0", gen, result if error is None else error]
     self._client.eval(_FINISH, len(keys), *keys, *args)
     self._metrics.inc("reload_runs_total", labels={"result": "ok" if ok else "error"})
     self._metrics.observe("reload_duration_seconds", elapsed)

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -217,7 +216,9 @@ def overlaps(runs: list[Run]) -> int:
     return count
 
 
-def run_mode(mode: Mode, server: RedisServer, workdir: Path, args: argparse.Namespace) -> dict:
+def run_mode(
+    mode: Mode, server: RedisServer, workdir: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """Fresh Redis and SQLite, the fleet of ``mode``, the burst, then settling."""
     server.client().flushall()
     moddir = workdir / mode.name
@@ -238,7 +239,9 @@ def run_mode(mode: Mode, server: RedisServer, workdir: Path, args: argparse.Name
     return figures(mode, sent, settled, runs, placed_tokens)
 
 
-def figures(mode: Mode, sent: Burst, settled: Settled, runs: list[Run], placed: int) -> dict:
+def figures(
+    mode: Mode, sent: Burst, settled: Settled, runs: list[Run], placed: int
+) -> dict[str, Any]:
     finished = [r for r in runs if r.end is not None]
     return {
         "mode": mode.name,
@@ -263,7 +266,7 @@ def figures(mode: Mode, sent: Burst, settled: Settled, runs: list[Run], placed: 
 # --- report ---------------------------------------------------------------------------------
 
 
-def describe(f: dict) -> None:
+def describe(f: dict[str, Any]) -> None:
     print(f"[{f['mode']}]")
     print(f"  API latency p50 / p99:   {f['p50_ms']:9.2f} / {f['p99_ms']:.2f} ms")
     print(f"  burst wall time:         {f['burst_s']:9.2f} s  ({f['errors']} failed requests)")
@@ -285,7 +288,9 @@ def ratio(naive: float | None, bounded: float | None) -> float | None:
     return round(naive / bounded, 2) if naive is not None and bounded else None
 
 
-def summary(bounded: dict, naive: dict, args: argparse.Namespace) -> dict[str, Any]:
+def summary(
+    bounded: dict[str, Any], naive: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
     naive_settle = naive["settle_s"] if naive["settled"] else naive["waited_s"]
     return {
         "requests": args.requests,
@@ -316,7 +321,7 @@ def main() -> None:
     parser.add_argument("--settle-timeout", type=float, default=120.0, help="seconds, per mode")
     args = parser.parse_args()
 
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-reload-burst-") as workdir:
         server = RedisServer(Path(workdir) / "redis").start()
         try:
