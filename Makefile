@@ -36,7 +36,7 @@ test-integration: venv redis
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tickfleet workers producers celeryconfig.py
+	$(BIN)/mypy tickfleet workers producers celeryconfig.py tests
 
 bench: venv redis
 	$(BIN)/python bench/reload_burst.py

@@ -78,7 +78,8 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
     """Print live ticks as JSON lines, optionally only some tokens, until --limit or --seconds."""
     channels = services.channels
     wanted = {
-        "options": [channels.options], "underlying": [channels.underlying],
+        "options": [channels.options],
+        "underlying": [channels.underlying],
         "all": [channels.options, channels.underlying],
     }[args.channel]
     tokens = set(args.token or [])

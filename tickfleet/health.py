@@ -17,7 +17,6 @@ from sqlalchemy import text
 
 from tickfleet.breaker import BreakerConfig, BreakerSnapshot
 from tickfleet.breaker.view import read_shared, worst_local
-
 from tickfleet.failures import RedisFailureLog
 from tickfleet.names import PUBLISH_BREAKER
 from tickfleet.reload import ReloadCoordinator
@@ -51,7 +50,10 @@ def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[
     doc["reload"] = coordinator.status()
     expected = services.assignments.load().streams()
     doc["streams"] = read_streams(
-        services.redis, services.keys, expected, services.clock.time(),
+        services.redis,
+        services.keys,
+        expected,
+        services.clock.time(),
         services.settings.stream_stale_seconds,
     )
     doc["breaker"] = _breaker(services, doc["streams"].values())

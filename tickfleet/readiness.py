@@ -27,8 +27,13 @@ def _log_attempt(what: str) -> Callable[[RetryCallState], None]:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("%s not ready (attempt %d: %s); retrying in %.1fs",
-                    what, state.attempt_number, error, wait)
+        log.warning(
+            "%s not ready (attempt %d: %s); retrying in %.1fs",
+            what,
+            state.attempt_number,
+            error,
+            wait,
+        )
 
     return before_sleep
 

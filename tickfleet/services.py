@@ -97,7 +97,11 @@ class Services:
 
     def evictor(self) -> ExpiryEvictor:
         return ExpiryEvictor(
-            self.subscriptions, self.registry, self.redis, self.keys, self.clock,
+            self.subscriptions,
+            self.registry,
+            self.redis,
+            self.keys,
+            self.clock,
             self.settings.market_timezone,
         )
 

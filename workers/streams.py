@@ -12,10 +12,10 @@ import signal
 from typing import Any
 
 from tickfleet import names
+from tickfleet.readiness import wait_until_ready
 from tickfleet.stream.assemble import build_account_stream, build_underlying_stream
 from tickfleet.stream.runner import StreamRunner
 from workers.app import app
-from tickfleet.readiness import wait_until_ready
 from workers.runtime import services
 
 STREAM_TASK_OPTIONS: dict[str, Any] = {

@@ -48,7 +48,7 @@ def _published(self: TickPublisher, batch: list[PendingTick]) -> None:
     _recorder[0].rpush(PUBLISHES_KEY, f"{self._stream} {os.getpid()} {time.time()} {len(batch)}")
 
 
-Rebalancer.__call__ = _recorded  # type: ignore[method-assign]
+Rebalancer.__call__ = _recorded  # type: ignore[method-assign,assignment]
 TickPublisher._succeeded = _published  # type: ignore[method-assign]
 
 __all__ = ["app"]

@@ -10,6 +10,10 @@ import redis
 from tests.support.instrumented_workers import PUBLISHES_KEY, RUNS_KEY
 
 
+def as_text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 @dataclass(frozen=True)
 class Run:
     run: str
@@ -21,7 +25,7 @@ def reload_runs(client: redis.Redis) -> list[Run]:
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
     for raw in client.lrange(RUNS_KEY, 0, -1):
-        kind, run, at = raw.decode().split()
+        kind, run, at = as_text(raw).split()
         (starts if kind == "start" else ends)[run] = float(at)
     return sorted((Run(r, s, ends.get(r)) for r, s in starts.items()), key=lambda r: r.start)
 
@@ -42,6 +46,6 @@ class Publish:
 def publishes(client: redis.Redis) -> list[Publish]:
     out = []
     for raw in client.lrange(PUBLISHES_KEY, 0, -1):
-        stream, pid, at, n = raw.decode().split()
+        stream, pid, at, n = as_text(raw).split()
         out.append(Publish(stream, int(pid), float(at), int(n)))
     return out

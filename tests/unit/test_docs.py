@@ -15,7 +15,9 @@ def env_names() -> set[str]:
     names = set()
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
-        names.add(alias.choices[0] if isinstance(alias, AliasChoices) else f"TICKFLEET_{name.upper()}")
+        names.add(
+            alias.choices[0] if isinstance(alias, AliasChoices) else f"TICKFLEET_{name.upper()}"
+        )
     return {str(n) for n in names}
 
 
@@ -23,8 +25,12 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]*_[A-Z0-9_]+)`", table))
     assert env_names() - documented == set()
-    assert documented - env_names() - {"API_HOST", "FLOWER_PORT", "FLOWER_BASIC_AUTH",
-                                       "STREAM_CONCURRENCY"} == set()
+    assert (
+        documented
+        - env_names()
+        - {"API_HOST", "FLOWER_PORT", "FLOWER_BASIC_AUTH", "STREAM_CONCURRENCY"}
+        == set()
+    )
 
 
 def test_every_route_is_in_the_api_table() -> None:

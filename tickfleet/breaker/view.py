@@ -32,9 +32,9 @@ def read_shared(
     (state, opened), failures = pipe.execute()
     opened_at = float(_text(opened)) if _text(opened) else None
     current = CircuitState.OPEN if _text(state) == "open" else CircuitState.CLOSED
-    if current is CircuitState.OPEN and opened_at is not None:
-        if now >= opened_at + config.recovery_timeout:
-            current = CircuitState.HALF_OPEN
+    recovered = opened_at is not None and now >= opened_at + config.recovery_timeout
+    if current is CircuitState.OPEN and recovered:
+        current = CircuitState.HALF_OPEN
     return BreakerSnapshot(
         state=current.label, failure_count=int(failures), opened_at=opened_at, source="shared"
     )

@@ -1,1 +1,1 @@
-"""Long-running streams: one per account plus the underlying, each a set of supervised coroutines."""
+"""Long-running streams, one per account plus the underlying: supervised coroutines."""

@@ -79,8 +79,14 @@ class AccountFeed:
         self.assignment_version = assignment.version
         self._status.tokens = len(wanted)
         if added or removed:
-            log.info("stream account:%s applied assignment v%d: +%d -%d tokens (%d total)",
-                     self.account_id, assignment.version, len(added), len(removed), len(wanted))
+            log.info(
+                "stream account:%s applied assignment v%d: +%d -%d tokens (%d total)",
+                self.account_id,
+                assignment.version,
+                len(added),
+                len(removed),
+                len(wanted),
+            )
 
     def forget(self, tokens: Collection[int]) -> None:
         self.book.forget(tokens)

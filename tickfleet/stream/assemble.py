@@ -60,22 +60,35 @@ class _Kit:
         self.fleet = _fast_async(s.redis_url, s.redis_socket_timeout)
         self.target = _fast_async(s.effective_publish_redis_url, s.publish_timeout_seconds)
         self.breaker = SharedBreaker(
-            connect_store(s.effective_breaker_redis_url), PUBLISH_BREAKER,
-            BreakerConfig.from_settings(s), services.clock, services.metrics,
-            keys=services.keys, worker=f"{hostname}:{name}",
+            connect_store(s.effective_breaker_redis_url),
+            PUBLISH_BREAKER,
+            BreakerConfig.from_settings(s),
+            services.clock,
+            services.metrics,
+            keys=services.keys,
+            worker=f"{hostname}:{name}",
         )
-        lease = Lease(services.redis, services.keys.stream_lease(name), s.lease_ttl_seconds,
-                      owner=new_owner(name))
+        lease = Lease(
+            services.redis,
+            services.keys.stream_lease(name),
+            s.lease_ttl_seconds,
+            owner=new_owner(name),
+        )
         self.keeper = LeaseKeeper(lease, s.lease_renew_seconds, services.clock)
         self.status = StreamStatus(stream=name, owner=lease.owner, hostname=hostname)
         failure_log = RedisFailureLog(connect_store(s.redis_url, 1.0), services.keys.task_failures)
         self.monitor = TaskMonitor(
-            process_context(stream=name, worker=hostname, **context), services.metrics,
-            failure_log, services.clock,
+            process_context(stream=name, worker=hostname, **context),
+            services.metrics,
+            failure_log,
+            services.clock,
         )
-        config = PublisherConfig(s.publish_batch_max, s.publish_flush_seconds, s.publish_timeout_seconds)
-        self.publisher = TickPublisher(self.target, name, services.metrics, config, self.breaker,
-                                       self.keeper.may_publish)
+        config = PublisherConfig(
+            s.publish_batch_max, s.publish_flush_seconds, s.publish_timeout_seconds
+        )
+        self.publisher = TickPublisher(
+            self.target, name, services.metrics, config, self.breaker, self.keeper.may_publish
+        )
         self.rng = np.random.default_rng(s.mock_seed)
         self.hours = MarketHours.from_settings(s)
 
@@ -101,13 +114,20 @@ class _Kit:
         self.breaker.start()
         parts = [Part("publisher", self.publisher.run), *parts]
         return StreamRunner(
-            self.name, self.keeper, self.monitor, self.status, parts, self.report,
-            self.services.clock, closers=[self.close],
+            self.name,
+            self.keeper,
+            self.monitor,
+            self.status,
+            parts,
+            self.report,
+            self.services.clock,
+            closers=[self.close],
             restart=restart_policy(self.services.settings.stream_restart_limit),
         )
 
-    def listener(self, runner_ref: list[StreamRunner], on_change: Handler | None,
-                 poll: Poll) -> ControlListener:
+    def listener(
+        self, runner_ref: list[StreamRunner], on_change: Handler | None, poll: Poll
+    ) -> ControlListener:
         async def handle(message: control.Message) -> None:
             if isinstance(message, control.Shutdown):
                 if message.targets(self.hostname, self.name):
@@ -115,8 +135,9 @@ class _Kit:
             elif on_change is not None:
                 await on_change(message)
 
-        return ControlListener(self.fleet, self.services.keys.control_channel, handle, poll,
-                               ASSIGNMENT_POLL_SECONDS)
+        return ControlListener(
+            self.fleet, self.services.keys.control_channel, handle, poll, ASSIGNMENT_POLL_SECONDS
+        )
 
 
 def _contracts(services: Services) -> ContractLookup:
@@ -127,7 +148,9 @@ def _contracts(services: Services) -> ContractLookup:
         for i in services.registry.get_many(tokens).values():
             kind = _OPTION_TYPES.get(i.instrument_type)
             if kind is not None and i.expiry is not None:
-                out.append(OptionContract(i.instrument_token, i.tradingsymbol, kind, i.strike, i.expiry))
+                out.append(
+                    OptionContract(i.instrument_token, i.tradingsymbol, kind, i.strike, i.expiry)
+                )
         return out
 
     return lookup
@@ -138,9 +161,17 @@ def build_account_stream(services: Services, account: Account, hostname: str) ->
     kit = _Kit(services, name, hostname, {"account": account.account_id})
     s = services.settings
     feed = AccountFeed(
-        account.account_id, MockOptionBook.from_settings(s, services.metrics), kit.fleet,
-        services.keys, services.channels, kit.publisher, kit.status, _contracts(services),
-        services.clock, kit.rng, s.market_timezone,
+        account.account_id,
+        MockOptionBook.from_settings(s, services.metrics),
+        kit.fleet,
+        services.keys,
+        services.channels,
+        kit.publisher,
+        kit.status,
+        _contracts(services),
+        services.clock,
+        kit.rng,
+        s.market_timezone,
     )
 
     async def on_change(message: control.Message) -> None:
@@ -152,7 +183,9 @@ def build_account_stream(services: Services, account: Account, hostname: str) ->
     ref: list[StreamRunner] = []
     listener = kit.listener(ref, on_change, feed.sync_assignment)
     ticks = lambda: tick_forever(  # noqa: E731
-        s.mock_tick_interval_seconds, lambda: kit.mode(account.has_credentials), kit.status,
+        s.mock_tick_interval_seconds,
+        lambda: kit.mode(account.has_credentials),
+        kit.status,
         feed.tick,
     )
     runner = kit.runner([Part("control", listener.run), Part("feed", ticks)])
@@ -165,8 +198,14 @@ def build_underlying_stream(services: Services, hostname: str) -> StreamRunner:
     s = services.settings
     store = RedisSnapshotStore(services.redis, services.keys.market_snapshot)
     feed = UnderlyingFeed(
-        WalkSpec.from_settings(s), s.mock_underlying_price, store, kit.publisher,
-        services.channels, kit.status, services.clock, kit.rng,
+        WalkSpec.from_settings(s),
+        s.mock_underlying_price,
+        store,
+        kit.publisher,
+        services.channels,
+        kit.status,
+        services.clock,
+        kit.rng,
     )
     credentials = any(a.has_credentials for a in services.accounts)
 
@@ -181,4 +220,3 @@ def build_underlying_stream(services: Services, hostname: str) -> StreamRunner:
     runner = kit.runner([Part("control", listener.run), Part("feed", ticks)])
     ref.append(runner)
     return runner
-

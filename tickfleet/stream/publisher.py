@@ -11,6 +11,7 @@ consumers can resync the moment the breaker closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -89,10 +90,8 @@ class TickPublisher:
         while True:
             if not self._buffer:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._config.flush_seconds)
-                except TimeoutError:
-                    pass
             await self.flush()
 
     async def flush(self) -> int:

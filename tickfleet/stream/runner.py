@@ -27,6 +27,7 @@ def restart_policy(max_restarts: int) -> RestartPolicy:
     """Restart with backoff; more than ``max_restarts`` failures a minute fail the stream."""
     return RestartPolicy(mode="restart", max_restarts=max_restarts, window_seconds=60.0)
 
+
 Report = Callable[[StreamStatus], None]
 Closer = Callable[[], Awaitable[None]]
 

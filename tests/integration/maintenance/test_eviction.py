@@ -1,4 +1,4 @@
-"""Expired contracts are evicted: subscriptions deactivated and streams told, on real DB and Redis."""
+"""Expired contracts are evicted: subscriptions deactivated, streams told (real DB, Redis)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,17 @@ def test_expired_subscriptions_are_deactivated_and_announced(
         message = pubsub.get_message(timeout=2)
         assert message is not None
         assert orjson.loads(message["data"]) == {
-            "type": "evict", "tokens": [expired.instrument_token], "reason": "expired"}
+            "type": "evict",
+            "tokens": [expired.instrument_token],
+            "reason": "expired",
+        }
         row = services.subscriptions.get(expired.instrument_token)
-        assert row is not None and row.status is Status.INACTIVE and row.reason == "contract expired"
-        assert {s.token for s in services.subscriptions.active()} == {o.instrument_token for o in live}
+        assert (
+            row is not None and row.status is Status.INACTIVE and row.reason == "contract expired"
+        )
+        assert {s.token for s in services.subscriptions.active()} == {
+            o.instrument_token for o in live
+        }
         assert services.evictor().run() == []  # idempotent
         pubsub.close()
     finally:

@@ -55,7 +55,10 @@ def test_a_reload_assigns_persists_announces_and_starts_streams(
     assert summary["version"] == 1 and summary["tokens"] == 5 and summary["deactivated"] == 2
     assert starter.started == ["account:sim-1", "underlying"]
     message = pubsub.get_message(timeout=2)
-    assert message is not None and orjson.loads(message["data"]) == {"type": "assignment", "version": 1}
+    assert message is not None and orjson.loads(message["data"]) == {
+        "type": "assignment",
+        "version": 1,
+    }
     rows = {s.token: s for s in services.subscriptions.find()}
     assert all(rows[t].account == "sim-1" and rows[t].connection is not None for t in tokens[:5])
     assert rows[999_999_999].status is Status.INACTIVE

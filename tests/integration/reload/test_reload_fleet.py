@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -56,7 +56,7 @@ def placed_tokens(client: httpx.Client) -> set[int]:
 @pytest.fixture
 def start_fleet(
     make_settings: Callable[..., Settings], fleet_factory: Callable[..., Fleet]
-) -> Callable[..., tuple[Fleet, httpx.Client, list[int]]]:
+) -> Iterator[Callable[..., tuple[Fleet, httpx.Client, list[int]]]]:
     clients: list[httpx.Client] = []
 
     def start(**overrides: Any) -> tuple[Fleet, httpx.Client, list[int]]:

@@ -27,12 +27,16 @@ def tick(token: int, seq: int) -> bytes:
     return orjson.dumps({"instrument_token": token, "seq": seq})
 
 
-def make(url: str, breaker: LocalBreaker | None = None, timeout: float = 1.0,
-         may_publish: bool = True) -> tuple[TickPublisher, MetricsBuffer, aioredis.Redis]:
+def make(
+    url: str, breaker: LocalBreaker | None = None, timeout: float = 1.0, may_publish: bool = True
+) -> tuple[TickPublisher, MetricsBuffer, aioredis.Redis]:
     client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     metrics = MetricsBuffer()
     publisher = TickPublisher(
-        client, "account:test", metrics, PublisherConfig(batch_max=500, timeout_seconds=timeout),
+        client,
+        "account:test",
+        metrics,
+        PublisherConfig(batch_max=500, timeout_seconds=timeout),
         breaker or LocalBreaker("publish", BreakerConfig(failure_threshold=2)),
         lambda: may_publish,
     )
@@ -72,7 +76,9 @@ def test_batches_are_one_pipeline_each_in_order_with_the_latest_per_token(
     assert asyncio.run(main()) == [500, 500, 200, 0]
     received = drain(subscriber, 1200)
     assert [t["seq"] for t in received] == list(range(1200))
-    latest = {int(k): orjson.loads(v)["seq"] for k, v in redis_client.hgetall(CH.latest_options).items()}
+    latest = {
+        int(k): orjson.loads(v)["seq"] for k, v in redis_client.hgetall(CH.latest_options).items()
+    }
     assert latest == {token: 1190 + token for token in range(10)}
 
 
@@ -80,7 +86,9 @@ def test_open_breaker_drops_without_io_and_replays_the_newest_tick_per_token(
     redis_url: str, subscriber: redis.client.PubSub
 ) -> None:
     clock = ManualClock()
-    breaker = LocalBreaker("publish", BreakerConfig(failure_threshold=2, recovery_timeout=10), clock)
+    breaker = LocalBreaker(
+        "publish", BreakerConfig(failure_threshold=2, recovery_timeout=10), clock
+    )
 
     async def main() -> tuple[int, int, MetricsBuffer]:
         publisher, metrics, client = make(redis_url, breaker)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ import redis
 
 from tests.conftest import Fleet
 from tests.support.processes import FleetProcess
-from tests.support.runs import Publish, publishes
+from tests.support.runs import Publish, as_text, publishes
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tickfleet.instruments import Instrument
@@ -47,7 +48,9 @@ class Streaming:
         near = [o for o in self.options if o.expiry == expiry]
         strikes = sorted({o.strike for o in near}, key=lambda k: abs(k - 24000))
         chosen = set(strikes[skip : skip + n_strikes])
-        return sorted((o for o in near if o.strike in chosen), key=lambda o: (o.strike, o.instrument_type))
+        return sorted(
+            (o for o in near if o.strike in chosen), key=lambda o: (o.strike, o.instrument_type)
+        )
 
     def subscribe(self, instruments: list[Instrument]) -> None:
         body = [{"instrument_token": i.instrument_token} for i in instruments]
@@ -55,12 +58,14 @@ class Streaming:
 
     def lease_owner(self, stream: str = "account:sim-1") -> str | None:
         raw = self.redis.get(self.keys.stream_lease(stream))
-        return raw.decode() if raw else None
+        return as_text(raw) if raw else None
 
     def health(self) -> dict[str, Any]:
         return dict(self.api.get("/health").json())
 
-    def wait_health(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+    def wait_health(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> dict[str, Any]:
         """Stream status is reported every second: poll until it shows what we expect."""
         deadline = time.monotonic() + timeout
         while True:
@@ -72,13 +77,18 @@ class Streaming:
 
 @pytest.fixture
 def streaming(
-    make_settings: Callable[..., Settings], fleet_factory: Callable[..., Fleet],
+    make_settings: Callable[..., Settings],
+    fleet_factory: Callable[..., Fleet],
     redis_client: redis.Redis,
 ) -> Iterator[Streaming]:
     settings = make_settings(
-        feed="mock", mock_tick_interval_seconds=TICK, lease_ttl_seconds=LEASE_TTL,
-        lease_renew_seconds=1.0, watchdog_interval_seconds=WATCHDOG,
-        stream_start_grace_seconds=4.0, reload_min_interval_seconds=1.0,
+        feed="mock",
+        mock_tick_interval_seconds=TICK,
+        lease_ttl_seconds=LEASE_TTL,
+        lease_renew_seconds=1.0,
+        watchdog_interval_seconds=WATCHDOG,
+        stream_start_grace_seconds=4.0,
+        reload_min_interval_seconds=1.0,
         stream_stale_seconds=5.0,
     )
     options = seed_universe(settings, with_expired=False)
@@ -89,8 +99,9 @@ def streaming(
     fleet.beat()
     collector = TickCollector(settings.redis_url).start()
     with httpx.Client(base_url=url, timeout=30) as api:
-        yield Streaming(fleet, api, collector, options, workers, redis_client,
-                        Keys(settings.key_prefix))
+        yield Streaming(
+            fleet, api, collector, options, workers, redis_client, Keys(settings.key_prefix)
+        )
     collector.stop()
 
 
@@ -103,8 +114,16 @@ def check_option_tick(tick: dict[str, Any]) -> None:
         assert 0 < tick["delta"] < 1
     else:
         assert -1 < tick["delta"] < 0
-    for name in ("instrument_token", "tradingsymbol", "strike", "expiry", "volume", "oi",
-                 "theta", "timestamp"):
+    for name in (
+        "instrument_token",
+        "tradingsymbol",
+        "strike",
+        "expiry",
+        "volume",
+        "oi",
+        "theta",
+        "timestamp",
+    ):
         assert name in tick
 
 
@@ -115,8 +134,10 @@ def test_subscribed_options_stream_well_formed_coherent_ticks(streaming: Streami
     streaming.subscribe(chain)
     tokens = {i.instrument_token for i in chain}
     took = streaming.ticks.wait_for(
-        lambda c: tokens <= {t["instrument_token"] for t in c.options(started)}, 20,
-        "a tick for every subscribed token")
+        lambda c: tokens <= {t["instrument_token"] for t in c.options(started)},
+        20,
+        "a tick for every subscribed token",
+    )
     print(f"first tick of all 12 tokens {took:.2f}s after subscribing")
     time.sleep(2 * TICK)
     options = streaming.ticks.options(started)
@@ -124,7 +145,7 @@ def test_subscribed_options_stream_well_formed_coherent_ticks(streaming: Streami
     for tick in options:
         check_option_tick(tick)
     spot = streaming.ticks.underlying(started)[-1]["last_price"]
-    by_time: dict[str, dict[float, dict[str, Any]]] = {}
+    by_time: dict[str, dict[tuple[float, str], dict[str, Any]]] = {}
     for tick in options:
         by_time.setdefault(tick["timestamp"], {})[(tick["strike"], tick["instrument_type"])] = tick
     checked = 0
@@ -134,7 +155,9 @@ def test_subscribed_options_stream_well_formed_coherent_ticks(streaming: Streami
             put = ticks.get((strike, "PE"))
             if kind != "CE" or put is None:
                 continue
-            years = years_to_expiry(now, datetime.fromisoformat(call["expiry"]).date(), "Asia/Kolkata")
+            years = years_to_expiry(
+                now, datetime.fromisoformat(call["expiry"]).date(), "Asia/Kolkata"
+            )
             forward_gap = spot - strike * math.exp(-0.065 * years)
             assert abs(call["last_price"] - put["last_price"] - forward_gap) <= 0.005 * spot
             checked += 1
@@ -150,8 +173,9 @@ def test_adding_and_removing_tokens_does_not_restart_the_stream(streaming: Strea
     first = streaming.chain(4)
     streaming.subscribe(first)
     tokens = {i.instrument_token for i in first}
-    streaming.ticks.wait_for(lambda c: tokens <= {t["instrument_token"] for t in c.options()}, 20,
-                             "initial ticks")
+    streaming.ticks.wait_for(
+        lambda c: tokens <= {t["instrument_token"] for t in c.options()}, 20, "initial ticks"
+    )
     owner = streaming.lease_owner()
     started_at = streaming.health()["streams"]["account:sim-1"]["started_at"]
 
@@ -160,12 +184,16 @@ def test_adding_and_removing_tokens_does_not_restart_the_stream(streaming: Strea
     change = time.time()
     streaming.subscribe(added)
     for instrument in removed:
-        assert streaming.api.delete(f"/subscriptions/{instrument.instrument_token}").status_code == 200
+        assert (
+            streaming.api.delete(f"/subscriptions/{instrument.instrument_token}").status_code == 200
+        )
     added_tokens = {i.instrument_token for i in added}
     removed_tokens = {i.instrument_token for i in removed}
     streaming.ticks.wait_for(
-        lambda c: added_tokens <= {t["instrument_token"] for t in c.options(change)}, 20,
-        "ticks for the added tokens")
+        lambda c: added_tokens <= {t["instrument_token"] for t in c.options(change)},
+        20,
+        "ticks for the added tokens",
+    )
     time.sleep(2.0)  # the reload has run; let the removal take effect
     quiet = time.time()
     time.sleep(5 * TICK)
@@ -175,9 +203,10 @@ def test_adding_and_removing_tokens_does_not_restart_the_stream(streaming: Strea
     assert streaming.lease_owner() == owner
     assert streaming.health()["streams"]["account:sim-1"]["started_at"] == started_at
     for token in kept:  # no gap on unchanged tokens across the whole change
-        stamps = [r.at for r in streaming.ticks.snapshot()
-                  if r.tick.get("instrument_token") == token]
-        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        stamps = [
+            r.at for r in streaming.ticks.snapshot() if r.tick.get("instrument_token") == token
+        ]
+        gaps = [b - a for a, b in pairwise(stamps)]
         assert max(gaps) < 3 * TICK + 0.5, f"token {token} paused {max(gaps):.2f}s"
 
 
@@ -185,8 +214,11 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
     chain = streaming.chain(1)
     streaming.subscribe(chain)
     token = chain[0].instrument_token
-    streaming.ticks.wait_for(lambda c: any(t["instrument_token"] == token for t in c.options()),
-                             20, "ticks before the fault")
+    streaming.ticks.wait_for(
+        lambda c: any(t["instrument_token"] == token for t in c.options()),
+        20,
+        "ticks before the fault",
+    )
     owner = streaming.lease_owner()
     # A corrupt snapshot with a version no writer can beat: every read of it fails.
     streaming.redis.set(streaming.keys.market_snapshot, b'{"version": 999999999999}')
@@ -194,8 +226,14 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
     failure = None
     while failure is None and time.monotonic() < deadline:
         failures = streaming.health()["failures"]
-        failure = next((f for f in failures if f["task"] == "feed"
-                        and f["context"].get("stream") == "account:sim-1"), None)
+        failure = next(
+            (
+                f
+                for f in failures
+                if f["task"] == "feed" and f["context"].get("stream") == "account:sim-1"
+            ),
+            None,
+        )
         time.sleep(0.2)
     assert failure is not None, "the failure must show in /health"
     streaming.redis.delete(streaming.keys.market_snapshot)  # the fault goes away
@@ -209,8 +247,10 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
     metrics = streaming.api.get("/metrics").text
     assert 'task_failures_total{task="feed"}' in metrics
     streaming.ticks.wait_for(
-        lambda c: any(t["instrument_token"] == token for t in c.options(repaired)), 20,
-        "ticks again after the fault")
+        lambda c: any(t["instrument_token"] == token for t in c.options(repaired)),
+        20,
+        "ticks again after the fault",
+    )
     assert streaming.lease_owner() == owner, "recovered by restarting the coroutine, not the stream"
 
 
@@ -237,7 +277,9 @@ def test_a_killed_worker_loses_its_stream_to_the_survivor_within_ttl_plus_watchd
     victim = owner_worker(streaming, "account:sim-1")
     victim.kill()
     killed = time.time()
-    streaming.ticks.wait_for(lambda c: len(c.options(killed + 0.05)) > 0, 30, "ticks after failover")
+    streaming.ticks.wait_for(
+        lambda c: len(c.options(killed + 0.05)) > 0, 30, "ticks after failover"
+    )
     records = [r for r in publishes(streaming.redis) if r.stream == "account:sim-1"]
     resumed = min(r.at for r in records if r.at > killed)
     takeover = resumed - killed
