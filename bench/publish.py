@@ -70,6 +70,7 @@ TZ = ZoneInfo("Asia/Kolkata")
 SPOT = 24_000.0
 CHANNELS = Channels()
 LATENCY = "tick_publish_latency_seconds"
+FAILURES = "redis_publish_failures_total"
 END = b"end"
 SLICE_SECONDS = 0.005
 DRAIN_TIMEOUT = 20.0
@@ -153,11 +154,25 @@ async def running(publisher: TickPublisher) -> AsyncIterator[None]:
 
 
 async def drained(publisher: TickPublisher, target: int, timeout: float = DRAIN_TIMEOUT) -> None:
-    """Wait until ``target`` ticks in all have left the publisher (published or dropped)."""
+    """Wait until ``target`` ticks in all have left the publisher (published or dropped).
+
+    After a failed flush the publisher holds the newest tick per token and a newer offer of
+    the token supersedes it uncounted, so an empty publisher that stays idle for longer than
+    one pipeline may take counts as drained too.
+    """
+    config = PublisherConfig()
+    settle = config.timeout_seconds + config.flush_seconds
     deadline = time.monotonic() + timeout
+    last, idle_since = -1, time.monotonic()
     while publisher.published + publisher.dropped < target:
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise TimeoutError(f"the publisher did not drain within {timeout}s")
+        done = publisher.published + publisher.dropped
+        if publisher.backlog or publisher.held or done != last:
+            last, idle_since = done, now
+        elif now - idle_since > settle:
+            return
         await asyncio.sleep(0.0005)
 
 
@@ -181,7 +196,7 @@ async def publisher_rate(
     serialises the next chain while a pipeline is on the wire, as a feed would.
     """
     high_water = 2 * PublisherConfig().batch_max
-    start = publisher.published + publisher.dropped
+    published, start = publisher.published, publisher.published + publisher.dropped
     offered = 0
     async with running(publisher):
         began = time.perf_counter()
@@ -193,7 +208,7 @@ async def publisher_rate(
                 await asyncio.sleep(0)
         await drained(publisher, start + offered)
         elapsed = time.perf_counter() - began
-    return offered / elapsed
+    return (publisher.published - published) / elapsed
 
 
 async def baseline_rate(client: aioredis.Redis, chains: Sequence[Chain], seconds: float) -> float:
@@ -243,6 +258,8 @@ class Throughput:
     publisher: list[float]
     baseline: list[float]
     steps_us: dict[str, float]
+    failed_flushes: int
+    dropped: int
 
     @property
     def ratio(self) -> float:
@@ -258,8 +275,9 @@ async def throughput(
 ) -> Throughput:
     baseline_client = aioredis.Redis.from_url(url)
     runs: dict[str, list[float]] = {"publisher": [], "baseline": []}
+    recorder = Recorder()
     try:
-        async with publisher_for(url, MetricsBuffer(), breaker) as publisher:
+        async with publisher_for(url, recorder, breaker) as publisher:
             await baseline_rate(baseline_client, chains, seconds / 4)  # warm-up
             await publisher_rate(publisher, chains, seconds / 4)
             for r in range(rounds):
@@ -273,32 +291,42 @@ async def throughput(
             steps = await breakdown(publisher, chains)
     finally:
         await baseline_client.aclose()
-    return Throughput(runs["publisher"], runs["baseline"], steps)
+    return Throughput(
+        runs["publisher"], runs["baseline"], steps, recorder.failed_flushes, publisher.dropped
+    )
 
 
 # --- latency ------------------------------------------------------------------------------
 
 
-class LatencyRecorder:
-    """The production metrics buffer, plus every raw tick-to-publish latency it is given.
+class Recorder:
+    """The production metrics buffer, plus what a benchmark needs to read back.
 
-    The buffer keeps histogram buckets only; percentiles need the observations themselves.
+    The buffer keeps histogram buckets only; percentiles need the raw tick-to-publish
+    latencies, kept while ``keep`` is set. Counters are tallied by name.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
         self.buffer = MetricsBuffer()
+        self.keep = keep
         self.latencies: list[float] = []
+        self.counts: dict[str, float] = {}
 
     def inc(self, name: str, amount: float = 1.0, labels: Labels = None) -> None:
         self.buffer.inc(name, amount, labels)
+        self.counts[name] = self.counts.get(name, 0.0) + amount
 
     def observe(self, name: str, value: float, labels: Labels = None) -> None:
         self.buffer.observe(name, value, labels)
-        if name == LATENCY:
+        if self.keep and name == LATENCY:
             self.latencies.append(value)
 
     def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
         self.buffer.set_gauge(name, value, labels)
+
+    @property
+    def failed_flushes(self) -> int:
+        return int(self.counts.get(FAILURES, 0))
 
 
 def resp(*parts: bytes) -> bytes:
@@ -413,13 +441,15 @@ class Window:
     achieved_per_s: float
     dropped: int
     late_ms: float
+    failed_flushes: int
+    lost: int  # held after a failed flush, then superseded by a newer tick of the token
 
 
 async def paced_window(
     url: str, breaker: Breaker, chains: Sequence[Chain], rate: float, seconds: float
 ) -> Window:
     """A short paced warm-up, then the measured window; ``run`` flushes throughout."""
-    recorder = LatencyRecorder()
+    recorder = Recorder(keep=True)
     async with publisher_for(url, recorder, breaker) as publisher, running(publisher):
         warm, _, _ = await paced(publisher, chains, rate, min(1.0, seconds / 4))
         await drained(publisher, warm)
@@ -435,6 +465,8 @@ async def paced_window(
         achieved_per_s=len(recorder.latencies) / until_published,
         dropped=publisher.dropped,
         late_ms=1000.0 * late,
+        failed_flushes=recorder.failed_flushes,
+        lost=warm + offered - publisher.published - publisher.dropped,
     )
 
 
@@ -506,12 +538,17 @@ def report(
     )
     print(
         f"per tick: serialise {steps['serialise_us']:.1f} us, offer {steps['offer_us']:.1f} us, "
-        f"flush {steps['flush_us']:.1f} us"
+        f"flush {steps['flush_us']:.1f} us; {speed.failed_flushes} failed flushes, "
+        f"{speed.dropped} dropped"
     )
     print(
         f"paced {args.rate:,.0f} ticks/s for {args.latency_seconds}s: offered "
         f"{window.offered_per_s:,.0f}/s, published {window.achieved_per_s:,.0f}/s, "
-        f"{window.dropped} dropped, latest slice {window.late_ms:.0f} ms late"
+        f"latest slice {window.late_ms:.0f} ms late"
+    )
+    print(
+        f"{window.failed_flushes} failed flushes, {window.dropped} dropped, "
+        f"{window.lost} superseded after a failure"
     )
     print(
         f"offer -> pipeline done:  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  "
@@ -538,7 +575,8 @@ def report(
         "offered_ticks_per_s": round(args.rate),
         "offered_measured_ticks_per_s": round(window.offered_per_s),
         "achieved_ticks_per_s": round(window.achieved_per_s),
-        "dropped": window.dropped,
+        "failed_flushes": speed.failed_flushes + window.failed_flushes,
+        "dropped": speed.dropped + window.dropped + window.lost,
         "greeks_options_per_s": round(greeks["options_per_s"]),
         "greeks_ratio": round(greeks["ratio"], 2),
     }

@@ -95,7 +95,29 @@ def test_fifty_concurrent_subscriptions_lead_to_at_most_two_reloads(
     assert 1 <= len(runs) <= 2, runs
     assert_no_overlap(runs)
     assert reload["requests"] == 50
+    assert reload["runs"] == len(runs) and reload["last_error"] is None
     assert placed_tokens(client) == set(wanted)
+    metrics = client.get("/metrics").text  # the API flushed its counters long ago
+    assert "reload_requests_total 50.0" in metrics
+    assert f'reload_runs_total{{result="ok"}} {float(len(runs))}' in metrics
+    assert (
+        f"reload_coalesced_total {50.0 - sum(r.json()['reload']['scheduled'] for r in responses)}"
+        in metrics
+    )
+    assert fleet.processes[1].log().count("reload coalesced") == len(runs)
+
+
+def test_an_instrument_refresh_runs_on_a_worker_and_requests_a_reload(
+    start_fleet: Callable[..., tuple[Fleet, httpx.Client, list[int]]],
+) -> None:
+    fleet, client, _ = start_fleet()
+    worker = fleet.control_worker()
+    queued = client.post("/admin/instrument-refresh")
+    assert queued.status_code == 202
+    worker.wait_for_log("instruments refreshed from offline universe", timeout=20)
+    worker.wait_for_log("reload requested (instrument refresh)", timeout=5)
+    reload = wait_quiet(client)
+    assert reload["runs"] >= 1
 
 
 def test_reloads_never_overlap_under_contention(

@@ -4,6 +4,9 @@ all real processes against a real Redis, observed from a consumer's side."""
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,18 +15,21 @@ from itertools import pairwise
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 
 from tests.conftest import Fleet
-from tests.support.processes import FleetProcess
+from tests.support.processes import BIN, FleetProcess
 from tests.support.runs import Publish, as_text, publishes
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
+from tickfleet import names
 from tickfleet.instruments import Instrument
 from tickfleet.market.expiry import years_to_expiry
 from tickfleet.names import Keys
 from tickfleet.settings import Settings
+from workers.app import make_app
 
 pytestmark = pytest.mark.timeout(150)
 APP = "tests.support.instrumented_workers"
@@ -62,6 +68,15 @@ class Streaming:
 
     def health(self) -> dict[str, Any]:
         return dict(self.api.get("/health").json())
+
+    def wait_metric(self, pattern: str, timeout: float = 5) -> bool:
+        """Metrics reach Redis once a second from each process: poll for a regex."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.api.get("/metrics").text):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def wait_health(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10
@@ -167,6 +182,52 @@ def test_subscribed_options_stream_well_formed_coherent_ticks(streaming: Streami
     sim = health["streams"]["account:sim-1"]
     assert sim["mode"] == "mock" and sim["tokens"] == 12
     assert sim["lease_holder"] == streaming.lease_owner() == sim["owner"]
+    assert streaming.wait_metric(r'ticks_published_total\{stream="account:sim-1"\} [1-9]')
+    assert streaming.wait_metric(r"tick_publish_latency_seconds_count [1-9]")
+    assert streaming.wait_metric(r'stream_restarts_total\{stream="account:sim-1"\} [1-9]')
+
+
+def test_the_tail_command_prints_live_ticks(streaming: Streaming) -> None:
+    chain = streaming.chain(1)
+    streaming.subscribe(chain)
+    token = chain[0].instrument_token
+    streaming.ticks.wait_for(
+        lambda c: any(t["instrument_token"] == token for t in c.options()), 20, "ticks"
+    )
+    argv = [
+        str(BIN / "tickfleet"),
+        "tail",
+        "--token",
+        str(token),
+        "--limit",
+        "3",
+        "--seconds",
+        "15",
+    ]
+    done = subprocess.run(
+        argv,
+        env={**os.environ, **streaming.fleet.env},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    lines = done.stdout.decode().splitlines()
+    assert done.returncode == 0, done.stderr.decode()
+    assert len(lines) == 3
+    assert all(orjson.loads(line)["instrument_token"] == token for line in lines)
+
+
+def test_a_failing_celery_task_is_recorded_and_counted(streaming: Streaming) -> None:
+    celery = make_app(streaming.fleet.settings)
+    celery.send_task(names.TASK_STREAM_ACCOUNT, args=[], queue=names.QUEUE_STREAM)  # no account
+    health = streaming.wait_health(
+        lambda h: any(f["task"] == names.TASK_STREAM_ACCOUNT for f in h["failures"])
+    )
+    failure = next(f for f in health["failures"] if f["task"] == names.TASK_STREAM_ACCOUNT)
+    assert failure["exc_type"] == "TypeError"
+    assert "task_id" in failure["context"]
+    counted = re.escape(f'task_failures_total{{task="{names.TASK_STREAM_ACCOUNT}"}} 1.0')
+    assert streaming.wait_metric(counted)
 
 
 def test_adding_and_removing_tokens_does_not_restart_the_stream(streaming: Streaming) -> None:
@@ -244,8 +305,7 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
     assert logged, "the failure must be logged by the worker running the stream"
     line = next(line for line in logged[0].log().splitlines() if "task feed failed [" in line)
     assert "stream=account:sim-1" in line and "account=sim-1" in line
-    metrics = streaming.api.get("/metrics").text
-    assert 'task_failures_total{task="feed"}' in metrics
+    assert streaming.wait_metric(r'task_failures_total\{task="feed"\} [1-9]')
     streaming.ticks.wait_for(
         lambda c: any(t["instrument_token"] == token for t in c.options(repaired)),
         20,
