@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ STRIKES_EACH_SIDE = 100  # 2814 options in the offline universe: enough distinct
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
 POLL_SECONDS = 0.2
+FAILED_RUN = re.compile(r"'kind': 'failed', 'generation': \d+, 'error': '(\w+)")
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,8 @@ class Settled:
 
 
 @contextmanager
-def fleet(mode: Mode, settings: Settings, logdir: Path) -> Iterator[str]:
-    """A control worker and the API of ``mode``; yields the API's base URL, stops both."""
+def fleet(mode: Mode, settings: Settings, logdir: Path) -> Iterator[tuple[str, FleetProcess]]:
+    """A control worker and the API of ``mode``; yields the API's URL and the worker."""
     env = {**settings.to_env(), "PYTHONUNBUFFERED": "1"}
     processes: list[FleetProcess] = []
     try:
@@ -103,7 +106,7 @@ def fleet(mode: Mode, settings: Settings, logdir: Path) -> Iterator[str]:
         worker.wait_for_log("ready.", timeout=START_TIMEOUT)
         wait_for_port(port, timeout=START_TIMEOUT)
         api.wait_for_log("Application startup complete", timeout=START_TIMEOUT)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", worker
     finally:
         for process in reversed(processes):
             process.stop()
@@ -175,20 +178,28 @@ def reload_status(client: httpx.Client) -> dict[str, Any] | None:
 
 
 def wait_settled(url: str, started: float, timeout: float) -> Settled:
-    """Poll /health until every request is served and no reload is scheduled or running."""
+    """Poll /health until every request is served and no reload is scheduled or running.
+
+    ``timeout`` counts from ``started`` (the first request), like the figures.
+    """
     reflected: float | None = None
     reload: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout
     with httpx.Client(base_url=url, timeout=5.0) as client:
-        while time.monotonic() < deadline:
+        while True:  # at least one look, even when the burst outlasted the timeout
             reload = reload_status(client) or reload
             done = reload.get("generation", 0) == reload.get("done_generation", -1) > 0
             if done and reflected is None:
                 reflected = time.time() - started
             if done and not reload["scheduled"] and not reload["running"]:
                 return Settled(True, reflected, time.time() - started, 0.0, reload)
+            if time.time() >= started + timeout:
+                return Settled(False, reflected, None, time.time() - started, reload)
             time.sleep(POLL_SECONDS)
-    return Settled(False, reflected, None, time.time() - started, reload)
+
+
+def failed_runs(worker_log: str) -> dict[str, int]:
+    """Failed reload runs by exception type, from the task results the worker logged."""
+    return dict(Counter(FAILED_RUN.findall(worker_log)))
 
 
 def placed(url: str) -> int:
@@ -202,6 +213,8 @@ def placed(url: str) -> int:
 
 
 def percentile(values: list[float], pct: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
@@ -229,14 +242,15 @@ def run_mode(
         mock_strikes_each_side=STRIKES_EACH_SIDE,
     )
     tokens = choose_tokens(settings, args.requests)
-    print(f"{mode.name}: starting the fleet (logs in {moddir})", flush=True)
-    with fleet(mode, settings, moddir) as url:
+    print(f"{mode.name}: starting the fleet", flush=True)
+    with fleet(mode, settings, moddir) as (url, worker):
         sent = burst(url, tokens, args.clients)
         print(f"{mode.name}: burst sent in {sent.seconds:.2f} s; waiting to settle", flush=True)
         settled = wait_settled(url, sent.started, args.settle_timeout)
         runs = reload_runs(server.client())
         placed_tokens = placed(url)
-    return figures(mode, sent, settled, runs, placed_tokens)
+        failures = failed_runs(worker.log())
+    return {**figures(mode, sent, settled, runs, placed_tokens), "failures": failures}
 
 
 def figures(
@@ -274,6 +288,8 @@ def describe(f: dict[str, Any]) -> None:
         f"  reload runs:             {f['reloads']:9d}  ({f['reloads_finished']} finished, "
         f"{f['overlapping_runs']} overlapping, {f['failed_runs']} failed)"
     )
+    for kind, count in f["failures"].items():
+        print(f"  failed runs:             {count:9d}  {kind}")
     if f["settled"]:
         print(f"  settled after:           {f['settle_s']:9.2f} s from the first request")
     else:
@@ -301,6 +317,7 @@ def summary(
         "reloads": bounded["reloads"],
         "settled": bounded["settled"],
         "settle_s": bounded["settle_s"],
+        "reflected_s": bounded["reflected_s"],
         "naive_p50_ms": naive["p50_ms"],
         "naive_p99_ms": naive["p99_ms"],
         "naive_burst_s": naive["burst_s"],
@@ -308,25 +325,41 @@ def summary(
         "naive_reloads_finished": naive["reloads_finished"],
         "naive_settled": naive["settled"],
         "naive_settle_s": naive_settle,
+        "naive_reflected_s": naive["reflected_s"],
+        "naive_failed_runs": naive["failed_runs"],
         "reload_ratio": ratio(naive["reloads"], bounded["reloads"]),
         "settle_ratio": ratio(naive_settle, bounded["settle_s"]),
         "settle_ratio_is_lower_bound": not naive["settled"],
     }
 
 
+@contextmanager
+def workspace(keep: Path | None) -> Iterator[Path]:
+    """A throw-away directory, or ``keep`` (created, must not exist yet) when given."""
+    if keep is not None:
+        keep.mkdir(parents=True)
+        yield keep.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-reload-burst-") as workdir:
+        yield Path(workdir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--settle-timeout", type=float, default=120.0, help="seconds, per mode")
+    parser.add_argument(
+        "--settle-timeout", type=float, default=120.0, help="per mode, from the first request"
+    )
+    parser.add_argument("--keep", type=Path, help="keep databases and process logs here")
     args = parser.parse_args()
 
     results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-reload-burst-") as workdir:
-        server = RedisServer(Path(workdir) / "redis").start()
+    with workspace(args.keep) as workdir:
+        server = RedisServer(workdir / "redis").start()
         try:
             for mode in (BOUNDED, NAIVE):
-                results[mode.name] = run_mode(mode, server, Path(workdir), args)
+                results[mode.name] = run_mode(mode, server, workdir, args)
         finally:
             server.stop()
 
@@ -336,8 +369,11 @@ def main() -> None:
     describe(naive)
     out = summary(bounded, naive, args)
     print(f"naive / bounded reload runs: {out['reload_ratio']}")
-    bound = " (lower bound: naive did not settle)" if out["settle_ratio_is_lower_bound"] else ""
-    print(f"naive / bounded settle time: {out['settle_ratio']}{bound}")
+    if out["settle_ratio"] is None:
+        print("naive / bounded settle time: n/a (bounded did not settle)")
+    else:
+        bound = " (lower bound: naive did not settle)" if not naive["settled"] else ""
+        print(f"naive / bounded settle time: {out['settle_ratio']}{bound}")
     print(json.dumps(out))
 
 
