@@ -18,12 +18,11 @@ from typing import Any
 
 import redis
 
+from tests.support.runs import PUBLISHES_KEY, RUNS_KEY
 from tickfleet.rebalance import Rebalancer
 from tickfleet.stream.publisher import PendingTick, TickPublisher
 from workers import app
 
-RUNS_KEY = "test:reload:runs"
-PUBLISHES_KEY = "test:publishes"
 _body = Rebalancer.__call__
 _succeeded = TickPublisher._succeeded
 _recorder: list[redis.Redis] = []

@@ -7,7 +7,12 @@ from itertools import pairwise
 
 import redis
 
-from tests.support.instrumented_workers import PUBLISHES_KEY, RUNS_KEY
+
+
+# Written by tests.support.instrumented_workers inside worker processes. This module must
+# not import that one: importing it patches the reload body and the publisher.
+RUNS_KEY = "test:reload:runs"
+PUBLISHES_KEY = "test:publishes"
 
 
 def as_text(raw: bytes | str) -> str:

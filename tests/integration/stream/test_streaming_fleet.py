@@ -301,10 +301,14 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
     repaired = time.time()
     assert failure["context"]["account"] == "sim-1"
     assert "snapshot" in failure["message"].lower() or failure["exc_type"]
-    logged = [w for w in streaming.workers if "task feed failed [" in w.log()]
-    assert logged, "the failure must be logged by the worker running the stream"
-    line = next(line for line in logged[0].log().splitlines() if "task feed failed [" in line)
-    assert "stream=account:sim-1" in line and "account=sim-1" in line
+    lines = [
+        line
+        for worker in streaming.workers
+        for line in worker.log().splitlines()
+        if "task feed failed [" in line and "stream=account:sim-1" in line
+    ]
+    assert lines, "the failure must be logged by the worker running the stream"
+    assert "account=sim-1" in lines[0] and "ERROR" in lines[0]
     assert streaming.wait_metric(r'task_failures_total\{task="feed"\} [1-9]')
     streaming.ticks.wait_for(
         lambda c: any(t["instrument_token"] == token for t in c.options(repaired)),
