@@ -44,6 +44,8 @@ import numpy as np
 import orjson
 import redis
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -71,6 +73,7 @@ SPOT = 24_000.0
 CHANNELS = Channels()
 LATENCY = "tick_publish_latency_seconds"
 FAILURES = "redis_publish_failures_total"
+BUFFER_DROPS = "publish_buffer_drops_total"
 END = b"end"
 SLICE_SECONDS = 0.005
 DRAIN_TIMEOUT = 20.0
@@ -129,12 +132,53 @@ def chain_at(chains: Sequence[Chain], ticks_so_far: int) -> Chain:
     return chains[ticks_so_far // len(chains[0]) % len(chains)]
 
 
+# --- the publisher ------------------------------------------------------------------------
+
+
+class Recorder:
+    """The production metrics buffer, plus what a benchmark needs to read back.
+
+    The buffer keeps histogram buckets only; percentiles need the raw tick-to-publish
+    latencies, kept while ``keep`` is set. Counters are tallied by name.
+    """
+
+    def __init__(self, keep: bool = False) -> None:
+        self.buffer = MetricsBuffer()
+        self.keep = keep
+        self.latencies: list[float] = []
+        self.counts: dict[str, float] = {}
+
+    def inc(self, name: str, amount: float = 1.0, labels: Labels = None) -> None:
+        self.buffer.inc(name, amount, labels)
+        self.counts[name] = self.counts.get(name, 0.0) + amount
+
+    def observe(self, name: str, value: float, labels: Labels = None) -> None:
+        self.buffer.observe(name, value, labels)
+        if self.keep and name == LATENCY:
+            self.latencies.append(value)
+
+    def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
+        self.buffer.set_gauge(name, value, labels)
+
+    @property
+    def failed_flushes(self) -> int:
+        return int(self.counts.get(FAILURES, 0))
+
+    @property
+    def buffer_drops(self) -> int:
+        """Oldest ticks the publisher discarded because its buffer was full."""
+        return int(self.counts.get(BUFFER_DROPS, 0))
+
+
 @contextlib.asynccontextmanager
 async def publisher_for(
     url: str, metrics: Metrics, breaker: Breaker
 ) -> AsyncIterator[TickPublisher]:
     """A publisher configured like a stream's, on its own fail-fast client."""
-    client = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    timeout = PublisherConfig().timeout_seconds
+    client = aioredis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
     try:
         yield TickPublisher(client, "bench", metrics, PublisherConfig(), breaker)
     finally:
@@ -153,8 +197,15 @@ async def running(publisher: TickPublisher) -> AsyncIterator[None]:
             await task
 
 
-async def drained(publisher: TickPublisher, target: int, timeout: float = DRAIN_TIMEOUT) -> None:
-    """Wait until ``target`` ticks in all have left the publisher (published or dropped).
+def gone(publisher: TickPublisher, recorder: Recorder) -> int:
+    """Ticks that have left the publisher: published, dropped, or pushed out of a full buffer."""
+    return publisher.published + publisher.dropped + recorder.buffer_drops
+
+
+async def drained(
+    publisher: TickPublisher, recorder: Recorder, target: int, timeout: float = DRAIN_TIMEOUT
+) -> None:
+    """Wait until ``target`` ticks in all have left the publisher.
 
     After a failed flush the publisher holds the newest tick per token and a newer offer of
     the token supersedes it uncounted, so an empty publisher that stays idle for longer than
@@ -164,11 +215,10 @@ async def drained(publisher: TickPublisher, target: int, timeout: float = DRAIN_
     settle = config.timeout_seconds + config.flush_seconds
     deadline = time.monotonic() + timeout
     last, idle_since = -1, time.monotonic()
-    while publisher.published + publisher.dropped < target:
+    while (done := gone(publisher, recorder)) < target:
         now = time.monotonic()
         if now > deadline:
             raise TimeoutError(f"the publisher did not drain within {timeout}s")
-        done = publisher.published + publisher.dropped
         if publisher.backlog or publisher.held or done != last:
             last, idle_since = done, now
         elif now - idle_since > settle:
@@ -188,7 +238,7 @@ def offer_chain(publisher: TickPublisher, chain: Chain) -> None:
 
 
 async def publisher_rate(
-    publisher: TickPublisher, chains: Sequence[Chain], seconds: float
+    publisher: TickPublisher, recorder: Recorder, chains: Sequence[Chain], seconds: float
 ) -> float:
     """Ticks/s through serialiser and publisher while ``run`` flushes.
 
@@ -196,7 +246,7 @@ async def publisher_rate(
     serialises the next chain while a pipeline is on the wire, as a feed would.
     """
     high_water = 2 * PublisherConfig().batch_max
-    published, start = publisher.published, publisher.published + publisher.dropped
+    published, start = publisher.published, gone(publisher, recorder)
     offered = 0
     async with running(publisher):
         began = time.perf_counter()
@@ -206,7 +256,7 @@ async def publisher_rate(
             offered += len(chain)
             while publisher.backlog > high_water:
                 await asyncio.sleep(0)
-        await drained(publisher, start + offered)
+        await drained(publisher, recorder, start + offered)
         elapsed = time.perf_counter() - began
     return (publisher.published - published) / elapsed
 
@@ -279,14 +329,14 @@ async def throughput(
     try:
         async with publisher_for(url, recorder, breaker) as publisher:
             await baseline_rate(baseline_client, chains, seconds / 4)  # warm-up
-            await publisher_rate(publisher, chains, seconds / 4)
+            await publisher_rate(publisher, recorder, chains, seconds / 4)
             for r in range(rounds):
                 order = ("baseline", "publisher") if r % 2 == 0 else ("publisher", "baseline")
                 for name in order:
                     if name == "baseline":
                         rate = await baseline_rate(baseline_client, chains, seconds)
                     else:
-                        rate = await publisher_rate(publisher, chains, seconds)
+                        rate = await publisher_rate(publisher, recorder, chains, seconds)
                     runs[name].append(rate)
             steps = await breakdown(publisher, chains)
     finally:
@@ -297,36 +347,6 @@ async def throughput(
 
 
 # --- latency ------------------------------------------------------------------------------
-
-
-class Recorder:
-    """The production metrics buffer, plus what a benchmark needs to read back.
-
-    The buffer keeps histogram buckets only; percentiles need the raw tick-to-publish
-    latencies, kept while ``keep`` is set. Counters are tallied by name.
-    """
-
-    def __init__(self, keep: bool = False) -> None:
-        self.buffer = MetricsBuffer()
-        self.keep = keep
-        self.latencies: list[float] = []
-        self.counts: dict[str, float] = {}
-
-    def inc(self, name: str, amount: float = 1.0, labels: Labels = None) -> None:
-        self.buffer.inc(name, amount, labels)
-        self.counts[name] = self.counts.get(name, 0.0) + amount
-
-    def observe(self, name: str, value: float, labels: Labels = None) -> None:
-        self.buffer.observe(name, value, labels)
-        if self.keep and name == LATENCY:
-            self.latencies.append(value)
-
-    def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
-        self.buffer.set_gauge(name, value, labels)
-
-    @property
-    def failed_flushes(self) -> int:
-        return int(self.counts.get(FAILURES, 0))
 
 
 def resp(*parts: bytes) -> bytes:
@@ -412,22 +432,24 @@ def offer_stamped(publisher: TickPublisher, chain: Chain, start: int, count: int
 async def paced(
     publisher: TickPublisher, chains: Sequence[Chain], rate: float, seconds: float
 ) -> tuple[int, float, float]:
-    """Offer ``rate`` ticks/s for ``seconds``, a slice every 5 ms (a late slice catches up).
+    """Offer ``rate`` ticks/s for ``seconds``: every 5 ms, the ticks that have fallen due.
 
-    Returns the ticks offered, the seconds the offering took and how late the latest slice
-    was: latency counts from the offer, so a producer held up by the flushes sharing its
-    event loop shows here rather than there.
+    Returns the ticks offered, the seconds the offering took, and the longest the producer
+    woke up past its slice. Latency counts from the offer, so a producer held up by the
+    flushes that share its event loop (or by a busy machine) shows there, not in latency.
     """
-    offered, late = 0, 0.0
+    total = round(seconds * rate)
+    offered, late, wake_at = 0, 0.0, 0.0
     began = time.monotonic()
-    for k in range(1, round(seconds / SLICE_SECONDS) + 1):
+    while offered < total:
         elapsed = time.monotonic() - began
-        late = max(late, elapsed - (k - 1) * SLICE_SECONDS)
-        due = round(min(elapsed, seconds) * rate) - offered
+        late = max(late, elapsed - wake_at)
+        due = min(round(elapsed * rate), total) - offered
         if due > 0:
             offer_stamped(publisher, chain_at(chains, offered), offered, due)
             offered += due
-        await asyncio.sleep(max(0.0, began + k * SLICE_SECONDS - time.monotonic()))
+        wake_at = (elapsed // SLICE_SECONDS + 1) * SLICE_SECONDS
+        await asyncio.sleep(max(0.0, began + wake_at - time.monotonic()))
     return offered, time.monotonic() - began, late
 
 
@@ -439,10 +461,11 @@ class Window:
     start: float
     offered_per_s: float
     achieved_per_s: float
-    dropped: int
-    late_ms: float
-    failed_flushes: int
+    dropped: int  # by the breaker or a lost lease
+    buffer_drops: int
     lost: int  # held after a failed flush, then superseded by a newer tick of the token
+    failed_flushes: int
+    late_ms: float
 
 
 async def paced_window(
@@ -452,11 +475,11 @@ async def paced_window(
     recorder = Recorder(keep=True)
     async with publisher_for(url, recorder, breaker) as publisher, running(publisher):
         warm, _, _ = await paced(publisher, chains, rate, min(1.0, seconds / 4))
-        await drained(publisher, warm)
+        await drained(publisher, recorder, warm)
         recorder.latencies.clear()
         start = time.monotonic()
         offered, offering, late = await paced(publisher, chains, rate, seconds)
-        await drained(publisher, warm + offered)
+        await drained(publisher, recorder, warm + offered)
         until_published = time.monotonic() - start
     return Window(
         latencies_ms=[1000.0 * x for x in recorder.latencies],
@@ -464,9 +487,10 @@ async def paced_window(
         offered_per_s=offered / offering,
         achieved_per_s=len(recorder.latencies) / until_published,
         dropped=publisher.dropped,
-        late_ms=1000.0 * late,
+        buffer_drops=recorder.buffer_drops,
+        lost=warm + offered - gone(publisher, recorder),
         failed_flushes=recorder.failed_flushes,
-        lost=warm + offered - publisher.published - publisher.dropped,
+        late_ms=1000.0 * late,
     )
 
 
@@ -544,11 +568,11 @@ def report(
     print(
         f"paced {args.rate:,.0f} ticks/s for {args.latency_seconds}s: offered "
         f"{window.offered_per_s:,.0f}/s, published {window.achieved_per_s:,.0f}/s, "
-        f"latest slice {window.late_ms:.0f} ms late"
+        f"producer woke up to {window.late_ms:.0f} ms late"
     )
     print(
-        f"{window.failed_flushes} failed flushes, {window.dropped} dropped, "
-        f"{window.lost} superseded after a failure"
+        f"{window.failed_flushes} failed flushes; {window.dropped} dropped by the breaker, "
+        f"{window.buffer_drops} by a full buffer, {window.lost} superseded after a failure"
     )
     print(
         f"offer -> pipeline done:  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  "
@@ -576,7 +600,7 @@ def report(
         "offered_measured_ticks_per_s": round(window.offered_per_s),
         "achieved_ticks_per_s": round(window.achieved_per_s),
         "failed_flushes": speed.failed_flushes + window.failed_flushes,
-        "dropped": speed.dropped + window.dropped + window.lost,
+        "dropped": speed.dropped + window.dropped + window.buffer_drops + window.lost,
         "greeks_options_per_s": round(greeks["options_per_s"]),
         "greeks_ratio": round(greeks["ratio"], 2),
     }
