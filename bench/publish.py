@@ -157,6 +157,11 @@ class Recorder:
         if self.keep and name == LATENCY:
             self.latencies.append(value)
 
+    def observe_many(self, name: str, values: Sequence[float], labels: Labels = None) -> None:
+        self.buffer.observe_many(name, values, labels)
+        if self.keep and name == LATENCY:
+            self.latencies.extend(values)
+
     def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
         self.buffer.set_gauge(name, value, labels)
 
@@ -176,8 +181,8 @@ async def publisher_for(
 ) -> AsyncIterator[TickPublisher]:
     """A publisher configured like a stream's, on its own fail-fast client."""
     timeout = PublisherConfig().timeout_seconds
-    client = aioredis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    client = aioredis.Redis.from_url(  # as tickfleet.stream.assemble builds the publish target
+        url, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
     )
     try:
         yield TickPublisher(client, "bench", metrics, PublisherConfig(), breaker)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -82,6 +83,8 @@ class Metrics(Protocol):
 
     def observe(self, name: str, value: float, labels: Labels = None) -> None: ...
 
+    def observe_many(self, name: str, values: Sequence[float], labels: Labels = None) -> None: ...
+
     def set_gauge(self, name: str, value: float, labels: Labels = None) -> None: ...
 
 
@@ -122,6 +125,23 @@ class MetricsBuffer:
             self._deltas[(name, f"{base}|sum")] = (
                 self._deltas.get((name, f"{base}|sum"), 0.0) + value
             )
+
+    def observe_many(self, name: str, values: Sequence[float], labels: Labels = None) -> None:
+        """Observe a batch under one lock (the publisher records a whole batch at once)."""
+        spec = _spec(name, "histogram")
+        base = _label_key(spec, labels)
+        bounds = spec.buckets
+        counts: dict[float, int] = {}
+        for value in values:
+            i = bisect_left(bounds, value)
+            bucket = bounds[i] if i < len(bounds) else float("inf")
+            counts[bucket] = counts.get(bucket, 0) + 1
+        with self._lock:
+            for bucket, n in counts.items():
+                key = (name, f"{base}|b|{bucket}")
+                self._deltas[key] = self._deltas.get(key, 0.0) + n
+            for field, amount in ((f"{base}|count", len(values)), (f"{base}|sum", sum(values))):
+                self._deltas[(name, field)] = self._deltas.get((name, field), 0.0) + amount
 
     def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
         key = (name, _label_key(_spec(name, "gauge"), labels))

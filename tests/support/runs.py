@@ -7,8 +7,6 @@ from itertools import pairwise
 
 import redis
 
-
-
 # Written by tests.support.instrumented_workers inside worker processes. This module must
 # not import that one: importing it patches the reload body and the publisher.
 RUNS_KEY = "test:reload:runs"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -81,6 +81,9 @@ class _NoMetrics:
         pass
 
     def observe(self, name: str, value: float, labels: Labels = None) -> None:
+        pass
+
+    def observe_many(self, name: str, values: Sequence[float], labels: Labels = None) -> None:
         pass
 
     def set_gauge(self, name: str, value: float, labels: Labels = None) -> None:
@@ -267,16 +270,18 @@ class MockOptionBook:
         timestamp: float,
     ) -> list[MockOptionSnapshot]:
         version = self._version
+        # Rounded here, for the whole chain at once, to the precision published in ticks
+        # (rounding each float in Python was most of the cost of serialising a tick).
         columns = zip(
             layout.contracts,
-            prices.tolist(),
+            np.round(prices, 2).tolist(),
             self._volume.tolist(),
             self._oi.tolist(),
-            iv.tolist(),
-            result.delta.tolist(),
-            result.gamma.tolist(),
-            result.theta.tolist(),
-            result.vega.tolist(),
+            np.round(iv, 6).tolist(),
+            np.round(result.delta, 6).tolist(),
+            np.round(result.gamma, 8).tolist(),
+            np.round(result.theta, 4).tolist(),
+            np.round(result.vega, 4).tolist(),
             strict=True,
         )
         return [

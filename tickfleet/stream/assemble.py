@@ -43,9 +43,12 @@ ASSIGNMENT_POLL_SECONDS = 5.0
 _OPTION_TYPES: dict[str, InstrumentType] = {"CE": "CE", "PE": "PE"}
 
 
-def _fast_async(url: str, timeout: float) -> aioredis.Redis:
+def _fast_async(url: str, timeout: float, read_timeout: bool = True) -> aioredis.Redis:
     return aioredis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        url,
+        socket_timeout=timeout if read_timeout else None,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
     )
 
 
@@ -58,7 +61,11 @@ class _Kit:
         self.name = name
         self.hostname = hostname
         self.fleet = _fast_async(s.redis_url, s.redis_socket_timeout)
-        self.target = _fast_async(s.effective_publish_redis_url, s.publish_timeout_seconds)
+        # The publisher bounds every batch with its own timeout; a per-read socket timeout
+        # on top would only add a timer per reply.
+        self.target = _fast_async(
+            s.effective_publish_redis_url, s.publish_timeout_seconds, read_timeout=False
+        )
         self.breaker = SharedBreaker(
             connect_store(s.effective_breaker_redis_url),
             PUBLISH_BREAKER,

@@ -62,7 +62,7 @@ def drain(pubsub: redis.client.PubSub, expect: int, timeout: float = 5.0) -> lis
     return got
 
 
-def test_batches_are_one_pipeline_each_in_order_with_the_latest_per_token(
+def test_batches_are_one_round_trip_each_in_order_with_the_latest_per_token(
     redis_url: str, redis_client: redis.Redis, subscriber: redis.client.PubSub
 ) -> None:
     async def main() -> list[int]:

@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -231,6 +231,11 @@ class GaugeRecorder:
         raise AssertionError("the breaker only sets its state gauge")
 
     def observe(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        raise AssertionError("the breaker only sets its state gauge")
+
+    def observe_many(
+        self, name: str, values: Sequence[float], labels: Mapping[str, str] | None = None
+    ) -> None:
         raise AssertionError("the breaker only sets its state gauge")
 
     def set_gauge(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:

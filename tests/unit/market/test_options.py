@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,11 @@ class RecordingMetrics:
         self.counts[key] = self.counts.get(key, 0.0) + amount
 
     def observe(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        raise AssertionError("not expected")
+
+    def observe_many(
+        self, name: str, values: Sequence[float], labels: Mapping[str, str] | None = None
+    ) -> None:
         raise AssertionError("not expected")
 
     def set_gauge(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
@@ -98,6 +103,15 @@ def test_prices_are_exchange_ticks_and_greeks_have_the_right_signs() -> None:
     assert all(0 <= s.delta <= 1 for s in calls) and all(-1 <= s.delta <= 0 for s in puts)
     assert all(s.gamma >= 0 and s.vega >= 0 and s.theta <= 0 for s in calls)
     assert all(s.version == 1 and s.timestamp == NOW.timestamp() for s in states)
+
+
+def test_states_carry_the_precision_ticks_publish() -> None:
+    book = MockOptionBook(ChainSpec())
+    book.ensure(chain())
+    for s in ticked(book):
+        assert s.last_price == round(s.last_price, 2)
+        assert (s.iv, s.delta, s.gamma) == (round(s.iv, 6), round(s.delta, 6), round(s.gamma, 8))
+        assert (s.theta, s.vega) == (round(s.theta, 4), round(s.vega, 4))
 
 
 def test_iv_follows_the_smile_with_small_noise() -> None:

@@ -1,0 +1,46 @@
+"""Run one Lua script with a pre-packed command: the publisher's single round trip.
+
+redis-py encodes every argument in Python; for a batch of 500 ticks (1000+ arguments)
+that cost about 12 µs per tick, more than everything else the publisher does together.
+hiredis packs the same command in C in under 1 µs per tick. The connection handling
+stays redis-py's own (pool, reconnect on the next use after an error).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+Arg = bytes | str | int
+
+
+class PackedScript:
+    def __init__(self, client: aioredis.Redis, source: str) -> None:
+        self._pool = client.connection_pool
+        self._source = source
+        self._sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Arg]) -> object:
+        command = ("EVALSHA", self._sha, len(keys), *keys, *args)
+        try:
+            return await self._send(command)
+        except NoScriptError:  # a restarted or flushed server: load it once, then retry
+            await self._send(("SCRIPT", "LOAD", self._source))
+            return await self._send(command)
+
+    async def _send(self, command: tuple[Arg, ...]) -> object:
+        connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            packed = hiredis.pack_command(command)  # type: ignore[arg-type]
+            await connection.send_packed_command(packed, check_health=False)
+            return await connection.read_response()
+        except BaseException:
+            # Cancelled mid-reply or broken: this connection's stream is in an unknown state.
+            await connection.disconnect()
+            raise
+        finally:
+            await self._pool.release(connection)
