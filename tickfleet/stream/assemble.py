@@ -9,7 +9,7 @@ short timeouts and no retry loops, so an outage costs one timeout, never a stall
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -117,10 +117,36 @@ class _Kit:
         await self.fleet.aclose()
         await self.target.aclose()
 
-    def runner(self, parts: list[Part]) -> StreamRunner:
-        self.breaker.start()
-        parts = [Part("publisher", self.publisher.run), *parts]
-        return StreamRunner(
+    async def open(self) -> None:
+        await asyncio.to_thread(self.breaker.start)
+
+    def build(
+        self,
+        tick: Callable[[], Awaitable[None]],
+        has_credentials: bool,
+        on_change: Handler | None,
+        poll: Poll,
+    ) -> StreamRunner:
+        """The runner: publisher, control listener and paced feed, under one supervisor."""
+        s = self.services.settings
+        listener = ControlListener(
+            self.fleet,
+            self.services.keys.control_channel,
+            self._handler(on_change),
+            poll,
+            ASSIGNMENT_POLL_SECONDS,
+        )
+
+        def feed() -> Awaitable[None]:
+            mode = lambda: self.mode(has_credentials)  # noqa: E731
+            return tick_forever(s.mock_tick_interval_seconds, mode, self.status, tick)
+
+        parts = [
+            Part("publisher", self.publisher.run),
+            Part("control", listener.run),
+            Part("feed", feed),
+        ]
+        self._runner = StreamRunner(
             self.name,
             self.keeper,
             self.monitor,
@@ -128,23 +154,21 @@ class _Kit:
             parts,
             self.report,
             self.services.clock,
+            openers=[self.open],
             closers=[self.close],
-            restart=restart_policy(self.services.settings.stream_restart_limit),
+            restart=restart_policy(s.stream_restart_limit),
         )
+        return self._runner
 
-    def listener(
-        self, runner_ref: list[StreamRunner], on_change: Handler | None, poll: Poll
-    ) -> ControlListener:
+    def _handler(self, on_change: Handler | None) -> Handler:
         async def handle(message: control.Message) -> None:
             if isinstance(message, control.Shutdown):
                 if message.targets(self.hostname, self.name):
-                    runner_ref[0].stop()
+                    self._runner.stop()
             elif on_change is not None:
                 await on_change(message)
 
-        return ControlListener(
-            self.fleet, self.services.keys.control_channel, handle, poll, ASSIGNMENT_POLL_SECONDS
-        )
+        return handle
 
 
 def _contracts(services: Services) -> ContractLookup:
@@ -187,17 +211,7 @@ def build_account_stream(services: Services, account: Account, hostname: str) ->
         elif isinstance(message, control.Evict):
             feed.forget(message.tokens)
 
-    ref: list[StreamRunner] = []
-    listener = kit.listener(ref, on_change, feed.sync_assignment)
-    ticks = lambda: tick_forever(  # noqa: E731
-        s.mock_tick_interval_seconds,
-        lambda: kit.mode(account.has_credentials),
-        kit.status,
-        feed.tick,
-    )
-    runner = kit.runner([Part("control", listener.run), Part("feed", ticks)])
-    ref.append(runner)
-    return runner
+    return kit.build(feed.tick, account.has_credentials, on_change, feed.sync_assignment)
 
 
 def build_underlying_stream(services: Services, hostname: str) -> StreamRunner:
@@ -216,14 +230,7 @@ def build_underlying_stream(services: Services, hostname: str) -> StreamRunner:
     )
     credentials = any(a.has_credentials for a in services.accounts)
 
-    async def nothing() -> None:
+    async def nothing_to_poll() -> None:
         return None
 
-    ref: list[StreamRunner] = []
-    listener = kit.listener(ref, None, nothing)
-    ticks = lambda: tick_forever(  # noqa: E731
-        s.mock_tick_interval_seconds, lambda: kit.mode(credentials), kit.status, feed.tick
-    )
-    runner = kit.runner([Part("control", listener.run), Part("feed", ticks)])
-    ref.append(runner)
-    return runner
+    return kit.build(feed.tick, credentials, None, nothing_to_poll)

@@ -29,7 +29,7 @@ def restart_policy(max_restarts: int) -> RestartPolicy:
 
 
 Report = Callable[[StreamStatus], None]
-Closer = Callable[[], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,8 @@ class StreamRunner:
         parts: Sequence[Part],
         report: Report,
         clock: Clock,
-        closers: Sequence[Closer] = (),
+        openers: Sequence[Hook] = (),
+        closers: Sequence[Hook] = (),
         report_every: float = 1.0,
         restart: RestartPolicy | None = None,
     ) -> None:
@@ -60,6 +61,7 @@ class StreamRunner:
         self.parts = list(parts)
         self._report = report
         self._clock = clock
+        self._openers = list(openers)
         self._closers = list(closers)
         self._report_every = report_every
         self._restart = restart or restart_policy(5)
@@ -76,10 +78,13 @@ class StreamRunner:
         self.monitor.install(asyncio.get_running_loop())
         if not await self.keeper.acquire():
             log.info("stream %s is held by another worker; exiting", self.name)
+            await self._close()
             return "lease held elsewhere"
         log.info("stream %s started (owner %s)", self.name, self.keeper.lease.owner)
         self.status.started_at = self._clock.time()
         try:
+            for open_part in self._openers:
+                await open_part()
             return await self._supervise()
         except SupervisorFailed as exc:
             self.status.last_error = str(exc)
@@ -111,10 +116,13 @@ class StreamRunner:
             await asyncio.to_thread(self._report, self.status)
         except Exception as exc:  # the status key lapses by itself
             log.warning("final status of %s not written: %s", self.name, exc)
+        await self._close()
+        log.info("stream %s ended (%s)", self.name, self.status.last_error or "clean")
+
+    async def _close(self) -> None:
         for close in self._closers:
             try:
                 await close()
             except Exception:
                 log.exception("stream %s: cleanup step failed", self.name)
         await self.monitor.aclose()
-        log.info("stream %s ended (%s)", self.name, self.status.last_error or "clean")
