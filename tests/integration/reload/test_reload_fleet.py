@@ -92,6 +92,7 @@ def test_fifty_concurrent_subscriptions_lead_to_at_most_two_reloads(
     reload = wait_quiet(client)
     time.sleep(fleet.settings.reload_min_interval_seconds + 1.5)  # room for a stray extra run
     runs = reload_runs(redis_client)
+    print(f"50 concurrent subscriptions -> {len(runs)} reload run(s)")
     assert 1 <= len(runs) <= 2, runs
     assert_no_overlap(runs)
     assert reload["requests"] == 50
@@ -183,6 +184,7 @@ def test_a_worker_killed_mid_reload_blocks_the_next_one_no_longer_than_the_lock_
     assert client.post("/subscriptions", json={"instrument_token": tokens[1]}).status_code == 200
     runs = wait_for_runs(redis_client, 2, timeout=lock_ttl + 15)
     after_kill = runs[1].start - killed_at
+    print(f"next reload started {after_kill:.2f}s after the SIGKILL (lock TTL {lock_ttl}s)")
     assert stuck.end is None
     assert after_kill <= lock_ttl + 1.5, f"next reload started {after_kill:.2f}s after the kill"
     wait_quiet(client)
