@@ -27,7 +27,8 @@ from typing import Any, Protocol
 import pybreaker
 import redis
 
-from tickfleet.breaker import BreakerConfig, SharedBreaker, connect_store
+from tickfleet.breaker import BreakerConfig, SharedBreaker
+from tickfleet.connections import fail_fast_client
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD_PCT = 5.0
@@ -159,7 +160,7 @@ def rounds_of(
 def measure(url: str, batch: int, seconds: float, rounds: int) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
     state_client = redis.Redis.from_url(url)
-    with SharedBreaker(connect_store(url), "bench", BreakerConfig()) as breaker:
+    with SharedBreaker(fail_fast_client(url), "bench", BreakerConfig()) as breaker:
         compared = {"none": no_breaker(client), "shared": shared_breaker(client, breaker)}
         anchor = pybreaker_redis(client, state_client)
         runs = rounds_of(compared, anchor, make_ticks(batch), seconds, rounds)

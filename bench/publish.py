@@ -53,7 +53,8 @@ if str(ROOT) not in sys.path:
 
 from bench.breaker import start_redis  # noqa: E402
 from bench.greeks import measure_greeks  # noqa: E402
-from tickfleet.breaker import Breaker, BreakerConfig, SharedBreaker, connect_store  # noqa: E402
+from tickfleet.breaker import Breaker, BreakerConfig, SharedBreaker  # noqa: E402
+from tickfleet.connections import fail_fast_client  # noqa: E402
 from tickfleet.market.contracts import InstrumentType  # noqa: E402
 from tickfleet.market.options import (  # noqa: E402
     ChainSpec,
@@ -627,7 +628,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as workdir:
         server = start_redis(Path(workdir))
         try:
-            store = connect_store(server.url)
+            store = fail_fast_client(server.url)
             with SharedBreaker(store, "bench-publish", BreakerConfig()) as breaker:
                 run = throughput(server.url, breaker, chains, args.seconds, args.rounds)
                 speed = asyncio.run(run)

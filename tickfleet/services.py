@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 
 from tickfleet.accounts import Account, load_accounts
 from tickfleet.assignment_store import AssignmentStore
-from tickfleet.breaker import connect_store
 from tickfleet.clock import Clock, SystemClock
+from tickfleet.connections import fail_fast_client, patient_client
 from tickfleet.db import SessionFactory, create_schema, make_engine, make_session_factory
 from tickfleet.debounce import ReloadTiming
 from tickfleet.eviction import ExpiryEvictor
@@ -30,16 +30,6 @@ from tickfleet.rebalance import Rebalancer
 from tickfleet.reload import ReloadConfig, ReloadCoordinator, ReloadScheduler
 from tickfleet.settings import Settings
 from tickfleet.subscriptions import SubscriptionStore
-
-
-def redis_client(url: str, settings: Settings) -> redis.Redis:
-    """A client with bounded socket timeouts: a dead Redis must fail fast, never hang."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=settings.redis_socket_timeout,
-        socket_connect_timeout=settings.redis_socket_timeout,
-        health_check_interval=30,
-    )
 
 
 @dataclass
@@ -58,7 +48,7 @@ class Services:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis_client(self.settings.redis_url, self.settings)
+        return patient_client(self.settings.redis_url, self.settings.redis_socket_timeout)
 
     @cached_property
     def engine(self) -> Engine:
@@ -89,7 +79,7 @@ class Services:
     @cached_property
     def breaker_store(self) -> Redis:
         """Fail-fast client of the breaker's state store (may be its own Redis)."""
-        return connect_store(self.settings.effective_breaker_redis_url)
+        return fail_fast_client(self.settings.effective_breaker_redis_url)
 
     @cached_property
     def flusher(self) -> MetricsFlusher:

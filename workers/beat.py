@@ -14,9 +14,9 @@ from typing import Any
 import redis
 from celery.beat import Scheduler
 
+from tickfleet.connections import patient_client
 from tickfleet.lease import Lease, new_owner
 from tickfleet.names import Keys
-from tickfleet.services import redis_client
 from tickfleet.settings import get_settings
 
 log = logging.getLogger("tickfleet.beat")
@@ -28,7 +28,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         settings = get_settings()
         self._lease = Lease(
-            redis_client(settings.redis_url, settings),
+            patient_client(settings.redis_url, settings.redis_socket_timeout),
             Keys(settings.key_prefix).beat_leader,
             LEADER_TTL_SECONDS,
             owner=new_owner("beat"),

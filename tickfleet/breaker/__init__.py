@@ -11,7 +11,6 @@ from tickfleet.breaker.local import LocalBreaker
 from tickfleet.breaker.protocol import Breaker
 from tickfleet.breaker.shared import SharedBreaker
 from tickfleet.breaker.state import BreakerSnapshot, CircuitState, Listener, Source
-from tickfleet.breaker.store import connect_store
 
 __all__ = [
     "STATE_GAUGE",
@@ -23,5 +22,4 @@ __all__ = [
     "LocalBreaker",
     "SharedBreaker",
     "Source",
-    "connect_store",
 ]

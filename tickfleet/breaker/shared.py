@@ -33,9 +33,9 @@ STOP_TIMEOUT = 10.0
 class SharedBreaker(BreakerCore):
     """A breaker shared by every worker that names the same breaker under the same prefix.
 
-    ``client`` should fail fast (see ``connect_store``); ``None`` means no store is
-    configured and the breaker stays local. ``start`` runs one sync round before returning,
-    so a reachable store is followed from the first call on.
+    ``client`` should fail fast (``tickfleet.connections.fail_fast_client``); ``None``
+    means no store is configured and the breaker stays local. ``start`` runs one sync
+    round before returning, so a reachable store is followed from the first call on.
     """
 
     def __init__(

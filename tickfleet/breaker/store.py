@@ -5,29 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
 from redis.client import PubSub
-from redis.retry import Retry
 
 from tickfleet.breaker.config import BreakerConfig
 from tickfleet.breaker.report import Report, StoreView
 from tickfleet.breaker.scripts import RESERVE, SYNC
 from tickfleet.breaker.state import CircuitState
 from tickfleet.names import Keys
-
-
-def connect_store(url: str, timeout: float = 0.5) -> redis.Redis:
-    """A client for the state store that fails fast.
-
-    redis-py retries a refused connection many times with backoff by default; a breaker
-    must instead notice an unreachable store within a sync round and decide locally.
-    """
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-    )
 
 
 def _text(raw: Any) -> str:

@@ -14,13 +14,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from tickfleet import control
 from tickfleet.accounts import Account
-from tickfleet.breaker import BreakerConfig, SharedBreaker, connect_store
+from tickfleet.breaker import BreakerConfig, SharedBreaker
+from tickfleet.connections import fail_fast_async_client, fail_fast_client
 from tickfleet.failures import RedisFailureLog
 from tickfleet.lease import Lease, new_owner
 from tickfleet.market.contracts import InstrumentType
@@ -43,15 +41,6 @@ ASSIGNMENT_POLL_SECONDS = 5.0
 _OPTION_TYPES: dict[str, InstrumentType] = {"CE": "CE", "PE": "PE"}
 
 
-def _fast_async(url: str, timeout: float, read_timeout: bool = True) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout if read_timeout else None,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
 class _Kit:
     """The parts every stream has: lease, monitor, breaker, publisher, status, clients."""
 
@@ -60,14 +49,14 @@ class _Kit:
         self.services = services
         self.name = name
         self.hostname = hostname
-        self.fleet = _fast_async(s.redis_url, s.redis_socket_timeout)
+        self.fleet = fail_fast_async_client(s.redis_url, s.redis_socket_timeout)
         # The publisher bounds every batch with its own timeout; a per-read socket timeout
         # on top would only add a timer per reply.
-        self.target = _fast_async(
+        self.target = fail_fast_async_client(
             s.effective_publish_redis_url, s.publish_timeout_seconds, read_timeout=False
         )
         self.breaker = SharedBreaker(
-            connect_store(s.effective_breaker_redis_url),
+            fail_fast_client(s.effective_breaker_redis_url),
             PUBLISH_BREAKER,
             BreakerConfig.from_settings(s),
             services.clock,
@@ -83,7 +72,9 @@ class _Kit:
         )
         self.keeper = LeaseKeeper(lease, s.lease_renew_seconds, services.clock)
         self.status = StreamStatus(stream=name, owner=lease.owner, hostname=hostname)
-        failure_log = RedisFailureLog(connect_store(s.redis_url, 1.0), services.keys.task_failures)
+        failure_log = RedisFailureLog(
+            fail_fast_client(s.redis_url, 1.0), services.keys.task_failures
+        )
         self.monitor = TaskMonitor(
             process_context(stream=name, worker=hostname, **context),
             services.metrics,

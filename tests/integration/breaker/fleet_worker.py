@@ -6,13 +6,14 @@ import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 
-from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker, connect_store
+from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker
+from tickfleet.connections import fail_fast_client
 
 NAME = "publish"
 
 
 def open_breaker(url: str, config: BreakerConfig) -> SharedBreaker:
-    breaker = SharedBreaker(connect_store(url), NAME, config)
+    breaker = SharedBreaker(fail_fast_client(url), NAME, config)
     breaker.start()
     return breaker
 

@@ -11,7 +11,8 @@ import pytest
 
 from tests.integration.breaker import fleet_worker
 from tests.integration.breaker.spawning import Spawner
-from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker, connect_store
+from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker
+from tickfleet.connections import fail_fast_client
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -64,7 +65,7 @@ def test_eight_processes_share_the_half_open_probe_budget(redis_url: str, spawn:
         spawn(fleet_worker.count_probes, redis_url, config, ready, results, 30.0, 3.0)
     assert all(ready.wait(30) for ready in readies)
 
-    with SharedBreaker(connect_store(redis_url), fleet_worker.NAME, config) as tripper:
+    with SharedBreaker(fail_fast_client(redis_url), fleet_worker.NAME, config) as tripper:
         tripper.record_failure(ConnectionError("refused"))
         probes = [event[1] for event in collect(results, 8, timeout=20)]
 
@@ -90,7 +91,7 @@ def test_a_crashed_probers_reservation_expires_and_probing_resumes(
     prober = spawn(fleet_worker.probe_then_hang, redis_url, config, ready, results, 30.0)
     assert ready.wait(30)
 
-    with SharedBreaker(connect_store(redis_url), fleet_worker.NAME, config) as survivor:
+    with SharedBreaker(fail_fast_client(redis_url), fleet_worker.NAME, config) as survivor:
         survivor.record_failure(ConnectionError("refused"))
         (event,) = collect(results, 1, timeout=10)
         prober.kill()

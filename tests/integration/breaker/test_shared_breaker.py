@@ -14,8 +14,8 @@ from tickfleet.breaker import (
     BreakerConfig,
     CircuitState,
     SharedBreaker,
-    connect_store,
 )
+from tickfleet.connections import fail_fast_client
 from tickfleet.metrics import MetricsBuffer
 
 pytestmark = pytest.mark.timeout(60)
@@ -40,7 +40,7 @@ def fleet(redis_url: str) -> Iterator[Factory]:
     started: list[SharedBreaker] = []
 
     def make(config: BreakerConfig = CONFIG) -> SharedBreaker:
-        breaker = SharedBreaker(connect_store(redis_url), "publish", config)
+        breaker = SharedBreaker(fail_fast_client(redis_url), "publish", config)
         breaker.start()
         started.append(breaker)
         return breaker
@@ -156,7 +156,7 @@ def test_the_state_gauge_reaches_the_fleet_metrics(
 ) -> None:
     buffer = MetricsBuffer()
     with SharedBreaker(
-        connect_store(redis_url), "publish", CONFIG, metrics=buffer, worker="host-1:42"
+        fail_fast_client(redis_url), "publish", CONFIG, metrics=buffer, worker="host-1:42"
     ) as breaker:
         for _ in range(10):
             breaker.record_failure()

@@ -10,7 +10,8 @@ import pytest
 from tests.integration.breaker.polling import wait_until
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
-from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker, connect_store
+from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker
+from tickfleet.connections import fail_fast_client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,8 +32,8 @@ def server(redis_server_factory: Callable[[], RedisServer]) -> RedisServer:
 
 @pytest.fixture
 def pair(server: RedisServer) -> Iterator[tuple[SharedBreaker, SharedBreaker]]:
-    a = SharedBreaker(connect_store(server.url, timeout=0.3), "publish", CONFIG)
-    b = SharedBreaker(connect_store(server.url, timeout=0.3), "publish", CONFIG)
+    a = SharedBreaker(fail_fast_client(server.url, timeout=0.3), "publish", CONFIG)
+    b = SharedBreaker(fail_fast_client(server.url, timeout=0.3), "publish", CONFIG)
     with a, b:
         yield a, b
 
@@ -80,7 +81,7 @@ def test_workers_break_locally_while_the_store_is_down_and_merge_when_it_returns
 
 
 def test_a_store_unreachable_from_the_start_never_raises_to_callers() -> None:
-    client = connect_store(f"redis://127.0.0.1:{free_port()}/0", timeout=0.3)
+    client = fail_fast_client(f"redis://127.0.0.1:{free_port()}/0", timeout=0.3)
     started = time.monotonic()
     with SharedBreaker(client, "publish", CONFIG) as breaker:
         assert time.monotonic() - started < 2.0
