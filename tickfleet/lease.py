@@ -7,6 +7,7 @@ renewal and release are compare-and-set scripts, never a read followed by a writ
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+
+log = logging.getLogger("tickfleet.lease")
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -65,6 +68,14 @@ class Lease:
         """Extend the TTL; False means the lease was lost (expired or taken)."""
         return bool(self._renew(keys=[self.key], args=[self.owner, self.ttl_ms]))
 
+    def try_renew(self) -> bool | None:
+        """``renew``, with a Redis error reported as None (unknown) instead of raised."""
+        try:
+            return self.renew()
+        except redis.RedisError as exc:
+            log.warning("lease %s renewal failed: %s", self.key, exc)
+            return None
+
     def release(self) -> bool:
         """Give the lease up if still ours; a lapsed lease is left to its new owner."""
         return bool(self._release(keys=[self.key], args=[self.owner]))
@@ -86,6 +97,29 @@ def read_lease(client: redis.Redis, key: str) -> LeaseInfo:
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class Holding:
+    """Whether a lease is certainly still ours, judged from its renewal outcomes.
+
+    A refused renewal means another holder owns the key: lost at once. An unknown outcome
+    (a Redis error) is tolerated while the TTL since the last good renewal has not run
+    out, because the key may still be ours; past that, another holder may have taken it.
+    """
+
+    def __init__(self, ttl_seconds: float, now: float) -> None:
+        self.ttl = ttl_seconds
+        self.renewed_at = now
+        self.lost = False
+
+    def record(self, renewed: bool | None, now: float) -> None:
+        if renewed:
+            self.renewed_at = now
+        elif renewed is False or not self.certain(now):
+            self.lost = True
+
+    def certain(self, now: float) -> bool:
+        return not self.lost and now - self.renewed_at < self.ttl
 
 
 class Renewer:
@@ -110,18 +144,9 @@ class Renewer:
         self._thread.join(timeout=self.every + 5)
 
     def _run(self) -> None:
-        # A refused renewal means another holder owns the key: lost at once. A Redis
-        # error is retried until the TTL would have run out, because the key may still
-        # be ours; past that point another holder may legitimately have taken it.
-        last_ok = time.monotonic()
+        holding = Holding(self.lease.ttl_ms / 1000, time.monotonic())
         while not self._stop.wait(self.every):
-            try:
-                if not self.lease.renew():
-                    break
-                last_ok = time.monotonic()
-            except redis.RedisError:
-                if time.monotonic() - last_ok >= self.lease.ttl_ms / 1000:
-                    break
-        else:
-            return
-        self.lost.set()
+            holding.record(self.lease.try_renew(), time.monotonic())
+            if holding.lost:
+                self.lost.set()
+                return

@@ -16,7 +16,7 @@ import os
 import redis
 
 from tickfleet.clock import Clock
-from tickfleet.lease import Lease
+from tickfleet.lease import Holding, Lease
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -30,44 +30,38 @@ class LeaseKeeper:
         self.lease = lease
         self.every = renew_every
         self.clock = clock
-        self.ttl = lease.ttl_ms / 1000
-        self._held = False
-        self._renewed_at = 0.0
+        self._holding = Holding(lease.ttl_ms / 1000, clock.monotonic())
+        self._holding.lost = True  # not ours until acquired
         self._parent = os.getppid()
 
     async def acquire(self) -> bool:
-        self._held = await asyncio.to_thread(self.lease.acquire)
-        self._renewed_at = self.clock.monotonic()
-        return self._held
+        acquired = await asyncio.to_thread(self.lease.acquire)
+        self._holding = Holding(self.lease.ttl_ms / 1000, self.clock.monotonic())
+        self._holding.lost = not acquired
+        return acquired
 
     def may_publish(self) -> bool:
         """True while the lease is ours for certain (checked before every flush)."""
-        return self._held and self.clock.monotonic() - self._renewed_at < self.ttl
+        return self._holding.certain(self.clock.monotonic())
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.every)
             self._check_parent()
-            try:
-                renewed = await asyncio.to_thread(self.lease.renew)
-            except redis.RedisError as exc:
-                log.warning("lease %s renewal failed: %s", self.lease.key, exc)
-                renewed = None
-            if renewed:
-                self._renewed_at = self.clock.monotonic()
-            elif renewed is False or not self.may_publish():
-                self._held = False
+            renewed = await asyncio.to_thread(self.lease.try_renew)
+            self._holding.record(renewed, self.clock.monotonic())
+            if self._holding.lost:
                 raise LeaseLostError(f"lease {self.lease.key} lost (owner {self.lease.owner})")
 
     def _check_parent(self) -> None:
         # A prefork child outlives a SIGKILLed worker; it must not keep the stream alive.
         if os.getppid() != self._parent:
-            self._held = False
+            self._holding.lost = True
             raise LeaseLostError("the worker process that started this stream is gone")
 
     async def release(self) -> None:
-        if self._held:
-            self._held = False
+        if not self._holding.lost:
+            self._holding.lost = True
             try:
                 await asyncio.to_thread(self.lease.release)
             except redis.RedisError as exc:
