@@ -106,7 +106,6 @@ class AccountFeed:
             self._publisher.offer(channel, latest, str(state.instrument_token), payload)
         if states:
             self._status.last_tick_at = self._clock.time()
-        self._status.ticks = self._publisher.published
 
     def _evict_on_new_day(self, today: date) -> None:
         if self._day != today:

@@ -96,6 +96,7 @@ class _Kit:
         return self.hours.feed_mode(now, s.feed, has_credentials, s.mock_enabled)
 
     def report(self, status: StreamStatus) -> None:
+        status.ticks = self.publisher.published
         breaker = self.breaker.snapshot()
         status.breaker_state = breaker["state"]
         status.breaker_source = breaker["source"]
@@ -220,6 +221,7 @@ def build_underlying_stream(services: Services, hostname: str) -> StreamRunner:
         kit.rng,
     )
     credentials = any(a.has_credentials for a in services.accounts)
+    kit.status.tokens = 1  # the index itself
 
     async def nothing_to_poll() -> None:
         return None

@@ -15,7 +15,11 @@ STATUS_TTL_SECONDS = 30
 
 @dataclass(slots=True)
 class StreamStatus:
-    """Mutable status owned by one stream; a reporter coroutine writes it to Redis."""
+    """Mutable status owned by one stream; a reporter coroutine writes it to Redis.
+
+    Feeds update what only they know (mode, tokens, last tick); the reporter fills in
+    counters owned by others (ticks published, breaker) when it writes.
+    """
 
     stream: str
     owner: str

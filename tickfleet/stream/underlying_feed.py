@@ -76,6 +76,4 @@ class UnderlyingFeed:
         self._publisher.offer(
             self._channels.underlying, self._channels.latest_underlying, snapshot.symbol, payload
         )
-        self._status.tokens = 1
         self._status.last_tick_at = self._clock.time()
-        self._status.ticks = self._publisher.published
