@@ -116,15 +116,7 @@ class MetricsBuffer:
             self._deltas[key] = self._deltas.get(key, 0.0) + amount
 
     def observe(self, name: str, value: float, labels: Labels = None) -> None:
-        spec = _spec(name, "histogram")
-        base = _label_key(spec, labels)
-        bucket = next((b for b in spec.buckets if value <= b), float("inf"))
-        with self._lock:
-            for field in (f"{base}|b|{bucket}", f"{base}|count"):
-                self._deltas[(name, field)] = self._deltas.get((name, field), 0.0) + 1
-            self._deltas[(name, f"{base}|sum")] = (
-                self._deltas.get((name, f"{base}|sum"), 0.0) + value
-            )
+        self.observe_many(name, (value,), labels)
 
     def observe_many(self, name: str, values: Sequence[float], labels: Labels = None) -> None:
         """Observe a batch under one lock (the publisher records a whole batch at once)."""

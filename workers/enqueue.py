@@ -1,4 +1,7 @@
-"""Celery implementations of the core's "enqueue this" protocols, shared by API and workers."""
+"""Celery implementations of the core's "enqueue this" protocols, shared by API and workers.
+
+Queues come from ``task_routes`` in celeryconfig, the one place that maps tasks to queues.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,7 @@ class CeleryReloadScheduler:
         self._app = app
 
     def schedule(self, countdown: float) -> None:
-        self._app.send_task(
-            names.TASK_RELOAD, countdown=max(0.0, countdown), queue=names.QUEUE_CONTROL
-        )
+        self._app.send_task(names.TASK_RELOAD, countdown=max(0.0, countdown))
 
 
 class CeleryStreamStarter:
@@ -29,13 +30,6 @@ class CeleryStreamStarter:
     def start(self, stream: str) -> None:
         account = names.stream_account(stream)
         if account is None:
-            self._app.send_task(
-                names.TASK_STREAM_UNDERLYING, queue=names.QUEUE_STREAM, expires=self._expires
-            )
+            self._app.send_task(names.TASK_STREAM_UNDERLYING, expires=self._expires)
         else:
-            self._app.send_task(
-                names.TASK_STREAM_ACCOUNT,
-                args=[account],
-                queue=names.QUEUE_STREAM,
-                expires=self._expires,
-            )
+            self._app.send_task(names.TASK_STREAM_ACCOUNT, args=[account], expires=self._expires)

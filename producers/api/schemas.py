@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,22 +59,6 @@ class SubscriptionsChanged(BaseModel):
     subscriptions: list[SubscriptionOut]
     changed: bool = True
     reload: ReloadInfo
-
-
-class InstrumentOut(BaseModel):
-    instrument_token: int
-    exchange_token: int
-    tradingsymbol: str
-    name: str
-    underlying: str
-    last_price: float
-    expiry: date | None
-    strike: float
-    tick_size: float
-    lot_size: int
-    instrument_type: str
-    segment: str
-    exchange: str
 
 
 class ReloadRequested(BaseModel):

@@ -14,12 +14,15 @@ from tickfleet.breaker.state import CircuitState
 from tickfleet.names import Keys
 
 
-def _text(raw: Any) -> str:
+def as_text(raw: Any) -> str:
+    """A Redis reply as text; a missing value (None) is the empty string."""
+    if raw is None:
+        return ""
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def parse_view(raw: list[Any]) -> StoreView:
-    state, version, opened_at, changed_at, failures = (_text(item) for item in raw)
+    state, version, opened_at, changed_at, failures = (as_text(item) for item in raw)
     return StoreView(
         state=CircuitState.OPEN if state == "open" else CircuitState.CLOSED,
         version=int(version),

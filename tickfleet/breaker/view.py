@@ -15,11 +15,8 @@ import redis
 
 from tickfleet.breaker.config import BreakerConfig
 from tickfleet.breaker.state import BreakerSnapshot, CircuitState
+from tickfleet.breaker.store import as_text
 from tickfleet.names import Keys
-
-
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw or "")
 
 
 def read_shared(
@@ -30,8 +27,8 @@ def read_shared(
     pipe.hmget(keys.breaker_state(name), ["state", "opened_at"])
     pipe.zcount(keys.breaker_failures(name), now - config.window_seconds, "+inf")
     (state, opened), failures = pipe.execute()
-    opened_at = float(_text(opened)) if _text(opened) else None
-    current = CircuitState.OPEN if _text(state) == "open" else CircuitState.CLOSED
+    opened_at = float(as_text(opened)) if as_text(opened) else None
+    current = CircuitState.OPEN if as_text(state) == "open" else CircuitState.CLOSED
     recovered = opened_at is not None and now >= opened_at + config.recovery_timeout
     if current is CircuitState.OPEN and recovered:
         current = CircuitState.HALF_OPEN

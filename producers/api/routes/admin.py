@@ -36,5 +36,5 @@ def reload(
 
 @router.post("/instrument-refresh", response_model=TaskQueued, status_code=status.HTTP_202_ACCEPTED)
 def instrument_refresh(celery: CeleryDep) -> TaskQueued:
-    result = celery.send_task(names.TASK_REFRESH_INSTRUMENTS, queue=names.QUEUE_CONTROL)
+    result = celery.send_task(names.TASK_REFRESH_INSTRUMENTS)
     return TaskQueued(task_id=result.id, task=names.TASK_REFRESH_INSTRUMENTS)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date
 
 from fastapi import APIRouter, HTTPException, Query, status
 
 from producers.api.deps import ServicesDep
-from producers.api.schemas import InstrumentOut
+from tickfleet.instruments import Instrument
 
 router = APIRouter(prefix="/instruments", tags=["instruments"])
 
 
-@router.get("", response_model=list[InstrumentOut])
+@router.get("", response_model=list[Instrument])
 def list_instruments(
     services: ServicesDep,
     underlying: str | None = Query(None, max_length=40),
@@ -23,10 +22,10 @@ def list_instruments(
     strike_max: float | None = Query(None, ge=0),
     limit: int = Query(1000, ge=1, le=10000),
     offset: int = Query(0, ge=0),
-) -> list[InstrumentOut]:
+) -> list[Instrument]:
     if strike_min is not None and strike_max is not None and strike_min > strike_max:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "strike_min exceeds strike_max")
-    found = services.registry.query(
+    return services.registry.query(
         underlying=underlying,
         expiry=expiry,
         instrument_type=instrument_type.upper() if instrument_type else None,
@@ -35,4 +34,3 @@ def list_instruments(
         limit=limit,
         offset=offset,
     )
-    return [InstrumentOut(**asdict(i)) for i in found]
