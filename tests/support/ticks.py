@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import redis
 
+from tests.support.polling import wait_until
 from tickfleet.names import Channels
 
 
@@ -71,9 +72,4 @@ class TickCollector:
 
     def wait_for(self, predicate: Any, timeout: float, what: str) -> float:
         """Poll until ``predicate(self)`` holds; returns the seconds it took."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if predicate(self):
-                return time.monotonic() - started
-            time.sleep(0.05)
-        raise TimeoutError(f"{what} not seen within {timeout}s")
+        return wait_until(lambda: predicate(self), timeout, 0.05, what)

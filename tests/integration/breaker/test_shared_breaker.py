@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from tests.integration.breaker.polling import wait_until
+from tests.support.polling import wait_until
 from tickfleet.breaker import (
     BreakerConfig,
     CircuitState,

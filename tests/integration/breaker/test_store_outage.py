@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.breaker.polling import wait_until
+from tests.support.polling import wait_until
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from tests.conftest import Fleet
+from tests.support.polling import wait_until
 from tests.support.runs import Run, assert_no_overlap, reload_runs
 from tests.support.seed import seed_universe
 from tickfleet import names
@@ -39,13 +40,8 @@ def wait_quiet(client: httpx.Client, timeout: float = 40.0) -> dict[str, Any]:
 
 
 def wait_for_runs(r: redis.Redis, count: int, timeout: float = 20.0) -> list[Run]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = reload_runs(r)
-        if len(runs) >= count:
-            return runs
-        time.sleep(0.05)
-    raise TimeoutError(f"expected {count} reload runs, saw {reload_runs(r)}")
+    wait_until(lambda: len(reload_runs(r)) >= count, timeout, 0.05, f"{count} reload runs")
+    return reload_runs(r)
 
 
 def placed_tokens(client: httpx.Client) -> set[int]:

@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from tests.conftest import Fleet
+from tests.support.polling import wait_until
 from tests.support.processes import BIN, FleetProcess
 from tests.support.runs import Publish, as_text, publishes
 from tests.support.seed import seed_universe
@@ -71,12 +72,8 @@ class Streaming:
 
     def wait_metric(self, pattern: str, timeout: float = 5) -> bool:
         """Metrics reach Redis once a second from each process: poll for a regex."""
-        deadline = time.monotonic() + timeout
-        while not re.search(pattern, self.api.get("/metrics").text):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
-        return True
+        metric = lambda: re.search(pattern, self.api.get("/metrics").text)  # noqa: E731
+        return wait_until(metric, timeout, 0.2, pattern) >= 0
 
     def wait_health(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10

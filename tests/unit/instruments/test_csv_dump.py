@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.instruments.samples import SAMPLE_ALL, SAMPLE_NSE, SAMPLES, data_lines, make_spec
+from tests.unit.instruments.samples import (
+    OPTION,
+    SAMPLE_ALL,
+    SAMPLE_NSE,
+    SAMPLES,
+    data_lines,
+    make_spec,
+)
 from tickfleet.instruments.csv_dump import COLUMNS, parse_dump, read_dump, write_dump
 from tickfleet.instruments.errors import InstrumentDumpError
 from tickfleet.instruments.model import Instrument
@@ -29,21 +36,7 @@ def test_sample_dump_reads_every_row(path: Path) -> None:
 
 def test_option_row_fields() -> None:
     option = by_symbol(read_dump(SAMPLE_ALL))["BANKNIFTY18JAN23500CE"]
-    assert option == Instrument(
-        instrument_token=12073986,
-        exchange_token=47164,
-        tradingsymbol="BANKNIFTY18JAN23500CE",
-        name="",
-        underlying="BANKNIFTY",
-        last_price=2528.4,
-        expiry=date(2018, 1, 25),
-        strike=23500.0,
-        tick_size=0.05,
-        lot_size=40,
-        instrument_type="CE",
-        segment="NFO-OPT",
-        exchange="NFO",
-    )
+    assert option == OPTION
 
 
 def test_equity_row_has_no_expiry_and_is_its_own_underlying() -> None:

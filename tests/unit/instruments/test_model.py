@@ -5,23 +5,8 @@ from datetime import date
 
 import pytest
 
-from tickfleet.instruments.model import Instrument, derive_underlying
-
-OPTION = Instrument(
-    instrument_token=12073986,
-    exchange_token=47164,
-    tradingsymbol="BANKNIFTY18JAN23500CE",
-    name="",
-    underlying="BANKNIFTY",
-    last_price=2528.4,
-    expiry=date(2018, 1, 25),
-    strike=23500.0,
-    tick_size=0.05,
-    lot_size=40,
-    instrument_type="CE",
-    segment="NFO-OPT",
-    exchange="NFO",
-)
+from tests.unit.instruments.samples import OPTION
+from tickfleet.instruments.model import derive_underlying
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,13 @@ import time
 from collections.abc import Callable
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.01) -> float:
-    """Poll ``condition`` until true; return the seconds it took; fail after ``timeout``."""
+def wait_until(
+    condition: Callable[[], object], timeout: float, every: float = 0.01, what: str = "condition"
+) -> float:
+    """Poll ``condition`` until truthy; return the seconds it took; fail after ``timeout``."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if condition():
             return time.monotonic() - start
         time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
+    raise AssertionError(f"{what} not met within {timeout}s")
