@@ -36,8 +36,7 @@ TickMode = Literal["ltp", "quote", "full"]
 DepthLevel = tuple[int, float, int]
 """One market depth entry: quantity, price, orders."""
 
-DepthSide = tuple[DepthLevel, DepthLevel, DepthLevel, DepthLevel, DepthLevel]
-Depth = tuple[DepthSide, DepthSide]
+Depth = tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]]
 """Five bid entries (best first), then five offer entries (best first)."""
 
 
