@@ -142,7 +142,10 @@ class KiteServer:
         if self._thread is not None:
             raise RuntimeError("the Kite server is already running")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="kite-server")
+        # A daemon, so that a test that forgets stop() cannot hang the interpreter at exit.
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kite-server", daemon=True
+        )
         self._thread.start()
         try:
             self._call(self._open)

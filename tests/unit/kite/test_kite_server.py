@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -27,11 +28,18 @@ NIFTY = 256265  # NIFTY 50, an index
 pytestmark = pytest.mark.timeout(30)
 
 
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 @pytest.fixture
 def kite() -> Iterator[KiteServer]:
+    """A started server; afterwards its thread, loop, listener and sockets are all gone."""
+    before = open_descriptors()
     with KiteServer(interval=0.02, heartbeat_interval=0.1) as server:
         yield server
     assert not [t for t in threading.enumerate() if t.name == "kite-server"]
+    assert open_descriptors() <= before
 
 
 def latest_ticks(
