@@ -120,6 +120,7 @@ def test_an_unreadable_frame_keeps_only_its_start() -> None:
     assert isinstance(read, Unreadable) and read.text == "x" * 200
 
 
+@pytest.mark.timeout(60)
 @settings(max_examples=150, deadline=None)
 @given(st.text() | st.binary())
 def test_any_text_frame_is_read_without_raising(text: str | bytes) -> None:
@@ -133,6 +134,7 @@ JSON = st.recursive(
 )
 
 
+@pytest.mark.timeout(60)
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(["order", "error", "message", "other"]), JSON)
 def test_text_frames_are_read_as_the_official_client_reads_them(kind: str, data: object) -> None:
