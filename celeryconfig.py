@@ -8,7 +8,7 @@ or a producer, so importing this module reads no environment.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from celery.schedules import crontab
@@ -85,8 +85,13 @@ def from_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _minute_after(at: time) -> time:
+    return (datetime.combine(date(2000, 1, 1), at) + timedelta(minutes=1)).time()
+
+
 def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     refresh_at = settings.instrument_refresh_time
+    after_close = _minute_after(settings.market_close)
     watchdog = settings.watchdog_interval_seconds
     sweep = settings.mock_expiry_sweep_seconds
     return {
@@ -98,6 +103,13 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "evict-expired": {
             "task": names.TASK_EVICT_EXPIRED,
             "schedule": timedelta(seconds=sweep),
+            "options": {"expires": sweep},
+        },
+        # Contracts expire at the close: deactivate them right after it, not up to a
+        # sweep period later.
+        "evict-after-close": {
+            "task": names.TASK_EVICT_EXPIRED,
+            "schedule": crontab(hour=str(after_close.hour), minute=str(after_close.minute)),
             "options": {"expires": sweep},
         },
         "ensure-reload": {

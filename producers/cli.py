@@ -1,6 +1,7 @@
 """The ``tickfleet`` command line: set up the database, reload, refresh, watch ticks.
 
-Exit status: 0 on success; ``tail`` exits 1 when it printed no tick at all.
+Exit status: 0 on success; 1 when a reload did not run or ``tail`` printed no tick; 2 when
+the database is missing or was never initialised (``tickfleet init-db``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import orjson
 
+from tickfleet.db import DatabaseNotReadyError, describe, initialise, make_engine
 from tickfleet.instruments import choose_source, refresh_instruments
 from tickfleet.readiness import wait_until_ready
 from tickfleet.services import Services
@@ -26,14 +27,21 @@ Command = Callable[[Services, argparse.Namespace], int]
 
 
 def _now(services: Services) -> datetime:
-    return datetime.fromtimestamp(
-        services.clock.time(), ZoneInfo(services.settings.market_timezone)
-    )
+    return services.hours.at(services.clock.time())
+
+
+def _initialise(services: Services) -> None:
+    engine = make_engine(services.settings.database_url, create=True)
+    try:
+        database = initialise(engine, _now(services))
+    finally:
+        engine.dispose()
+    print(f"database {describe(services.settings.database_url)} (id {database})")
 
 
 def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
     """Create the tables; load instruments when the registry is empty (or --refresh)."""
-    wait_until_ready(lambda: services.engine, "database", args.wait)  # creates the schema
+    wait_until_ready(lambda: _initialise(services), "database", args.wait)
     wait_until_ready(services.redis.ping, "redis", args.wait)
     if args.refresh or services.registry.count() == 0:
         return cmd_refresh(services, args)
@@ -65,7 +73,9 @@ def cmd_reload(services: Services, args: argparse.Namespace) -> int:
         )
         return 0
     starter = CeleryStreamStarter(celery, services.settings.stream_start_grace_seconds)
-    outcome = coordinator.run_now(services.rebalancer(starter))
+    rebalancer = services.rebalancer(starter)
+    rebalancer.switch_database = args.switch_database
+    outcome = coordinator.run_now(rebalancer)
     print(
         orjson.dumps(
             {"kind": outcome.kind, "summary": outcome.summary, "error": outcome.error}
@@ -117,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     reload = sub.add_parser("reload", help="request a subscription reload")
     reload.add_argument("--now", action="store_true", help="run immediately and wait")
+    reload.add_argument(
+        "--switch-database",
+        action="store_true",
+        help="with --now: move the fleet to this database on purpose",
+    )
     reload.set_defaults(func=cmd_reload)
     tail = sub.add_parser("tail", help="print live ticks from Redis")
     tail.add_argument("--token", type=int, action="append", help="only this token (repeatable)")
@@ -135,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         func: Command = args.func
         return func(services, args)
+    except DatabaseNotReadyError as exc:
+        print(f"tickfleet {args.command}: {exc}", file=sys.stderr)
+        return 2
     finally:
         services.close()
 

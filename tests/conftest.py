@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import redis
 
+from tests.support.instants import FLEET_NOW, offset_to
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, FleetProcess, celery_worker_argv, stream_worker_argv
 from tests.support.redis_server import RedisServer
@@ -117,10 +118,15 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def make_settings(redis_url: str, sqlite_url: str) -> Callable[..., Settings]:
-    """Settings for this test: its Redis and database, with any field overridden."""
+    """Settings for this test: its Redis and database, its clock reading ``FLEET_NOW`` as
+    the test starts (whatever the real date), with any field overridden."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"redis_url": redis_url, "database_url": sqlite_url}
+        values: dict[str, Any] = {
+            "redis_url": redis_url,
+            "database_url": sqlite_url,
+            "clock_offset_seconds": offset_to(FLEET_NOW),
+        }
         values.update(overrides)
         return Settings(**values)
 

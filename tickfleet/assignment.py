@@ -35,12 +35,18 @@ class Placement:
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """Where every token streams from; ``version`` increases with every saved change."""
+    """Where every token streams from; ``version`` increases with every saved change.
+
+    ``database`` is the id of the database the assignment was computed from (a reload
+    on another database is refused); ``saved_at`` the clock time it was saved.
+    """
 
     version: int = 0
     placements: Mapping[int, Placement] = field(default_factory=dict)
     modes: Mapping[int, str] = field(default_factory=dict)
     unassigned: Mapping[int, str] = field(default_factory=dict)
+    database: str | None = None
+    saved_at: float | None = None
 
     def accounts(self) -> list[str]:
         return sorted({p.account_id for p in self.placements.values()})
@@ -72,6 +78,8 @@ class Assignment:
             },
             "modes": {str(t): m for t, m in self.modes.items()},
             "unassigned": {str(t): r for t, r in self.unassigned.items()},
+            "database": self.database,
+            "saved_at": self.saved_at,
         }
 
     @classmethod
@@ -81,6 +89,8 @@ class Assignment:
             placements={int(t): Placement(a, int(c)) for t, (a, c) in data["placements"].items()},
             modes={int(t): str(m) for t, m in data.get("modes", {}).items()},
             unassigned={int(t): str(r) for t, r in data.get("unassigned", {}).items()},
+            database=data.get("database"),
+            saved_at=data.get("saved_at"),
         )
 
 

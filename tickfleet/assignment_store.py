@@ -36,18 +36,25 @@ class AssignmentStore:
         self._save: Any = client.register_script(_SAVE)
 
     def load(self) -> Assignment:
-        raw = self._client.get(self._keys.assignment)
-        return Assignment.from_dict(orjson.loads(raw)) if raw else Assignment()
+        return self.find() or Assignment()
 
-    def save(self, previous: Assignment, plan: Plan) -> Assignment:
+    def find(self) -> Assignment | None:
+        """The saved assignment, or None when there is none (a new or emptied Redis)."""
+        raw = self._client.get(self._keys.assignment)
+        return Assignment.from_dict(orjson.loads(raw)) if raw else None
+
+    def save(self, previous: Assignment, plan: Plan, database: str, now: float) -> Assignment:
         """Persist the plan as the next version and announce it; unchanged plans are no-ops."""
         if (
             plan.placements == previous.placements
             and plan.modes == previous.modes
             and plan.unassigned == previous.unassigned
+            and previous.database == database
         ):
             return previous
-        new = Assignment(previous.version + 1, plan.placements, plan.modes, plan.unassigned)
+        new = Assignment(
+            previous.version + 1, plan.placements, plan.modes, plan.unassigned, database, now
+        )
         result = self._save(
             keys=[self._keys.assignment], args=[previous.version, orjson.dumps(new.to_dict())]
         )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tickfleet.settings import Settings
 
 
 class Clock(Protocol):
@@ -24,6 +27,24 @@ class SystemClock:
         return time.monotonic()
 
 
+class OffsetClock:
+    """The system clock shifted by a fixed number of seconds.
+
+    Every process of a fleet started with the same offset agrees on "now", so a whole
+    fleet can run on another day (a demo of an expiry afternoon, a test that must pass
+    whatever today's date is). Intervals are untouched: ``monotonic`` is the system's.
+    """
+
+    def __init__(self, offset_seconds: float) -> None:
+        self.offset = offset_seconds
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
 class ManualClock:
     """A clock that moves only when told to; both readings advance together."""
 
@@ -38,3 +59,9 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self._now += seconds
+
+
+def clock_from_settings(settings: Settings) -> Clock:
+    """The fleet clock: the system's, shifted by ``TICKFLEET_CLOCK_OFFSET_SECONDS`` if set."""
+    offset = settings.clock_offset_seconds
+    return OffsetClock(offset) if offset else SystemClock()

@@ -1,20 +1,20 @@
 """Expired contracts leave the fleet: subscriptions deactivated, streams told to forget them.
 
-Runs from beat every few minutes (the predecessor's mock state grew forever). The
-expiry day is judged in the market's timezone: a contract expiring today still trades.
+Runs from beat every few minutes and just after the close (the predecessor's mock state
+grew forever). A contract expires at the close of its expiry day (``MarketHours``); the
+streams already stop pricing it at that instant, this makes the subscriptions say so.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import redis
 
 from tickfleet import control
 from tickfleet.clock import Clock
 from tickfleet.instruments import InstrumentRegistry
+from tickfleet.market.hours import MarketHours
 from tickfleet.names import Keys
 from tickfleet.subscriptions import SubscriptionStore
 
@@ -29,19 +29,19 @@ class ExpiryEvictor:
         client: redis.Redis,
         keys: Keys,
         clock: Clock,
-        market_tz: str,
+        hours: MarketHours,
     ) -> None:
         self._subscriptions = subscriptions
         self._registry = registry
         self._client = client
         self._keys = keys
         self._clock = clock
-        self._tz = ZoneInfo(market_tz)
+        self._hours = hours
 
     def run(self) -> list[int]:
         """Deactivate active subscriptions of expired contracts; returns their tokens."""
-        now = datetime.fromtimestamp(self._clock.time(), self._tz)
-        expired = set(self._registry.expired_tokens(now.date()))
+        now = self._hours.at(self._clock.time())
+        expired = set(self._registry.expired_tokens(self._hours.last_expired_day(now)))
         active = {s.token for s in self._subscriptions.active()}
         tokens = self._subscriptions.deactivate(sorted(expired & active), "contract expired", now)
         if tokens:

@@ -2,28 +2,37 @@
 
 ``down`` means this API cannot reach Redis or the database (HTTP 503). ``degraded``
 means it can, but part of the fleet is not doing its job: a stream that should run has
-no lease, a streaming one has had no tick for a while, the publish breaker is open, or
-the last reload failed.
+no lease or no status, a streaming one has had no tick for a while, an active
+subscription is not streaming (beyond the grace of a transient reason), the publish
+breaker is open, the last reload failed, the registry is empty, or this API reads
+another database than the fleet's assignment came from. ``warnings`` say what will
+become a problem if nobody acts (the exchange calendar running out).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import redis
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from tickfleet.assignment import Assignment
 from tickfleet.breaker import BreakerConfig, BreakerSnapshot
 from tickfleet.breaker.view import read_shared, worst_local
+from tickfleet.coverage import REASONS, Coverage, Grace, coverage
 from tickfleet.failures import RedisFailureLog
-from tickfleet.names import PUBLISH_BREAKER
+from tickfleet.names import PUBLISH_BREAKER, UNDERLYING_STREAM, account_stream, stream_account
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
-from tickfleet.stream.status import read_streams
+from tickfleet.stream.status import EXCLUDED_REASONS, read_excluded, read_streams
+from tickfleet.subscriptions import Subscription
 
-Section = Callable[[], dict[str, Any]]
+CALENDAR_WARNING_DAYS = 30
 
 
 def _timed(check: Callable[[], object]) -> dict[str, Any]:
@@ -44,25 +53,58 @@ def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[
     redis_check = _timed(services.redis.ping)
     db_check = _timed(lambda: _db_ping(services))
     doc: dict[str, Any] = {"redis": redis_check, "database": db_check}
-    if not redis_check["ok"]:
+    if not redis_check["ok"] or not db_check["ok"]:
         doc["status"] = "down"
         return doc
     doc["reload"] = coordinator.status()
-    expected = services.assignments.load().streams()
-    doc["streams"] = read_streams(
-        services.redis,
-        services.keys,
-        expected,
-        services.clock.time(),
-        services.settings.stream_stale_seconds,
-    )
+    assignment, active, doc["streams"] = _fleet_reads(services)
+    covered = fleet_coverage(services, assignment, active, doc["streams"])
+    doc["subscriptions"] = covered.to_dict()
+    doc["registry"] = {"instruments": services.registry.count()}
     doc["breaker"] = _breaker(services, doc["streams"].values())
     recent = RedisFailureLog(services.redis, services.keys.task_failures).recent(10)
     doc["failures"] = [f.to_dict() for f in recent]
-    problems = _problems(doc)
-    doc["problems"] = problems
-    doc["status"] = "down" if not db_check["ok"] else "degraded" if problems else "ok"
+    doc["problems"] = _problems(doc, services, assignment) + covered.problems()
+    doc["warnings"] = _warnings(services)
+    doc["status"] = "degraded" if doc["problems"] else "ok"
     return doc
+
+
+def expected_streams(assignment: Assignment | None, active: Sequence[Subscription]) -> list[str]:
+    """Streams that should run: the assignment's, or (Redis emptied) the SQL placements'."""
+    if assignment is not None:
+        return assignment.streams()
+    accounts = {s.account for s in active if s.account is not None}
+    return [account_stream(a) for a in sorted(accounts)] + [UNDERLYING_STREAM]
+
+
+def fleet_coverage(
+    services: Services,
+    assignment: Assignment | None,
+    active: Sequence[Subscription],
+    streams: dict[str, dict[str, Any]],
+) -> Coverage:
+    """The verdict on every active subscription, from this request's reads."""
+    s = services.settings
+    excluded = {
+        name: read_excluded(services.redis, services.keys, name)
+        for name in streams
+        if stream_account(name) is not None
+    }
+    grace = Grace(
+        pending=s.stream_stale_seconds + s.reload_max_wait_seconds,
+        expired=s.mock_expiry_sweep_seconds + s.stream_stale_seconds,
+    )
+    return coverage(
+        active,
+        services.registry.get_many([sub.token for sub in active]),
+        assignment,
+        streams,
+        excluded,
+        services.hours,
+        services.hours.at(services.clock.time()),
+        grace,
+    )
 
 
 def _breaker(services: Services, streams: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -78,8 +120,15 @@ def _breaker(services: Services, streams: Iterable[dict[str, Any]]) -> dict[str,
     return dict(view)
 
 
-def _problems(doc: dict[str, Any]) -> list[str]:
+def _problems(doc: dict[str, Any], services: Services, assignment: Assignment | None) -> list[str]:
     problems = []
+    if doc["registry"]["instruments"] == 0:
+        problems.append("the instrument registry is empty (run `tickfleet init-db`)")
+    if assignment is not None and assignment.database not in (None, services.database_id):
+        problems.append(
+            f"this API reads database {services.database_id}, the fleet's assignment "
+            f"v{assignment.version} comes from {assignment.database}: check DATABASE_URL"
+        )
     if doc["breaker"]["state"] != "closed":
         problems.append(f"publish breaker is {doc['breaker']['state']}")
     if doc["reload"]["last_error"]:
@@ -88,3 +137,66 @@ def _problems(doc: dict[str, Any]) -> list[str]:
         if stream["problem"]:
             problems.append(f"stream {name}: {stream['problem']}")
     return problems
+
+
+def _warnings(services: Services) -> list[str]:
+    calendar = services.hours.calendar
+    soon = services.hours.at(services.clock.time()).date() + timedelta(CALENDAR_WARNING_DAYS)
+    if calendar.knows(soon):
+        return []
+    return [
+        f"exchange calendar {calendar.name} lists holidays only up to {calendar.last_known}; "
+        "after that only weekends are known (upgrade exchange-calendars)"
+    ]
+
+
+def current_coverage(services: Services) -> Coverage:
+    """The subscriptions' verdict now (for the metrics, without the rest of /health)."""
+    return fleet_coverage(services, *_fleet_reads(services))
+
+
+def _fleet_reads(
+    services: Services,
+) -> tuple[Assignment | None, list[Subscription], dict[str, dict[str, Any]]]:
+    """The saved assignment, the active subscriptions and every expected stream's status."""
+    assignment = services.assignments.find()
+    active = services.subscriptions.active()
+    streams = read_streams(
+        services.redis,
+        services.keys,
+        expected_streams(assignment, active),
+        services.clock.time(),
+        services.settings.stream_stale_seconds,
+    )
+    return assignment, active, streams
+
+
+class CoverageCollector(Collector):
+    """``subscriptions_active``, ``_streaming`` and ``_not_streaming{reason}``, at scrape time.
+
+    Computed by the same code as ``/health`` from the database and Redis, so the two
+    can never disagree; every known reason is exported, at zero when nothing has it.
+    """
+
+    def __init__(self, compute: Callable[[], Coverage]) -> None:
+        self._compute = compute
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        covered = self._compute()
+        yield GaugeMetricFamily(
+            "subscriptions_active", "Active subscriptions.", value=covered.active
+        )
+        yield GaugeMetricFamily(
+            "subscriptions_streaming",
+            "Active subscriptions streaming now.",
+            value=covered.streaming,
+        )
+        family = GaugeMetricFamily(
+            "subscriptions_not_streaming",
+            "Active subscriptions not streaming, by reason (see /health).",
+            labels=["reason"],
+        )
+        counts = covered.by_reason()
+        for reason in sorted({*REASONS, *EXCLUDED_REASONS, *counts}):
+            family.add_metric([reason], counts.get(reason, 0))
+        yield family

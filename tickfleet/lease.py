@@ -27,6 +27,21 @@ end
 return 0
 """
 
+# Renew, or take the key back if it is gone (an emptied or restarted Redis). Absent
+# means nobody holds it, so taking it is what any other candidate would do; the holder
+# stopped publishing as soon as it could no longer be sure the lease was its own.
+_KEEP = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -58,6 +73,7 @@ class Lease:
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
         self.owner = owner or new_owner()
         self._renew: Any = client.register_script(_RENEW)
+        self._keep: Any = client.register_script(_KEEP)
         self._release: Any = client.register_script(_RELEASE)
 
     def acquire(self) -> bool:
@@ -75,6 +91,20 @@ class Lease:
         except redis.RedisError as exc:
             log.warning("lease %s renewal failed: %s", self.key, exc)
             return None
+
+    def try_keep(self) -> bool | None:
+        """Renew, or retake the lease if its key vanished; False: another holder has it.
+
+        A Redis error is reported as None (unknown), like ``try_renew``.
+        """
+        try:
+            kept = int(self._keep(keys=[self.key], args=[self.owner, self.ttl_ms]))
+        except redis.RedisError as exc:
+            log.warning("lease %s renewal failed: %s", self.key, exc)
+            return None
+        if kept == 2:
+            log.warning("lease %s was gone (Redis emptied?); retaken by %s", self.key, self.owner)
+        return kept > 0
 
     def release(self) -> bool:
         """Give the lease up if still ours; a lapsed lease is left to its new owner."""
@@ -104,18 +134,22 @@ class Holding:
 
     A refused renewal means another holder owns the key: lost at once. An unknown outcome
     (a Redis error) is tolerated while the TTL since the last good renewal has not run
-    out, because the key may still be ours; past that, another holder may have taken it.
+    out, because the key may still be ours; past that, another holder may have taken it,
+    so the lease is lost, unless the holder is ``patient``: then it only stops being
+    certain, and a later renewal (or retake) makes it certain again.
     """
 
-    def __init__(self, ttl_seconds: float, now: float) -> None:
+    def __init__(self, ttl_seconds: float, now: float, *, patient: bool = False) -> None:
         self.ttl = ttl_seconds
         self.renewed_at = now
         self.lost = False
+        self.patient = patient
 
     def record(self, renewed: bool | None, now: float) -> None:
+        """An outcome; ``now`` is when the attempt started (the key's TTL began no later)."""
         if renewed:
-            self.renewed_at = now
-        elif renewed is False or not self.certain(now):
+            self.renewed_at = max(self.renewed_at, now)
+        elif renewed is False or not (self.patient or self.certain(now)):
             self.lost = True
 
     def certain(self, now: float) -> bool:
@@ -146,7 +180,8 @@ class Renewer:
     def _run(self) -> None:
         holding = Holding(self.lease.ttl_ms / 1000, time.monotonic())
         while not self._stop.wait(self.every):
-            holding.record(self.lease.try_renew(), time.monotonic())
+            started = time.monotonic()
+            holding.record(self.lease.try_renew(), started)
             if holding.lost:
                 self.lost.set()
                 return

@@ -82,6 +82,10 @@ class Keys:
     def stream_status(self, stream: str) -> str:
         return self._k("stream", stream, "status")
 
+    def stream_excluded(self, stream: str) -> str:
+        """JSON token → reason of assigned tokens the stream does not stream."""
+        return self._k("stream", stream, "excluded")
+
     @property
     def streams_known(self) -> str:
         """Set of stream names that have ever reported status (for /health)."""

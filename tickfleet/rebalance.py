@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from tickfleet.accounts import Account
 from tickfleet.assignment import Assignment, Demand, Placement, assign
 from tickfleet.assignment_store import AssignmentStore
 from tickfleet.clock import Clock
 from tickfleet.launcher import StreamLauncher
+from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger("tickfleet.reload")
@@ -28,9 +28,21 @@ class Registry(Protocol):
 
     def get_many(self, tokens: Collection[int]) -> Mapping[int, Listed]: ...
 
+    def count(self) -> int: ...
+
+
+class RefusedReloadError(RuntimeError):
+    """The reload would act on the wrong data (an empty registry, another database)."""
+
 
 class Rebalancer:
-    """Recomputes and publishes the assignment; called under the reload lock."""
+    """Recomputes and publishes the assignment; called under the reload lock.
+
+    Before it touches anything it makes sure it reads the fleet's own database: one
+    whose registry lists instruments and whose id is the one the saved assignment was
+    computed from. Run against a fresh or foreign database, a reload would otherwise
+    deactivate every subscription as unlisted or assign nothing, and stop every stream.
+    """
 
     def __init__(
         self,
@@ -40,8 +52,9 @@ class Rebalancer:
         assignments: AssignmentStore,
         launcher: StreamLauncher,
         clock: Clock,
-        market_tz: str,
+        hours: MarketHours,
         per_connection: int,
+        database: Callable[[], str],
     ) -> None:
         self.subscriptions = subscriptions
         self.registry = registry
@@ -49,11 +62,15 @@ class Rebalancer:
         self.assignments = assignments
         self.launcher = launcher
         self.clock = clock
-        self.tz = ZoneInfo(market_tz)
+        self.hours = hours
         self.per_connection = per_connection
+        self.database = database
+        self.switch_database = False  # set by an operator who moves the fleet on purpose
 
     def __call__(self) -> dict[str, Any]:
-        now = datetime.fromtimestamp(self.clock.time(), self.tz)
+        previous = self.assignments.load()
+        database = self._check_database(previous)
+        now = self.hours.at(self.clock.time())
         active = self.subscriptions.active()
         dropped = self._drop_unlisted(active, now)
         demands = [
@@ -61,9 +78,8 @@ class Rebalancer:
             for s in active
             if s.token not in dropped
         ]
-        previous = self.assignments.load()
         plan = assign(demands, self.accounts, previous.placements, self.per_connection)
-        current = self.assignments.save(previous, plan)
+        current = self.assignments.save(previous, plan, database, self.clock.time())
         self._record_placements(active, dropped, current)
         started = self.launcher.ensure(current.streams())
         return {
@@ -89,12 +105,27 @@ class Rebalancer:
         covered = set(current.placements) | set(current.unassigned)
         return covered == set(active) and all(current.modes.get(t) == m for t, m in active.items())
 
+    def _check_database(self, previous: Assignment) -> str:
+        database = self.database()
+        if self.registry.count() == 0:
+            raise RefusedReloadError(
+                "the instrument registry is empty: refusing to deactivate every subscription "
+                "(run `tickfleet init-db` or `tickfleet refresh-instruments`)"
+            )
+        fleet = previous.database
+        if fleet is not None and fleet != database and not self.switch_database:
+            raise RefusedReloadError(
+                f"this database (id {database}) is not the one the fleet's assignment "
+                f"v{previous.version} was computed from (id {fleet}); check DATABASE_URL, "
+                "or reload with --switch-database to move the fleet to it"
+            )
+        return database
+
     def _drop_unlisted(self, active: Sequence[Subscription], now: datetime) -> set[int]:
         """Deactivate subscriptions whose instrument is no longer listed or has expired."""
         listed = self.registry.get_many([s.token for s in active])
-        today = now.date()
         unknown = [s.token for s in active if s.token not in listed]
-        expired = [t for t, i in listed.items() if i.expiry is not None and i.expiry < today]
+        expired = [t for t, i in listed.items() if self.hours.is_expired(i.expiry, now)]
         dropped = set(self.subscriptions.deactivate(unknown, "instrument no longer listed", now))
         dropped |= set(self.subscriptions.deactivate(expired, "contract expired", now))
         if dropped:

@@ -17,13 +17,14 @@ from sqlalchemy import Engine
 
 from tickfleet.accounts import Account, load_accounts
 from tickfleet.assignment_store import AssignmentStore
-from tickfleet.clock import Clock, SystemClock
+from tickfleet.clock import Clock, clock_from_settings
 from tickfleet.connections import fail_fast_client, patient_client
-from tickfleet.db import SessionFactory, create_schema, make_engine, make_session_factory
+from tickfleet.db import SessionFactory, database_id, make_engine, make_session_factory
 from tickfleet.debounce import ReloadTiming
 from tickfleet.eviction import ExpiryEvictor
 from tickfleet.instruments import InstrumentRegistry
 from tickfleet.launcher import StreamLauncher, StreamStarter
+from tickfleet.market.hours import MarketHours
 from tickfleet.metrics import MetricsBuffer, MetricsFlusher
 from tickfleet.names import Channels, Keys
 from tickfleet.rebalance import Rebalancer
@@ -35,8 +36,12 @@ from tickfleet.subscriptions import SubscriptionStore
 @dataclass
 class Services:
     settings: Settings
-    clock: Clock = field(default_factory=SystemClock)
     metrics: MetricsBuffer = field(default_factory=MetricsBuffer)
+
+    @cached_property
+    def clock(self) -> Clock:
+        """The fleet clock (assign another before first use to drive time in a test)."""
+        return clock_from_settings(self.settings)
 
     @cached_property
     def keys(self) -> Keys:
@@ -52,9 +57,17 @@ class Services:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = make_engine(self.settings.database_url)
-        create_schema(engine)
-        return engine
+        """The database engine; a missing SQLite file raises ``DatabaseNotReadyError``."""
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def database_id(self) -> str:
+        """The stamp ``tickfleet init-db`` left; raises when the database was never set up."""
+        return database_id(self.engine)
+
+    @cached_property
+    def hours(self) -> MarketHours:
+        return MarketHours.from_settings(self.settings)
 
     @cached_property
     def sessions(self) -> SessionFactory:
@@ -92,7 +105,7 @@ class Services:
             self.redis,
             self.keys,
             self.clock,
-            self.settings.market_timezone,
+            self.hours,
         )
 
     def coordinator(self, scheduler: ReloadScheduler) -> ReloadCoordinator:
@@ -119,8 +132,9 @@ class Services:
             assignments=self.assignments,
             launcher=self.launcher(starter),
             clock=self.clock,
-            market_tz=self.settings.market_timezone,
+            hours=self.hours,
             per_connection=self.settings.max_tokens_per_connection,
+            database=lambda: self.database_id,
         )
 
     def close(self) -> None:

@@ -15,6 +15,13 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+# The project's own folder for local state (``make run``'s SQLite file and Redis files).
+# Resolved from where tickfleet is installed, so every process and every working
+# directory agrees on one database; production sets DATABASE_URL instead.
+PROJECT_VAR = Path(__file__).resolve().parents[1] / "var"
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_VAR / 'tickfleet.db'}"
 
 
 def _plain(name: str) -> AliasChoices:
@@ -37,9 +44,7 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_plain("REDIS_URL"))
     publish_redis_url: str | None = Field(None, validation_alias=_plain("PUBLISH_REDIS_URL"))
     breaker_redis_url: str | None = Field(None, validation_alias=_plain("BREAKER_REDIS_URL"))
-    database_url: str = Field(
-        "sqlite:///./var/tickfleet.db", validation_alias=_plain("DATABASE_URL")
-    )
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_plain("DATABASE_URL"))
     redis_socket_timeout: float = 2.0
 
     # --- names -----------------------------------------------------------------
@@ -70,6 +75,8 @@ class Settings(BaseSettings):
     feed: FeedMode = "auto"
     mock_enabled: bool = True
     expiry_weekday: int = Field(1, ge=0, le=6)  # Monday=0; NIFTY expires on Tuesdays
+    exchange_calendar: str = "XBOM"  # exchange-calendars name; "none": weekdays only
+    clock_offset_seconds: float = 0.0  # run the fleet's wall clock shifted (demos, tests)
     instruments_csv: Path | None = None
     kite_instruments_url: str = "https://api.kite.trade/instruments"
     kite_api_key: str | None = None
@@ -118,6 +125,18 @@ class Settings(BaseSettings):
     instrument_refresh_time: time = time(8, 30)  # market timezone, before the open
 
     log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _absolute_sqlite_path(cls, value: str) -> str:
+        """A relative SQLite path is resolved once, here, against the working directory."""
+        url = make_url(value)
+        path = url.database
+        if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+            return value
+        if path.startswith("file:") or Path(path).is_absolute():
+            return value
+        return url.set(database=str(Path(path).resolve())).render_as_string(hide_password=False)
 
     @field_validator("key_prefix")
     @classmethod

@@ -172,6 +172,29 @@ class SubscriptionStore:
     def active(self) -> list[Subscription]:
         return self.find(Status.ACTIVE)
 
+    def load(self) -> dict[str | None, int]:
+        """Active subscriptions per pinned account (``None``: not pinned)."""
+        query = (
+            select(SubscriptionRow.pinned_account, func.count())
+            .where(SubscriptionRow.status == Status.ACTIVE.value)
+            .group_by(SubscriptionRow.pinned_account)
+        )
+        with self._sessions() as session:
+            return {pin: int(n) for pin, n in session.execute(query)}
+
+    def active_pins(self, tokens: Iterable[int]) -> dict[int, str | None]:
+        """The pinned account of each of ``tokens`` that is active now."""
+        wanted = sorted(set(tokens))
+        found: dict[int, str | None] = {}
+        with self._sessions() as session:
+            for start in range(0, len(wanted), 500):
+                query = select(SubscriptionRow.token, SubscriptionRow.pinned_account).where(
+                    SubscriptionRow.token.in_(wanted[start : start + 500]),
+                    SubscriptionRow.status == Status.ACTIVE.value,
+                )
+                found.update((token, pin) for token, pin in session.execute(query))
+        return found
+
     def counts(self) -> dict[str, int]:
         query = select(SubscriptionRow.status, func.count()).group_by(SubscriptionRow.status)
         with self._sessions() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tickfleet import names
+from tickfleet.watchdog import watch
 from workers.app import app
 from workers.runtime import reload_scheduler, services, stream_starter
 
@@ -11,7 +12,8 @@ from workers.runtime import reload_scheduler, services, stream_starter
 def watchdog() -> list[str]:
     """Start every stream that should run and holds no lease (killed worker: failover)."""
     svc = services()
-    return svc.launcher(stream_starter()).ensure(svc.assignments.load().streams())
+    reloads = svc.coordinator(reload_scheduler())
+    return watch(svc.assignments, svc.subscriptions, svc.launcher(stream_starter()), reloads)
 
 
 @app.task(name=names.TASK_EVICT_EXPIRED, ignore_result=True)

@@ -10,10 +10,13 @@ from fastapi import FastAPI
 
 from producers.api.routes import admin, health, instruments, subscriptions
 from tickfleet import __version__
+from tickfleet.db import DatabaseNotReadyError, describe
 from tickfleet.services import Services
 from tickfleet.settings import Settings, get_settings
 from workers.app import make_app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
+
+log = logging.getLogger("tickfleet.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,6 +25,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chosen = settings or get_settings()
         logging.basicConfig(level=chosen.log_level)
         services = Services(chosen)
+        try:
+            log.info("database %s (id %s)", describe(chosen.database_url), services.database_id)
+        except DatabaseNotReadyError:
+            services.close()
+            raise  # refuse to serve a database the fleet was not set up with
         services.flusher.start()
         celery = make_app(chosen)
         app.state.services = services

@@ -1,22 +1,34 @@
-"""Test data: the offline NIFTY universe loaded into a test's database."""
+"""Test data: an initialised database with the offline NIFTY universe in it."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from tickfleet.clock import clock_from_settings
+from tickfleet.db import initialise, make_engine
 from tickfleet.instruments import Instrument, OfflineUniverseSource, UniverseSpec
+from tickfleet.market.hours import MarketHours
 from tickfleet.services import Services
 from tickfleet.settings import Settings
 
 
-def today(settings: Settings) -> date:
-    return datetime.now(ZoneInfo(settings.market_timezone)).date()
+def now_of(settings: Settings) -> datetime:
+    """ "Now" on the clock the settings give the fleet, in the market's timezone."""
+    return MarketHours.from_settings(settings).at(clock_from_settings(settings).time())
 
 
-def expired_option(token: int = 12073986) -> Instrument:
-    """A listed contract that expired last week (the registry keeps it until a refresh)."""
-    expiry = date.today() - timedelta(days=7)
+def init_database(settings: Settings) -> str:
+    """What ``tickfleet init-db`` does to the schema: create it and stamp the database."""
+    engine = make_engine(settings.database_url, create=True)
+    try:
+        return initialise(engine, now_of(settings))
+    finally:
+        engine.dispose()
+
+
+def expired_option(token: int = 12073986, today: date | None = None) -> Instrument:
+    """A listed contract that expired a week before ``today`` (kept until a refresh)."""
+    expiry = (today or date(2026, 6, 10)) - timedelta(days=7)
     return Instrument(
         instrument_token=token,
         exchange_token=token >> 8,
@@ -35,12 +47,14 @@ def expired_option(token: int = 12073986) -> Instrument:
 
 
 def seed_universe(settings: Settings, with_expired: bool = True) -> list[Instrument]:
-    """Load the offline universe (plus one expired contract) and return the options."""
+    """Initialise the database, load the offline universe (plus one expired contract) for
+    the settings' "now", and return the options."""
+    init_database(settings)
     services = Services(settings)
     try:
-        now = datetime.now(ZoneInfo(settings.market_timezone))
+        now = now_of(settings)
         instruments = OfflineUniverseSource(UniverseSpec.from_settings(settings)).fetch(now.date())
-        extra = [expired_option()] if with_expired else []
+        extra = [expired_option(today=now.date())] if with_expired else []
         services.registry.replace_all([*instruments, *extra], now)
         return [i for i in instruments if i.instrument_type in ("CE", "PE")]
     finally:

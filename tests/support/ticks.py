@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,3 +74,33 @@ class TickCollector:
     def wait_for(self, predicate: Any, timeout: float, what: str) -> float:
         """Poll until ``predicate(self)`` holds; returns the seconds it took."""
         return wait_until(lambda: predicate(self), timeout, 0.05, what)
+
+
+def check_option_tick(tick: dict[str, Any], *, strict: bool = True) -> None:
+    """What every published option tick must satisfy.
+
+    ``strict`` bounds deltas away from 0 and ±1; only contracts far from the money in
+    their last day may round to those limits, and callers pricing such contracts relax it.
+    """
+    assert tick["is_mock"] is True
+    assert tick["last_price"] > 0
+    assert tick["gamma"] >= 0 and tick["vega"] >= 0
+    assert 0 < tick["iv"] < 2
+    for name in ("delta", "gamma", "theta", "vega", "iv", "last_price"):
+        assert math.isfinite(tick[name]), name
+    low, high = (0, 1) if tick["instrument_type"] == "CE" else (-1, 0)
+    if strict:
+        assert low < tick["delta"] < high
+    else:
+        assert low <= tick["delta"] <= high
+    for name in (
+        "instrument_token",
+        "tradingsymbol",
+        "strike",
+        "expiry",
+        "volume",
+        "oi",
+        "theta",
+        "timestamp",
+    ):
+        assert name in tick

@@ -55,9 +55,13 @@ class Instrument:
     def is_index(self) -> bool:
         return self.segment == INDEX_SEGMENT
 
-    def is_expired(self, today: date) -> bool:
-        """True once the expiry day has passed; the expiry day itself still trades."""
-        return self.expiry is not None and self.expiry < today
+    def is_expired(self, last_expired_day: date) -> bool:
+        """True when the contract's expiry day is on or before ``last_expired_day``.
+
+        Contracts expire at the close of their expiry day, so the caller passes
+        ``MarketHours.last_expired_day(now)``: today once the close has passed.
+        """
+        return self.expiry is not None and self.expiry <= last_expired_day
 
 
 INSTRUMENT_FIELDS = tuple(field.name for field in fields(Instrument))

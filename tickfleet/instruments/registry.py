@@ -101,6 +101,7 @@ def _filters(
     instrument_type: str | None,
     strike_min: float | None,
     strike_max: float | None,
+    expired_until: date | None,
 ) -> list[ColumnElement[bool]]:
     equal: dict[Any, object] = {
         InstrumentRow.underlying: underlying,
@@ -112,6 +113,8 @@ def _filters(
         conditions.append(InstrumentRow.strike >= strike_min)
     if strike_max is not None:
         conditions.append(InstrumentRow.strike <= strike_max)
+    if expired_until is not None:
+        conditions.append(InstrumentRow.expiry.is_(None) | (InstrumentRow.expiry > expired_until))
     return conditions
 
 
@@ -168,10 +171,14 @@ class InstrumentRegistry:
         instrument_type: str | None = None,
         strike_min: float | None = None,
         strike_max: float | None = None,
+        expired_until: date | None = None,
         limit: int = 1000,
         offset: int = 0,
     ) -> list[Instrument]:
         """Instruments matching every given filter, ordered by expiry, strike and type.
+
+        ``expired_until`` hides contracts expiring on or before that day (the caller's
+        ``MarketHours.last_expired_day``); None lists expired contracts too.
 
         Undated instruments (the index, equities) sort first; ties are broken by symbol
         and token so that pages of ``limit``/``offset`` never overlap or skip a row.
@@ -180,7 +187,11 @@ class InstrumentRegistry:
             raise ValueError("limit and offset must not be negative")
         statement = (
             self._select()
-            .where(*_filters(underlying, expiry, instrument_type, strike_min, strike_max))
+            .where(
+                *_filters(
+                    underlying, expiry, instrument_type, strike_min, strike_max, expired_until
+                )
+            )
             .order_by(
                 InstrumentRow.expiry.asc().nulls_first(),
                 InstrumentRow.strike,
@@ -209,11 +220,11 @@ class InstrumentRegistry:
         with self._sessions() as session:
             return [day for day in session.scalars(statement) if day is not None]
 
-    def expired_tokens(self, today: date) -> list[int]:
-        """Tokens of contracts whose expiry day is before ``today``."""
+    def expired_tokens(self, last_expired_day: date) -> list[int]:
+        """Tokens of contracts expiring on or before ``last_expired_day`` (see ``query``)."""
         statement = (
             select(InstrumentRow.instrument_token)
-            .where(InstrumentRow.expiry < today)
+            .where(InstrumentRow.expiry <= last_expired_day)
             .order_by(InstrumentRow.instrument_token)
         )
         with self._sessions() as session:

@@ -33,6 +33,7 @@ from tickfleet.instruments.expiry_calendar import (
 from tickfleet.instruments.model import Instrument
 from tickfleet.instruments.symbols import monthly_option_symbol, weekly_option_symbol
 from tickfleet.instruments.tokens import SEGMENT_IDS, encode_token
+from tickfleet.market.calendar import WEEKDAYS_ONLY, TradingCalendar, load_calendar
 from tickfleet.settings import Settings
 
 UNDERLYING = "NIFTY"
@@ -53,7 +54,10 @@ MAX_STRIKES_EACH_SIDE = (_STRIKE_SLOTS - 1) // 2
 
 @dataclass(frozen=True, slots=True)
 class UniverseSpec:
-    """The shape of the generated universe (spot is the default centre of the strikes)."""
+    """The shape of the generated universe (spot is the default centre of the strikes).
+
+    ``trading`` moves an expiry that falls on an exchange holiday to the trading day before.
+    """
 
     spot: float
     strike_step: int
@@ -62,6 +66,7 @@ class UniverseSpec:
     monthly_expiries: int
     expiry_weekday: int
     lot_size: int
+    trading: TradingCalendar = WEEKDAYS_ONLY
 
     def __post_init__(self) -> None:
         _require(math.isfinite(self.spot) and self.spot > 0, "spot must be a positive number")
@@ -91,6 +96,7 @@ class UniverseSpec:
             monthly_expiries=settings.mock_monthly_expiries,
             expiry_weekday=settings.expiry_weekday,
             lot_size=settings.mock_lot_size,
+            trading=load_calendar(settings.exchange_calendar),
         )
 
 
@@ -101,8 +107,8 @@ def _require(condition: bool, message: str) -> None:
 
 def expiry_days(today: date, spec: UniverseSpec) -> list[date]:
     """Weekly and monthly expiry days from ``today`` on, each day once, in order."""
-    weekly = weekly_expiries(today, spec.expiry_weekday, spec.weekly_expiries)
-    monthly = monthly_expiries(today, spec.expiry_weekday, spec.monthly_expiries)
+    weekly = weekly_expiries(today, spec.expiry_weekday, spec.weekly_expiries, spec.trading)
+    monthly = monthly_expiries(today, spec.expiry_weekday, spec.monthly_expiries, spec.trading)
     return sorted(set(weekly) | set(monthly))
 
 
@@ -122,7 +128,7 @@ def option_exchange_token(expiry: date, strike: int, step: int, option_type: str
 
 
 def _option(expiry: date, strike: int, option_type: str, spec: UniverseSpec) -> Instrument:
-    monthly = is_monthly_expiry(expiry, spec.expiry_weekday)
+    monthly = is_monthly_expiry(expiry, spec.expiry_weekday, spec.trading)
     symbol = monthly_option_symbol if monthly else weekly_option_symbol
     exchange_token = option_exchange_token(expiry, strike, spec.strike_step, option_type)
     return Instrument(

@@ -6,9 +6,13 @@ thousands of options is a handful of array operations; only adding or removing
 contracts rebuilds the layout. The predecessor's mock state grew without bound; this
 one is capped (least recently used contracts go first) and sheds expired contracts.
 
-Evictions are reported twice on purpose: ``ensure`` and ``evict_expired`` return the
-number evicted (for the caller's logs and tests), and the injected ``Metrics``, when
-given, counts them as ``mock_evictions_total{reason="lru"|"expired"}``.
+Evictions are reported twice on purpose: ``ensure`` returns the number and
+``evict_expired`` the tokens evicted (for the caller's bookkeeping and tests), and the
+injected ``Metrics``, when given, counts them as ``mock_evictions_total{reason}``.
+
+A contract expires at the close of its expiry day. ``tick`` evicts what has expired
+before it prices anything, so no contract is ever priced past its expiry instant; the
+owner learns which ones went from ``take_expired``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from tickfleet.market.blackscholes import Greeks, greeks
 from tickfleet.market.contracts import MockOptionSnapshot, OptionContract
 from tickfleet.market.expiry import years_to_expiry
+from tickfleet.market.hours import MarketHours
 from tickfleet.market.layout import ChainLayout, FloatArray, IntArray
 from tickfleet.market.smile import SmileSpec, smile_iv
 
@@ -52,7 +57,7 @@ class ChainSpec:
 
     smile: SmileSpec = field(default_factory=SmileSpec)
     rate: float = 0.065
-    tz: str = "Asia/Kolkata"
+    hours: MarketHours = field(default_factory=MarketHours)  # expiry instants, timezone
     lot_size: int = 65
     tick_size: float = 0.05
     iv_noise: float = 0.002
@@ -64,7 +69,7 @@ class ChainSpec:
         return cls(
             smile=SmileSpec.from_settings(settings),
             rate=settings.mock_risk_free_rate,
-            tz=settings.market_timezone,
+            hours=MarketHours.from_settings(settings),
             lot_size=settings.mock_lot_size,
         )
 
@@ -105,7 +110,7 @@ class MockOptionBook:
         if max_size <= 0:
             raise ValueError("max_size must be positive")
         self._spec = spec
-        self._tz = ZoneInfo(spec.tz)
+        self._tz = ZoneInfo(spec.hours.tz)
         self._max_size = max_size
         self._metrics: Metrics = metrics if metrics is not None else _NoMetrics()
         self._contracts: OrderedDict[int, OptionContract] = OrderedDict()
@@ -117,6 +122,7 @@ class MockOptionBook:
         self._version = 0
         self._session: date | None = None
         self._latest: Mapping[int, MockOptionSnapshot] = {}
+        self._expired: list[int] = []
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> MockOptionBook:
@@ -167,15 +173,22 @@ class MockOptionBook:
         self._dropped(removed, None)
         return len(removed)
 
-    def evict_expired(self, today: date) -> int:
-        """Drop contracts whose expiry is before ``today``; returns how many."""
-        expired = [t for t, c in self._contracts.items() if c.expiry < today]
+    def evict_expired(self, now: datetime) -> list[int]:
+        """Drop contracts whose expiry instant is at or before ``now``; returns their tokens."""
+        last_expired = self._spec.hours.last_expired_day(now)
+        expired = [t for t, c in self._contracts.items() if c.expiry <= last_expired]
         for token in expired:
             del self._contracts[token]
         self._dropped(expired, "expired")
         if expired:
             _log.info("Removed %d expired mock states", len(expired))
-        return len(expired)
+            self._expired.extend(expired)
+        return expired
+
+    def take_expired(self) -> list[int]:
+        """Tokens evicted as expired since the last call (``tick`` evicts them itself)."""
+        taken, self._expired = self._expired, []
+        return taken
 
     def _overflow(self) -> int:
         return max(0, len(self._contracts) - self._max_size)
@@ -202,6 +215,7 @@ class MockOptionBook:
         self, underlying: MockUnderlyingSnapshot, now: datetime, rng: np.random.Generator
     ) -> list[MockOptionSnapshot]:
         """Price the whole chain on ``underlying`` at ``now``; returns every new state."""
+        self.evict_expired(now)
         layout = self._current_layout()
         if not layout.tokens:
             return []
@@ -234,8 +248,9 @@ class MockOptionBook:
             self._session = session
 
     def _years(self, layout: ChainLayout, now: datetime) -> FloatArray:
-        tz = self._spec.tz
-        per_expiry = np.array([years_to_expiry(now, e, tz) for e in layout.expiries])
+        tz = self._spec.hours.tz
+        close = self._spec.hours.close
+        per_expiry = np.array([years_to_expiry(now, e, tz, close) for e in layout.expiries])
         years: FloatArray = per_expiry[layout.expiry_rows]
         return years
 

@@ -3,6 +3,12 @@
 The token set follows the assignment incrementally: added tokens are looked up and
 added to the book, removed ones forgotten, and everything else keeps ticking, so a
 change never restarts the stream or leaves a gap on unchanged tokens.
+
+The book holds at most ``MOCK_STATE_MAX_SIZE`` contracts. When more are assigned, the
+feed chooses which to hold (those it already holds, then the lowest tokens) and reports
+every other one as excluded, with its reason, in the stream's status, so ``/health``
+names them; the moment room frees up (a token removed, a contract expired) the lowest
+excluded tokens are taken in. The cap never silently stops an assigned token.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -24,7 +30,12 @@ from tickfleet.market.snapshot import MockUnderlyingSnapshot
 from tickfleet.market.ticks import to_tick
 from tickfleet.names import Channels, Keys
 from tickfleet.stream.publisher import TickPublisher
-from tickfleet.stream.status import StreamStatus
+from tickfleet.stream.status import (
+    EXCLUDED_EXPIRED,
+    EXCLUDED_MOCK_CAP,
+    EXCLUDED_NOT_SIMULATED,
+    StreamStatus,
+)
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -36,6 +47,7 @@ class AccountFeed:
         self,
         account_id: str,
         book: MockOptionBook,
+        cap: int,
         client: aioredis.Redis,
         keys: Keys,
         channels: Channels,
@@ -48,6 +60,7 @@ class AccountFeed:
     ) -> None:
         self.account_id = account_id
         self.book = book
+        self._cap = cap
         self._client = client
         self._keys = keys
         self._channels = channels
@@ -57,40 +70,48 @@ class AccountFeed:
         self._clock = clock
         self._rng = rng
         self._tz = ZoneInfo(tz)
-        self.tokens: set[int] = set()
+        self.tokens: set[int] = set()  # assigned to this account
         self.assignment_version = -1
-        self._day: date | None = None
 
     async def sync_assignment(self) -> None:
-        """Read the current assignment and apply it if it is newer than ours."""
+        """Read the current assignment and apply it if it differs from ours.
+
+        A missing assignment (an emptied Redis) is not an empty one: the feed keeps its
+        tokens until the fleet saves an assignment again.
+        """
         raw = await self._client.get(self._keys.assignment)
-        assignment = Assignment.from_dict(orjson.loads(raw)) if raw else Assignment()
+        if raw is None:
+            return
+        assignment = Assignment.from_dict(orjson.loads(raw))
         if assignment.version != self.assignment_version:
             await self.apply(assignment)
 
     async def apply(self, assignment: Assignment) -> None:
         wanted = set(assignment.tokens_for(self.account_id))
         added, removed = wanted - self.tokens, self.tokens - wanted
-        if added:
-            self.book.ensure(await asyncio.to_thread(self._lookup, added))
         if removed:
-            self.book.forget(removed)
+            self._drop(removed)
         self.tokens = wanted
+        await self._fill()
         self.assignment_version = assignment.version
         self._status.tokens = len(wanted)
+        self._status.assignment_version = assignment.version
         if added or removed:
             log.info(
-                "stream account:%s applied assignment v%d: +%d -%d tokens (%d total)",
+                "stream account:%s applied assignment v%d: +%d -%d tokens (%d total, %d held)",
                 self.account_id,
                 assignment.version,
                 len(added),
                 len(removed),
                 len(wanted),
+                len(self.book),
             )
 
     def forget(self, tokens: Collection[int]) -> None:
-        self.book.forget(tokens)
-        self.tokens -= set(tokens)
+        """Stop streaming ``tokens`` at once (evicted); the next assignment confirms it."""
+        gone = set(tokens) & self.tokens
+        self._drop(gone)
+        self.tokens -= gone
         self._status.tokens = len(self.tokens)
 
     async def tick(self) -> None:
@@ -98,7 +119,6 @@ class AccountFeed:
         if raw is None:
             return  # the underlying stream has not written a snapshot yet
         now = datetime.fromtimestamp(self._clock.time(), self._tz)
-        self._evict_on_new_day(now.date())
         states = self.book.tick(MockUnderlyingSnapshot.from_json(raw), now, self._rng)
         channel, latest = self._channels.options, self._channels.latest_options
         for state in states:
@@ -106,8 +126,45 @@ class AccountFeed:
             self._publisher.offer(channel, latest, str(state.instrument_token), payload)
         if states:
             self._status.last_tick_at = self._clock.time()
+        expired = self.book.take_expired()
+        if expired:
+            self._exclude(expired, EXCLUDED_EXPIRED)
+            await self._fill()
 
-    def _evict_on_new_day(self, today: date) -> None:
-        if self._day != today:
-            self._day = today
-            self.book.evict_expired(today)
+    def _drop(self, tokens: Collection[int]) -> None:
+        self.book.forget(tokens)
+        for token in tokens:
+            self._status.excluded.pop(token, None)
+        self._publisher.retract(self._channels.latest_options, [str(t) for t in tokens])
+
+    def _exclude(self, tokens: Collection[int], reason: str) -> None:
+        if not tokens:
+            return
+        self._status.excluded.update(dict.fromkeys(tokens, reason))
+        self._publisher.retract(self._channels.latest_options, [str(t) for t in tokens])
+
+    async def _fill(self) -> None:
+        """Hold as many assigned tokens as the cap allows; report the rest as excluded."""
+        excluded = self._status.excluded
+        settled = {t for t, why in excluded.items() if why != EXCLUDED_MOCK_CAP}
+        waiting = sorted(self.tokens - set(self.book.tokens) - settled)
+        room = max(0, self._cap - len(self.book))
+        taken = waiting[:room]
+        if taken:
+            contracts = await asyncio.to_thread(self._lookup, taken)
+            self.book.ensure(contracts)
+            simulated = {c.instrument_token for c in contracts}
+            for token in taken:
+                excluded.pop(token, None)
+            self._exclude([t for t in taken if t not in simulated], EXCLUDED_NOT_SIMULATED)
+        over = waiting[room:]
+        newly = [t for t in over if excluded.get(t) != EXCLUDED_MOCK_CAP]
+        if newly:
+            self._exclude(newly, EXCLUDED_MOCK_CAP)
+            log.warning(
+                "stream account:%s: %d assigned tokens over MOCK_STATE_MAX_SIZE=%d are not "
+                "simulated (see /health)",
+                self.account_id,
+                len(over),
+                self._cap,
+            )

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -22,7 +20,6 @@ from tickfleet.connections import fail_fast_async_client, fail_fast_client
 from tickfleet.failures import RedisFailureLog
 from tickfleet.lease import Lease, new_owner
 from tickfleet.market.contracts import InstrumentType
-from tickfleet.market.hours import MarketHours
 from tickfleet.market.options import MockOptionBook, OptionContract
 from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
 from tickfleet.monitor import TaskMonitor, process_context
@@ -34,7 +31,7 @@ from tickfleet.stream.lease_keeper import LeaseKeeper
 from tickfleet.stream.pacing import tick_forever
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher
 from tickfleet.stream.runner import Part, StreamRunner, restart_policy
-from tickfleet.stream.status import StreamStatus, write_status
+from tickfleet.stream.status import StatusWriter, StreamStatus
 from tickfleet.stream.underlying_feed import UnderlyingFeed
 
 ASSIGNMENT_POLL_SECONDS = 5.0
@@ -88,11 +85,12 @@ class _Kit:
             self.target, name, services.metrics, config, self.breaker, self.keeper.may_publish
         )
         self.rng = np.random.default_rng(s.mock_seed)
-        self.hours = MarketHours.from_settings(s)
+        self.hours = services.hours
+        self._status_writer = StatusWriter(services.redis, services.keys)
 
     def mode(self, has_credentials: bool) -> str:
         s = self.services.settings
-        now = datetime.fromtimestamp(self.services.clock.time(), ZoneInfo(s.market_timezone))
+        now = self.hours.at(self.services.clock.time())
         return self.hours.feed_mode(now, s.feed, has_credentials, s.mock_enabled)
 
     def report(self, status: StreamStatus) -> None:
@@ -102,7 +100,7 @@ class _Kit:
         status.breaker_source = breaker["source"]
         status.breaker_failures = breaker["failure_count"]
         status.breaker_opened_at = breaker["opened_at"]
-        write_status(self.services.redis, self.services.keys, status, self.services.clock.time())
+        self._status_writer.write(status, self.services.clock.time())
 
     async def close(self) -> None:
         await asyncio.to_thread(self.breaker.stop)
@@ -131,7 +129,9 @@ class _Kit:
 
         def feed() -> Awaitable[None]:
             mode = lambda: self.mode(has_credentials)  # noqa: E731
-            return tick_forever(s.mock_tick_interval_seconds, mode, self.status, tick)
+            return tick_forever(
+                s.mock_tick_interval_seconds, mode, self.status, tick, self.keeper.may_publish
+            )
 
         parts = [
             Part("publisher", self.publisher.run),
@@ -186,6 +186,7 @@ def build_account_stream(services: Services, account: Account, hostname: str) ->
     feed = AccountFeed(
         account.account_id,
         MockOptionBook.from_settings(s, services.metrics),
+        s.mock_state_max_size,
         kit.fleet,
         services.keys,
         services.channels,
@@ -219,6 +220,7 @@ def build_underlying_stream(services: Services, hostname: str) -> StreamRunner:
         kit.status,
         services.clock,
         kit.rng,
+        kit.target,
     )
     credentials = any(a.has_credentials for a in services.accounts)
     kit.status.tokens = 1  # the index itself

@@ -1,11 +1,18 @@
-"""Listens on the control channel, with periodic polling as the backstop for missed messages."""
+"""Listens on the control channel, with periodic polling as the backstop for missed messages.
+
+A lost connection to the fleet's Redis (restart, network blip) is not a failure of the
+stream: the listener resubscribes with a short backoff and polls once it is back, which
+catches everything announced while it was away.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import redis
 import redis.asyncio as aioredis
 
 from tickfleet import control
@@ -14,6 +21,8 @@ log = logging.getLogger("tickfleet.stream")
 
 Handler = Callable[[control.Message], Awaitable[None]]
 Poll = Callable[[], Awaitable[None]]
+
+RESUBSCRIBE_MAX_SECONDS = 2.0
 
 
 class ControlListener:
@@ -25,12 +34,26 @@ class ControlListener:
         self._handle = handle
         self._poll = poll
         self._poll_every = poll_every
+        self._failures = 0  # consecutive failed subscriptions
 
     async def run(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self._failures += 1
+                if self._failures == 1:
+                    log.warning("control channel lost (%r); resubscribing", exc)
+                await asyncio.sleep(min(RESUBSCRIBE_MAX_SECONDS, 0.1 * 2**self._failures))
+
+    async def _listen(self) -> None:
         pubsub = self._client.pubsub()
-        await pubsub.subscribe(self._channel)
         try:
+            await pubsub.subscribe(self._channel)
             await self._poll()  # anything announced before we subscribed
+            if self._failures:
+                log.info("control channel back after %d attempts", self._failures)
+                self._failures = 0
             last_poll = time.monotonic()
             while True:
                 raw = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)

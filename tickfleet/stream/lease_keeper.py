@@ -3,8 +3,11 @@
 The lease is the only guarantee that one account is streamed by one worker: broker
 redelivery is not. Renewal runs in a thread (the lease client is synchronous) every
 ``renew_every`` seconds. A refused renewal means another worker holds the lease: the
-keeper raises at once, and ``may_publish`` is already false. A Redis error is tolerated
-only while the lease would still be valid, so two owners can never both publish.
+keeper raises at once, and ``may_publish`` is already false. While Redis cannot be
+reached, ``may_publish`` turns false once the TTL since the last good renewal has run
+out (another worker could hold the lease by then), but the stream waits instead of
+dying: when Redis answers again it renews, or retakes the lease if Redis lost it, and
+carries on with its state (the simulated index keeps its price and versions).
 """
 
 from __future__ import annotations
@@ -30,15 +33,18 @@ class LeaseKeeper:
         self.lease = lease
         self.every = renew_every
         self.clock = clock
-        self._holding = Holding(lease.ttl_ms / 1000, clock.monotonic())
+        self._holding = self._new_holding()
         self._holding.lost = True  # not ours until acquired
         self._parent = os.getppid()
 
+    def _new_holding(self) -> Holding:
+        return Holding(self.lease.ttl_ms / 1000, self.clock.monotonic(), patient=True)
+
     async def acquire(self) -> bool:
-        acquired = await asyncio.to_thread(self.lease.acquire)
-        self._holding = Holding(self.lease.ttl_ms / 1000, self.clock.monotonic())
-        self._holding.lost = not acquired
-        return acquired
+        holding = self._new_holding()
+        holding.lost = not await asyncio.to_thread(self.lease.acquire)
+        self._holding = holding
+        return not holding.lost
 
     def may_publish(self) -> bool:
         """True while the lease is ours for certain (checked before every flush)."""
@@ -48,8 +54,9 @@ class LeaseKeeper:
         while True:
             await asyncio.sleep(self.every)
             self._check_parent()
-            renewed = await asyncio.to_thread(self.lease.try_renew)
-            self._holding.record(renewed, self.clock.monotonic())
+            started = self.clock.monotonic()
+            kept = await asyncio.to_thread(self.lease.try_keep)
+            self._holding.record(kept, started)
             if self._holding.lost:
                 raise LeaseLostError(f"lease {self.lease.key} lost (owner {self.lease.owner})")
 

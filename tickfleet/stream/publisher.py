@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,23 +31,30 @@ log = logging.getLogger("tickfleet.publisher")
 # One round trip and one reply per batch: the client encodes a single command and reads a
 # single integer, instead of a command and a reply per tick (which dominated the cost).
 # KEYS: one latest-tick hash per group. ARGV, per group: channel, count, then (field,
-# payload) pairs. HSET applies pairs in order, so the newest tick of a field wins.
+# payload) pairs. HSET applies pairs in order, so the newest tick of a field wins. A group
+# with an empty channel is a retraction: its fields leave the hash (payloads ignored).
 PUBLISH_BATCH = """
 local pos = 1
 for g = 1, #KEYS do
   local channel, n = ARGV[pos], tonumber(ARGV[pos + 1])
   local first = pos + 2
   local args, count = {}, 0
-  for i = first, first + 2 * n - 1, 2 do
-    redis.call('PUBLISH', channel, ARGV[i + 1])
-    args[count + 1], args[count + 2] = ARGV[i], ARGV[i + 1]
-    count = count + 2
-    if count >= 2000 then
-      redis.call('HSET', KEYS[g], unpack(args))
-      args, count = {}, 0
+  if channel == '' then
+    for i = first, first + 2 * n - 1, 2 do
+      redis.call('HDEL', KEYS[g], ARGV[i])
     end
+  else
+    for i = first, first + 2 * n - 1, 2 do
+      redis.call('PUBLISH', channel, ARGV[i + 1])
+      args[count + 1], args[count + 2] = ARGV[i], ARGV[i + 1]
+      count = count + 2
+      if count >= 2000 then
+        redis.call('HSET', KEYS[g], unpack(args))
+        args, count = {}, 0
+      end
+    end
+    if count > 0 then redis.call('HSET', KEYS[g], unpack(args)) end
   end
-  if count > 0 then redis.call('HSET', KEYS[g], unpack(args)) end
   pos = first + 2 * n
 end
 return pos
@@ -66,6 +73,7 @@ class PendingTick(NamedTuple):
     """One serialized tick bound for a channel and for the latest-tick hash.
 
     A named tuple: one is built per tick, and tuples are the cheapest immutable record.
+    An empty ``channel`` marks a retraction: ``field`` leaves the latest-tick hash.
     """
 
     channel: str
@@ -106,6 +114,17 @@ class TickPublisher:
         self._buffer.append(PendingTick(channel, latest_key, field, payload, time.monotonic()))
         if len(self._buffer) >= self._config.batch_max:
             self._wake.set()
+
+    def retract(self, latest_key: str, fields: Iterable[str]) -> None:
+        """Remove tokens that stopped streaming from the latest-tick hash, after their ticks.
+
+        Late joiners read that hash; a token the stream no longer prices must not keep
+        serving its last, frozen price there.
+        """
+        now = time.monotonic()
+        for field in fields:
+            self._buffer.append(PendingTick("", latest_key, field, b"", now))
+        self._wake.set()
 
     @property
     def backlog(self) -> int:

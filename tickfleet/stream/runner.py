@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import redis
+
 from tickfleet.clock import Clock
 from tickfleet.monitor import RestartPolicy, Supervisor, SupervisorFailed, TaskMonitor
 from tickfleet.stream.lease_keeper import LeaseKeeper
@@ -105,15 +107,24 @@ class StreamRunner:
         return "stopped"
 
     async def _report_forever(self) -> None:
+        """Report every ``report_every`` seconds; an unreachable Redis skips reports."""
+        unreachable = False
         while True:
-            await asyncio.to_thread(self._report, self.status)
+            try:
+                await asyncio.to_thread(self._report, self.status.copy())
+            except redis.RedisError as exc:
+                if not unreachable:
+                    log.warning("stream %s: status not reported: %r", self.name, exc)
+                unreachable = True
+            else:
+                unreachable = False
             await asyncio.sleep(self._report_every)
 
     async def _shutdown(self) -> None:
         await self.keeper.release()
         self.status.mode = "stopped"
         try:
-            await asyncio.to_thread(self._report, self.status)
+            await asyncio.to_thread(self._report, self.status.copy())
         except Exception as exc:  # the status key lapses by itself
             log.warning("final status of %s not written: %s", self.name, exc)
         await self._close()

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+import orjson
 import redis
 
 from tickfleet.names import Keys
 
 STATUS_TTL_SECONDS = 30
 
+# Why a stream holds an assigned token without streaming it (see ``StreamStatus.excluded``).
+EXCLUDED_MOCK_CAP = "mock_cap"
+EXCLUDED_EXPIRED = "expired"
+EXCLUDED_NOT_SIMULATED = "not_simulated"
+EXCLUDED_REASONS = (EXCLUDED_MOCK_CAP, EXCLUDED_EXPIRED, EXCLUDED_NOT_SIMULATED)
+
 
 @dataclass(slots=True)
 class StreamStatus:
     """Mutable status owned by one stream; a reporter coroutine writes it to Redis.
 
-    Feeds update what only they know (mode, tokens, last tick); the reporter fills in
+    Feeds update what only they know (mode, tokens, last tick, the assignment version
+    they run, the assigned tokens they do not stream and why); the reporter fills in
     counters owned by others (ticks published, breaker) when it writes.
     """
 
@@ -30,33 +38,71 @@ class StreamStatus:
     last_tick_at: float | None = None
     started_at: float | None = None
     last_error: str | None = None
+    assignment_version: int | None = None
     breaker_state: str | None = None
     breaker_source: str | None = None
     breaker_failures: int = 0
     breaker_opened_at: float | None = None
+    excluded: dict[int, str] = field(default_factory=dict)
+
+    def copy(self) -> StreamStatus:
+        """A copy another thread may read while the stream goes on changing this one."""
+        return replace(self, excluded=dict(self.excluded))
 
     def fields(self, reported_at: float) -> dict[str, str]:
-        values = {**asdict(self), "reported_at": reported_at}
+        values: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "excluded"
+        }
+        values["reported_at"] = reported_at
+        values["excluded_count"] = len(self.excluded)
         return {k: "" if v is None else str(v) for k, v in values.items()}
 
 
-def write_status(client: redis.Redis, keys: Keys, status: StreamStatus, now: float) -> None:
-    key = keys.stream_status(status.stream)
-    pipe = client.pipeline(transaction=False)
-    pipe.hset(key, mapping=status.fields(now))  # type: ignore[arg-type]
-    pipe.expire(key, STATUS_TTL_SECONDS)
-    pipe.sadd(keys.streams_known, status.stream)
-    pipe.execute()
+class StatusWriter:
+    """Writes one stream's status; the excluded tokens only when they changed.
+
+    The status hash is rewritten every report (about once a second); the excluded map
+    can hold thousands of tokens, so it is kept in its own key and only its TTL is
+    refreshed while it stays the same.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._written: dict[int, str] | None = None
+
+    def write(self, status: StreamStatus, now: float) -> None:
+        key = self._keys.stream_status(status.stream)
+        excluded_key = self._keys.stream_excluded(status.stream)
+        changed = status.excluded != self._written
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(key, mapping=status.fields(now))  # type: ignore[arg-type]
+        pipe.expire(key, STATUS_TTL_SECONDS)
+        pipe.sadd(self._keys.streams_known, status.stream)
+        if changed:
+            pipe.set(excluded_key, orjson.dumps({str(t): r for t, r in status.excluded.items()}))
+        pipe.expire(excluded_key, STATUS_TTL_SECONDS)
+        pipe.execute()
+        if changed:
+            self._written = dict(status.excluded)
 
 
 def _parse(raw: dict[bytes, bytes]) -> dict[str, Any]:
     text = {k.decode(): v.decode() for k, v in raw.items()}
     out: dict[str, Any] = {k: (v or None) for k, v in text.items()}
-    for name in ("tokens", "ticks", "breaker_failures"):
+    for name in ("tokens", "ticks", "breaker_failures", "excluded_count"):
         out[name] = int(text.get(name) or 0)
+    out["assignment_version"] = (
+        int(text["assignment_version"]) if text.get("assignment_version") else None
+    )
     for name in ("last_tick_at", "started_at", "reported_at", "breaker_opened_at"):
         out[name] = float(text[name]) if text.get(name) else None
     return out
+
+
+def read_excluded(client: redis.Redis, keys: Keys, stream: str) -> dict[int, str]:
+    raw = client.get(keys.stream_excluded(stream))
+    return {int(t): str(r) for t, r in orjson.loads(raw).items()} if raw else {}
 
 
 def read_streams(
@@ -74,20 +120,30 @@ def read_streams(
     out = {}
     for i, name in enumerate(names):
         status, holder = _parse(results[2 * i]), results[2 * i + 1]
-        if not status and name not in wanted:
+        if not results[2 * i] and holder is None and name not in wanted:
             continue
         status["lease_holder"] = holder.decode() if holder else None
         status["expected"] = name in wanted
-        status["problem"] = _problem(status, now, stale_seconds)
+        status["problem"] = _problem(status, bool(results[2 * i]), now, stale_seconds)
         out[name] = status
     return out
 
 
-def _problem(status: dict[str, Any], now: float, stale_seconds: float) -> str | None:
+def _problem(
+    status: dict[str, Any], reported: bool, now: float, stale_seconds: float
+) -> str | None:
     if not status["expected"]:
         return None
     if status["lease_holder"] is None:
         return "no stream holds the lease"
+    if not reported:
+        return "the stream holding the lease reports no status"
+    if status.get("mode") == "idle" and status.get("last_error"):
+        return f"the stream is idle: {status['last_error']}"
+    return _stale(status, now, stale_seconds)
+
+
+def _stale(status: dict[str, Any], now: float, stale_seconds: float) -> str | None:
     if status.get("mode") not in ("mock", "live"):
         return None
     last = status.get("last_tick_at") or status.get("started_at")

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from producers.api.deps import CoordinatorDep, ServicesDep
-from tickfleet.health import health_document
+from tickfleet.health import CoverageCollector, current_coverage, health_document
 from tickfleet.metrics import FleetCollector
 
 router = APIRouter(tags=["health"])
@@ -23,4 +23,5 @@ def health(services: ServicesDep, coordinator: CoordinatorDep) -> JSONResponse:
 def metrics(services: ServicesDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(services.redis, services.settings.key_prefix))
+    registry.register(CoverageCollector(lambda: current_coverage(services)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
 
 from producers.api.deps import ApiKey, CoordinatorDep, ServicesDep
 from producers.api.reloads import request_reload
 from producers.api.schemas import ReloadInfo, SubscriptionIn, SubscriptionOut, SubscriptionsChanged
-from tickfleet.admission import Rejection, admit
+from tickfleet.admission import Load, Rejection, admit, capacity_of, over_capacity
 from tickfleet.services import Services
 from tickfleet.subscriptions import Status, Subscription, SubscriptionRequest
 
@@ -20,6 +18,7 @@ router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 _STATUS_OF = {
     "unknown": status.HTTP_404_NOT_FOUND,
     "expired": status.HTTP_409_CONFLICT,
+    "capacity": status.HTTP_409_CONFLICT,
     "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
@@ -33,14 +32,26 @@ def _out(services: Services, subs: list[Subscription]) -> list[SubscriptionOut]:
 
 
 def _reject(rejections: list[Rejection]) -> HTTPException:
-    # The most fundamental problem decides the code: malformed, then unknown, then expired.
+    # The most fundamental problem decides the code: malformed, unknown, expired, no room.
     kind = next(
-        k for k in ("invalid", "unknown", "expired") if any(r.kind == k for r in rejections)
+        k
+        for k in ("invalid", "unknown", "expired", "capacity")
+        if any(r.kind == k for r in rejections)
     )
     detail = [
         {"instrument_token": r.token, "problem": r.kind, "detail": r.detail} for r in rejections
     ]
     return HTTPException(_STATUS_OF[kind], detail=detail)
+
+
+def _no_room(services: Services, requests: list[SubscriptionRequest]) -> list[Rejection]:
+    store = services.subscriptions
+    return over_capacity(
+        requests,
+        Load(store.load()),
+        store.active_pins(r.token for r in requests),
+        capacity_of(services.accounts, services.settings.max_tokens_per_connection),
+    )
 
 
 @router.get("", response_model=list[SubscriptionOut])
@@ -60,11 +71,12 @@ def create_subscriptions(
     if not items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty subscription list")
     requests = [SubscriptionRequest(i.instrument_token, i.mode, i.pinned_account) for i in items]
-    today = datetime.now(ZoneInfo(services.settings.market_timezone)).date()
-    rejections = admit(requests, services.registry, services.accounts, today)
+    now = services.hours.at(services.clock.time())
+    rejections = admit(requests, services.registry, services.accounts, services.hours, now)
+    rejections = rejections or _no_room(services, requests)
     if rejections:
         raise _reject(rejections)
-    saved = services.subscriptions.upsert_many(requests, datetime.now(UTC))
+    saved = services.subscriptions.upsert_many(requests, now)
     reload = request_reload(coordinator, f"subscribe {len(saved)} tokens")
     return SubscriptionsChanged(subscriptions=_out(services, saved), reload=reload)
 
@@ -76,7 +88,8 @@ def delete_subscription(
     existing = services.subscriptions.get(token)
     if existing is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription for token {token}")
-    changed = services.subscriptions.deactivate([token], "unsubscribed", datetime.now(UTC))
+    now = services.hours.at(services.clock.time())
+    changed = services.subscriptions.deactivate([token], "unsubscribed", now)
     reload = (
         request_reload(coordinator, f"unsubscribe {token}")
         if changed

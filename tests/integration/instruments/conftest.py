@@ -11,7 +11,7 @@ from tickfleet.instruments import InstrumentRegistry, InstrumentRow
 @pytest.fixture
 def session_factory(database_url: str) -> Iterator[SessionFactory]:
     """Sessions on a fresh database holding only the instruments table."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, create=True)
     Base.metadata.tables[InstrumentRow.__tablename__].create(engine)
     yield make_session_factory(engine)
     engine.dispose()

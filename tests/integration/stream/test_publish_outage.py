@@ -23,6 +23,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.runs import as_text
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
+from tickfleet.clock import Clock, clock_from_settings
 from tickfleet.metrics import read_counter
 from tickfleet.names import Channels, Keys
 from tickfleet.settings import Settings
@@ -43,6 +44,7 @@ class Outage:
     tokens: set[int]
     keys: Keys
     channels: Channels
+    clock: Clock  # the fleet's: stream status times are on it
 
 
 @pytest.fixture
@@ -76,7 +78,12 @@ def outage(
         body = [{"instrument_token": t} for t in tokens]
         assert api.post("/subscriptions", json=body).status_code == 200
         yield Outage(
-            target, api, tokens, Keys(settings.key_prefix), Channels(settings.channel_prefix)
+            target,
+            api,
+            tokens,
+            Keys(settings.key_prefix),
+            Channels(settings.channel_prefix),
+            clock_from_settings(settings),
         )
 
 
@@ -84,12 +91,12 @@ def every_token(tokens: set[int]) -> Callable[[TickCollector], bool]:
     return lambda c: tokens <= {t["instrument_token"] for t in c.options()}
 
 
-def sample_streams(api: httpx.Client, seconds: float) -> list[dict[str, Any]]:
-    started = time.time()
+def sample_streams(api: httpx.Client, seconds: float, clock: Clock) -> list[dict[str, Any]]:
+    started = time.monotonic()
     samples = []
-    while time.time() - started < seconds:
+    while time.monotonic() - started < seconds:
         stream = api.get("/health").json()["streams"]["account:sim-1"]
-        samples.append({"at": time.time(), **stream})
+        samples.append({"at": clock.time(), **stream})
         time.sleep(0.5)
     return samples
 
@@ -104,8 +111,8 @@ def test_a_publish_outage_never_stops_the_stream_and_consumers_resync(
     assert owner is not None
 
     outage.target.stop()
-    outage_started = time.time()
-    samples = sample_streams(outage.api, OUTAGE)
+    outage_started = outage.clock.time()
+    samples = sample_streams(outage.api, OUTAGE, outage.clock)
     health = outage.api.get("/health").json()
     # the stream kept its loop and its lease the whole time, and published nothing
     assert {s["lease_holder"] for s in samples} == {as_text(owner)}

@@ -24,7 +24,7 @@ from tests.support.polling import wait_until
 from tests.support.processes import BIN, FleetProcess
 from tests.support.runs import Publish, as_text, publishes
 from tests.support.seed import seed_universe
-from tests.support.ticks import TickCollector
+from tests.support.ticks import TickCollector, check_option_tick
 from tickfleet import names
 from tickfleet.instruments import Instrument
 from tickfleet.market.expiry import years_to_expiry
@@ -115,28 +115,6 @@ def streaming(
             fleet, api, collector, options, workers, redis_client, Keys(settings.key_prefix)
         )
     collector.stop()
-
-
-def check_option_tick(tick: dict[str, Any]) -> None:
-    assert tick["is_mock"] is True
-    assert tick["last_price"] > 0
-    assert tick["gamma"] >= 0 and tick["vega"] >= 0
-    assert 0 < tick["iv"] < 2
-    if tick["instrument_type"] == "CE":
-        assert 0 < tick["delta"] < 1
-    else:
-        assert -1 < tick["delta"] < 0
-    for name in (
-        "instrument_token",
-        "tradingsymbol",
-        "strike",
-        "expiry",
-        "volume",
-        "oi",
-        "theta",
-        "timestamp",
-    ):
-        assert name in tick
 
 
 def test_subscribed_options_stream_well_formed_coherent_ticks(streaming: Streaming) -> None:
@@ -278,8 +256,9 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
         "ticks before the fault",
     )
     owner = streaming.lease_owner()
-    # A corrupt snapshot with a version no writer can beat: every read of it fails.
-    streaming.redis.set(streaming.keys.market_snapshot, b'{"version": 999999999999}')
+    # A corrupt snapshot with a version no writer can beat (versions start at the clock's
+    # milliseconds): every read of it fails.
+    streaming.redis.set(streaming.keys.market_snapshot, b'{"version": 4611686018427387904}')
     deadline = time.monotonic() + 15
     failure = None
     while failure is None and time.monotonic() < deadline:

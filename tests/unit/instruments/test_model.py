@@ -35,9 +35,11 @@ def test_options_are_ce_and_pe_only() -> None:
     assert not replace(OPTION, instrument_type="EQ").is_option
 
 
-def test_a_contract_expires_after_its_expiry_day() -> None:
+def test_a_contract_is_expired_once_its_expiry_day_is_the_last_expired_one() -> None:
+    # The caller passes MarketHours.last_expired_day(now): the expiry day itself once its
+    # close has passed, the day before until then.
     assert not OPTION.is_expired(date(2018, 1, 24))
-    assert not OPTION.is_expired(date(2018, 1, 25))
+    assert OPTION.is_expired(date(2018, 1, 25))
     assert OPTION.is_expired(date(2018, 1, 26))
 
 

@@ -19,6 +19,7 @@ from tickfleet.instruments.universe import (
     generate_universe,
     strike_grid,
 )
+from tickfleet.market.calendar import load_calendar
 from tickfleet.settings import Settings
 
 NOV_4 = date(2025, 11, 4)  # a Tuesday, weekly expiry day
@@ -202,6 +203,7 @@ def test_spec_from_settings() -> None:
         mock_monthly_expiries=1,
         expiry_weekday=3,
         mock_lot_size=75,
+        exchange_calendar="XBOM",
     )
     assert UniverseSpec.from_settings(settings) == UniverseSpec(
         spot=25100.0,
@@ -211,4 +213,5 @@ def test_spec_from_settings() -> None:
         monthly_expiries=1,
         expiry_weekday=3,
         lot_size=75,
+        trading=load_calendar("XBOM"),
     )

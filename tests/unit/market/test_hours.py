@@ -77,7 +77,12 @@ def test_configuration_is_checked_at_construction() -> None:
 
 
 def test_from_settings() -> None:
-    settings = Settings(market_open=time(10, 0), market_close=time(11, 0), market_timezone="UTC")
+    settings = Settings(
+        market_open=time(10, 0),
+        market_close=time(11, 0),
+        market_timezone="UTC",
+        exchange_calendar="none",
+    )
     hours = MarketHours.from_settings(settings)
     assert hours == MarketHours("UTC", time(10, 0), time(11, 0))
     assert hours.is_open(datetime(2025, 1, 6, 10, 30, tzinfo=UTC))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -223,24 +223,46 @@ def test_cap_comes_from_settings() -> None:
     assert MockOptionBook.from_settings(Settings()).ensure(chain()) == 0
 
 
-def test_expired_contracts_are_evicted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_contracts_expire_at_the_close_of_their_expiry_day(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     metrics = RecordingMetrics()
     book = MockOptionBook(ChainSpec(), metrics=metrics)
     yesterday, today, tomorrow = TODAY - timedelta(days=1), TODAY, TODAY + timedelta(days=1)
-    book.ensure(chain(expiries=(yesterday, today, tomorrow), low=24_000, high=24_400))
-    ticked(book)
+    contracts = chain(expiries=(yesterday, today, tomorrow), low=24_000, high=24_400)
+    book.ensure(contracts)
+    before_close = datetime.combine(TODAY, time(15, 29, 59), IST)
     with caplog.at_level(logging.INFO, logger="tickfleet.market.options"):
-        assert book.evict_expired(today) == 10
-    assert {c.expiry for c in (s for s in book.snapshot())} == {today, tomorrow}
-    assert len(book) == 20
+        assert book.evict_expired(before_close) == [c.instrument_token for c in contracts[:10]]
+        assert book.evict_expired(before_close + timedelta(seconds=1)) == [
+            c.instrument_token for c in contracts[10:20]
+        ]
+    assert len(book) == 10
     records = [r for r in caplog.records if r.name == "tickfleet.market.options"]
     assert [(r.levelno, r.getMessage()) for r in records] == [
-        (logging.INFO, "Removed 10 expired mock states")
+        (logging.INFO, "Removed 10 expired mock states"),
+        (logging.INFO, "Removed 10 expired mock states"),
     ]
-    assert metrics.counts == {("mock_evictions_total", "expired"): 10}
+    assert metrics.counts == {("mock_evictions_total", "expired"): 20}
+    assert book.take_expired() == [c.instrument_token for c in contracts[:20]]
+    assert book.take_expired() == []
     caplog.clear()
-    assert book.evict_expired(today) == 0
+    assert book.evict_expired(before_close + timedelta(seconds=1)) == []
     assert not caplog.records
+
+
+def test_a_tick_never_prices_a_contract_past_its_expiry_instant() -> None:
+    book = MockOptionBook(ChainSpec())
+    contracts = chain(expiries=(TODAY, TODAY + timedelta(days=7)), low=24_000, high=24_400)
+    book.ensure(contracts)
+    rng = np.random.default_rng(3)
+    at_close = datetime.combine(TODAY, time(15, 30), IST)
+    last_minute = book.tick(underlying(), at_close - timedelta(seconds=1), rng)
+    assert {s.expiry for s in last_minute} == {TODAY, TODAY + timedelta(days=7)}
+    assert all(np.isfinite([s.delta, s.gamma, s.theta, s.vega, s.iv]).all() for s in last_minute)
+    after = book.tick(underlying(), at_close, rng)
+    assert {s.expiry for s in after} == {TODAY + timedelta(days=7)}
+    assert book.take_expired() == [c.instrument_token for c in contracts[:10]]
 
 
 def test_forget_and_snapshot_by_token() -> None:
