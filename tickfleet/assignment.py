@@ -51,6 +51,10 @@ class Assignment:
     def accounts(self) -> list[str]:
         return sorted({p.account_id for p in self.placements.values()})
 
+    def same_run(self, other: Assignment) -> bool:
+        """Whether ``other`` is this very saved assignment (versions restart in a new Redis)."""
+        return (self.version, self.saved_at) == (other.version, other.saved_at)
+
     def streams(self) -> list[str]:
         """Every stream that must run: one per account with tokens, plus the underlying."""
         return [account_stream(a) for a in self.accounts()] + [UNDERLYING_STREAM]

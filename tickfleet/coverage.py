@@ -189,7 +189,8 @@ def _stream_state(fleet: _Fleet, stream: str, assignment: Assignment | None) -> 
         # Simulation switched off outside market hours: nothing should stream.
         return IDLE, f"{stream} is idle: the market is closed", fleet.now.timestamp(), NEVER
     applied = status.get("assignment_version")
-    if assignment is not None and applied != assignment.version:
-        detail = f"{stream} runs assignment v{applied}, the fleet's is v{assignment.version}"
-        return PENDING, detail, assignment.saved_at, fleet.grace.pending
+    current = (assignment.version, assignment.saved_at) if assignment is not None else None
+    if current is not None and (applied, status.get("assignment_saved_at")) != current:
+        detail = f"{stream} has not applied the fleet's assignment v{current[0]} yet"
+        return PENDING, detail, assignment.saved_at if assignment else None, fleet.grace.pending
     return None

@@ -31,30 +31,41 @@ class TickCollector:
     _ticks: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _subscribed: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> TickCollector:
-        client = redis.Redis.from_url(self.url)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self.channels.options, self.channels.underlying)
+        """Listen from a thread (subscribed when this returns); a lost connection (Redis
+        restarted) is re-made at once."""
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError(f"could not subscribe to {self.url}")
+        return self
 
-        def run() -> None:
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.2)
-                    if message is not None:
-                        received = Received(
-                            time.time(), message["channel"].decode(), orjson.loads(message["data"])
-                        )
-                        with self._lock:
-                            self._ticks.append(received)
+                pubsub.subscribe(self.channels.options, self.channels.underlying)
+                self._subscribed.set()
+                self._listen(pubsub)
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(0.02)
             finally:
                 pubsub.close()
                 client.close()
 
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        return self
+    def _listen(self, pubsub: Any) -> None:
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=0.2)
+            if message is not None:
+                received = Received(
+                    time.time(), message["channel"].decode(), orjson.loads(message["data"])
+                )
+                with self._lock:
+                    self._ticks.append(received)
 
     def stop(self) -> None:
         self._stop.set()

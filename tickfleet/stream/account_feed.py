@@ -71,19 +71,20 @@ class AccountFeed:
         self._rng = rng
         self._tz = ZoneInfo(tz)
         self.tokens: set[int] = set()  # assigned to this account
-        self.assignment_version = -1
+        self.applied: Assignment | None = None
 
     async def sync_assignment(self) -> None:
-        """Read the current assignment and apply it if it differs from ours.
+        """Read the current assignment and apply it if it is not the one applied.
 
         A missing assignment (an emptied Redis) is not an empty one: the feed keeps its
-        tokens until the fleet saves an assignment again.
+        tokens until the fleet saves an assignment again. Versions restart at 1 in an
+        emptied Redis, so an assignment is known by its version and when it was saved.
         """
         raw = await self._client.get(self._keys.assignment)
         if raw is None:
             return
         assignment = Assignment.from_dict(orjson.loads(raw))
-        if assignment.version != self.assignment_version:
+        if self.applied is None or not assignment.same_run(self.applied):
             await self.apply(assignment)
 
     async def apply(self, assignment: Assignment) -> None:
@@ -93,9 +94,10 @@ class AccountFeed:
             self._drop(removed)
         self.tokens = wanted
         await self._fill()
-        self.assignment_version = assignment.version
+        self.applied = assignment
         self._status.tokens = len(wanted)
         self._status.assignment_version = assignment.version
+        self._status.assignment_saved_at = assignment.saved_at
         if added or removed:
             log.info(
                 "stream account:%s applied assignment v%d: +%d -%d tokens (%d total, %d held)",

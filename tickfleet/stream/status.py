@@ -39,6 +39,7 @@ class StreamStatus:
     started_at: float | None = None
     last_error: str | None = None
     assignment_version: int | None = None
+    assignment_saved_at: float | None = None  # with the version, names the assignment run
     breaker_state: str | None = None
     breaker_source: str | None = None
     breaker_failures: int = 0
@@ -95,7 +96,13 @@ def _parse(raw: dict[bytes, bytes]) -> dict[str, Any]:
     out["assignment_version"] = (
         int(text["assignment_version"]) if text.get("assignment_version") else None
     )
-    for name in ("last_tick_at", "started_at", "reported_at", "breaker_opened_at"):
+    for name in (
+        "last_tick_at",
+        "started_at",
+        "reported_at",
+        "breaker_opened_at",
+        "assignment_saved_at",
+    ):
         out[name] = float(text[name]) if text.get(name) else None
     return out
 

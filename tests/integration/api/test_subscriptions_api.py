@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from producers.api import create_app
-from tests.support.seed import expired_option, seed_universe
+from tests.support.seed import expired_option, init_database, seed_universe
+from tickfleet.db import DatabaseNotReadyError
 from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,3 +171,87 @@ def test_api_key_guards_every_mutating_route(
         assert client.get("/subscriptions").status_code == 200
         ok = client.post("/subscriptions", json=body, headers={"X-API-Key": "s3cret"})
         assert ok.status_code == 200
+
+
+def test_capacity_is_checked_at_admission(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    settings = make_settings(
+        database_url=database_url, max_tokens_per_connection=5, connections_per_account=1
+    )
+    tokens = [o.instrument_token for o in seed_universe(settings)]
+    with TestClient(create_app(settings)) as client:
+        first = [{"instrument_token": t} for t in tokens[:4]]
+        assert client.post("/subscriptions", json=first).status_code == 200
+        assert client.post("/subscriptions", json=first).status_code == 200  # not counted twice
+        before = rows(client)
+        over = client.post("/subscriptions", json=[{"instrument_token": t} for t in tokens[4:6]])
+        assert over.status_code == 409
+        details = over.json()["detail"]
+        assert {d["instrument_token"] for d in details} == set(tokens[4:6])
+        assert {d["problem"] for d in details} == {"capacity"}
+        assert details[0]["detail"] == (
+            "the fleet can stream 5 tokens, 4 are active and this request would make 6"
+        )
+        assert rows(client) == before
+        assert (
+            client.post("/subscriptions", json={"instrument_token": tokens[4]}).status_code == 200
+        )
+        assert client.delete(f"/subscriptions/{tokens[0]}").status_code == 200
+        assert (
+            client.post("/subscriptions", json={"instrument_token": tokens[5]}).status_code == 200
+        )
+
+
+def test_pinned_accounts_have_their_own_room(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    accounts = '[{"account_id": "a", "max_connections": 1}, {"account_id": "b"}]'
+    settings = make_settings(accounts=accounts, max_tokens_per_connection=2)
+    tokens = [o.instrument_token for o in seed_universe(settings)]
+    with TestClient(create_app(settings)) as client:
+        pinned = [{"instrument_token": t, "pinned_account": "a"} for t in tokens[:3]]
+        refused = client.post("/subscriptions", json=pinned)
+        assert refused.status_code == 409
+        assert refused.json()["detail"][0]["detail"] == (
+            "account a can stream 2 tokens, 3 would be pinned to it"
+        )
+        assert client.post("/subscriptions", json=pinned[:2]).status_code == 200
+
+
+def test_expired_contracts_are_hidden_unless_asked_for(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    old = expired_option()
+    expiry = str(old.expiry)
+    assert client.get("/instruments", params={"expiry": expiry}).json() == []
+    listed = client.get("/instruments", params={"expiry": expiry, "include_expired": True}).json()
+    assert [i["instrument_token"] for i in listed] == [old.instrument_token]
+    refused = client.post("/subscriptions", json={"instrument_token": old.instrument_token})
+    assert refused.json()["detail"][0]["detail"] == f"contract expired at {expiry}T15:30:00+05:30"
+
+
+def test_the_api_refuses_a_database_that_was_never_initialised(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    missing = make_settings(database_url=f"sqlite:///{tmp_path}/nowhere/tickfleet.db")
+    with pytest.raises(DatabaseNotReadyError, match="init-db"), TestClient(create_app(missing)):
+        pass
+    assert not (tmp_path / "nowhere").exists(), "nothing may create a database but init-db"
+    blank = tmp_path / "blank.db"
+    sqlite3.connect(blank).close()  # a file somebody else created: no schema, no stamp
+    unstamped = make_settings(database_url=f"sqlite:///{blank}")
+    with (
+        pytest.raises(DatabaseNotReadyError, match="no tickfleet schema"),
+        TestClient(create_app(unstamped)),
+    ):
+        pass
+
+
+def test_health_calls_an_empty_registry_a_problem(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    init_database(settings)
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health").json()
+    assert health["status"] == "degraded"
+    assert health["registry"] == {"instruments": 0}
+    assert "the instrument registry is empty (run `tickfleet init-db`)" in health["problems"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import orjson
 import pytest
 import redis
 
-from tests.support.seed import expired_option, seed_universe
+from tests.support.instants import CALENDAR_MATRIX, Instant
+from tests.support.seed import expired_option, init_database, now_of, seed_universe
+from tickfleet.clock import ManualClock
+from tickfleet.instruments import OfflineUniverseSource, UniverseSpec
 from tickfleet.services import Services
 from tickfleet.settings import Settings
 from tickfleet.subscriptions import Status, SubscriptionRequest
@@ -22,13 +25,13 @@ def test_expired_subscriptions_are_deactivated_and_announced(
 ) -> None:
     settings = make_settings(database_url=database_url)
     live = seed_universe(settings)[:2]
-    expired = expired_option()
+    expired = expired_option(today=now_of(settings).date())
     services = Services(settings)
     try:
         services.subscriptions.upsert_many(
             [SubscriptionRequest(expired.instrument_token)]
             + [SubscriptionRequest(o.instrument_token) for o in live],
-            datetime.now(UTC),
+            now_of(settings),
         )
         pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(services.keys.control_channel)
@@ -51,5 +54,38 @@ def test_expired_subscriptions_are_deactivated_and_announced(
         }
         assert services.evictor().run() == []  # idempotent
         pubsub.close()
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize("instant", CALENDAR_MATRIX, ids=lambda i: i.name)
+def test_eviction_at_frozen_instants(
+    make_settings: Callable[..., Settings], instant: Instant, redis_client: redis.Redis
+) -> None:
+    """At each instant exactly the contracts whose expiry day is over are deactivated."""
+    settings = make_settings(mock_strikes_each_side=2, mock_weekly_expiries=3)
+    init_database(settings)
+    services = Services(settings)
+    services.clock = ManualClock(instant.at.timestamp())
+    try:
+        source = OfflineUniverseSource(UniverseSpec.from_settings(settings))
+        today = instant.at.date()
+        listed = {
+            i.instrument_token: i
+            for i in source.fetch(today - timedelta(days=7)) + source.fetch(today)
+            if i.is_option
+        }
+        services.registry.replace_all(listed.values(), instant.at)
+        services.subscriptions.upsert_many(
+            [SubscriptionRequest(t) for t in sorted(listed)], instant.at
+        )
+        expected = sorted(
+            t
+            for t, i in listed.items()
+            if i.expiry is not None and i.expiry <= instant.last_expired_day
+        )
+        assert expected, "the instant must have expired contracts to evict"
+        assert services.evictor().run() == expected
+        assert {s.token for s in services.subscriptions.active()} == set(listed) - set(expected)
     finally:
         services.close()

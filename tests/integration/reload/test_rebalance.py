@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
 import redis
 
-from tests.support.seed import expired_option, seed_universe
-from tickfleet.rebalance import Rebalancer
+from tests.support.seed import expired_option, init_database, now_of, seed_universe
+from tickfleet.rebalance import Rebalancer, RefusedReloadError
 from tickfleet.services import Services
 from tickfleet.settings import Settings
 from tickfleet.subscriptions import Mode, Status, SubscriptionRequest
@@ -40,7 +40,7 @@ def world(
 
 def subscribe(services: Services, *tokens: int, mode: Mode = Mode.FULL) -> None:
     requests = [SubscriptionRequest(t, mode) for t in tokens]
-    services.subscriptions.upsert_many(requests, datetime.now(UTC))
+    services.subscriptions.upsert_many(requests, now_of(services.settings))
 
 
 def test_a_reload_assigns_persists_announces_and_starts_streams(
@@ -79,7 +79,46 @@ def test_an_unchanged_reload_keeps_the_version_and_a_change_bumps_it(
     assert not rebalance.in_sync(), "a mode change is drift until reloaded"
     assert rebalance()["version"] == 2
     assert services.assignments.load().modes[tokens[0]] == "LTP"
-    services.subscriptions.deactivate([tokens[1]], "unsubscribed", datetime.now(UTC))
+    services.subscriptions.deactivate([tokens[1]], "unsubscribed", now_of(services.settings))
     assert not rebalance.in_sync()
     summary = rebalance()
     assert (summary["version"], summary["removed"], summary["kept"]) == (3, 1, 2)
+
+
+def test_a_reload_refuses_an_empty_registry(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    settings = make_settings()
+    init_database(settings)
+    services = Services(settings)
+    try:
+        with pytest.raises(RefusedReloadError, match="registry is empty"):
+            services.rebalancer(RecordingStarter())()
+        assert redis_client.get(services.keys.assignment) is None
+    finally:
+        services.close()
+
+
+def test_a_reload_refuses_a_database_the_assignment_did_not_come_from(
+    world: tuple[Services, Rebalancer, RecordingStarter, list[int]],
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    redis_client: redis.Redis,
+) -> None:
+    services, rebalance, _, tokens = world
+    subscribe(services, *tokens[:3])
+    rebalance()
+    saved = redis_client.get(services.keys.assignment)
+    other = make_settings(database_url=f"sqlite:///{tmp_path}/other.db")
+    seed_universe(other)  # a database of its own, with instruments and no subscriptions
+    stranger = Services(other)
+    try:
+        with pytest.raises(RefusedReloadError, match="not the one the fleet's assignment"):
+            stranger.rebalancer(RecordingStarter())()
+        assert redis_client.get(services.keys.assignment) == saved
+        moving = stranger.rebalancer(RecordingStarter())
+        moving.switch_database = True  # an operator moving the fleet on purpose
+        assert moving()["tokens"] == 0
+        assert services.assignments.load().database == stranger.database_id
+    finally:
+        stranger.close()

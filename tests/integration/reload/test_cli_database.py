@@ -1,0 +1,88 @@
+"""`tickfleet reload --now` run from the wrong place never touches the fleet's assignment.
+
+The fleet runs on its own database; the command line is started from another working
+directory, without DATABASE_URL, with a relative one, and with another initialised
+database. Each time it refuses, says why, creates nothing, and leaves Redis as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.processes import BIN
+from tests.support.seed import seed_universe
+from tickfleet.services import Services
+from tickfleet.settings import Settings
+from tickfleet.subscriptions import SubscriptionRequest
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class RecordingStarter:
+    def start(self, stream: str) -> None:
+        pass
+
+
+def reload_now(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TICKFLEET_")}
+    clean.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [str(BIN / "tickfleet"), "reload", "--now"],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_reload_now_from_elsewhere_leaves_the_fleet_alone(
+    make_settings: Callable[..., Settings], tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    settings = make_settings(database_url=f"sqlite:///{tmp_path}/fleet/tickfleet.db")
+    tokens = [o.instrument_token for o in seed_universe(settings)[:4]]
+    services = Services(settings)
+    try:
+        services.subscriptions.upsert_many(
+            [SubscriptionRequest(t) for t in tokens], services.hours.at(services.clock.time())
+        )
+        services.rebalancer(RecordingStarter())()
+        saved = redis_client.get(services.keys.assignment)
+    finally:
+        services.close()
+    assert saved is not None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in settings.to_env().items() if k != "DATABASE_URL"}
+
+    # No DATABASE_URL: the absolute default under the project's var/, never the cwd.
+    default = reload_now(elsewhere, env)
+    assert default.returncode in (1, 2), default.stdout + default.stderr
+    assert "tickfleet init-db" in default.stderr or "not the one" in default.stdout
+
+    # A relative path is resolved against the working directory, and nothing is created.
+    relative = reload_now(elsewhere, {**env, "DATABASE_URL": "sqlite:///./var/tickfleet.db"})
+    assert relative.returncode == 2
+    assert f"no database file at {elsewhere}/var/tickfleet.db" in relative.stderr
+    assert list(elsewhere.iterdir()) == []
+
+    # Another initialised database: refused by its id.
+    other = make_settings(database_url=f"sqlite:///{tmp_path}/other.db")
+    seed_universe(other)
+    foreign = reload_now(elsewhere, {**env, "DATABASE_URL": other.database_url})
+    assert foreign.returncode == 1
+    assert "not the one the fleet's assignment" in foreign.stdout
+
+    assert redis_client.get(services.keys.assignment) == saved
+
+    # The fleet's own database: the reload runs (and, with nothing changed, keeps v1).
+    own = reload_now(elsewhere, {**env, "DATABASE_URL": settings.database_url})
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert redis_client.get(services.keys.assignment) == saved
