@@ -49,7 +49,8 @@ from tests.support.ports import free_port, wait_for_port  # noqa: E402
 from tests.support.processes import BIN, FleetProcess, celery_worker_argv  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.runs import Run, reload_runs  # noqa: E402
-from tests.support.seed import seed_universe, today  # noqa: E402
+from tests.support.seed import now_of, seed_universe  # noqa: E402
+from tickfleet.market.hours import MarketHours  # noqa: E402
 from tickfleet.settings import Settings  # noqa: E402
 
 STRIKES_EACH_SIDE = 100  # 2814 options in the offline universe: enough distinct tokens
@@ -115,8 +116,8 @@ def fleet(mode: Mode, settings: Settings, logdir: Path) -> Iterator[tuple[str, F
 def choose_tokens(settings: Settings, count: int) -> list[int]:
     """Seed the offline universe and pick ``count`` distinct, unexpired option tokens."""
     options = seed_universe(settings)
-    day = today(settings)
-    tokens = [o.instrument_token for o in options if o.expiry is None or o.expiry >= day]
+    now, hours = now_of(settings), MarketHours.from_settings(settings)
+    tokens = [o.instrument_token for o in options if not hours.is_expired(o.expiry, now)]
     if len(tokens) < count:
         raise SystemExit(f"only {len(tokens)} options in the universe, {count} wanted")
     return tokens[:count]
