@@ -23,7 +23,7 @@ from typing import Any
 from tickfleet.clock import SystemClock
 from tickfleet.failures import MemoryFailureLog
 from tickfleet.metrics import MetricsBuffer
-from tickfleet.monitor import TaskMonitor, process_context
+from tickfleet.supervision import TaskMonitor, process_context
 
 TARGET_OVERHEAD_US = 1_000.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -10,6 +11,8 @@ import redis
 
 from tickfleet import control
 from tickfleet.assignment import Assignment, Plan
+from tickfleet.catalog import save_catalog
+from tickfleet.instruments.model import Instrument
 from tickfleet.names import Keys
 
 log = logging.getLogger("tickfleet.assignment")
@@ -43,8 +46,20 @@ class AssignmentStore:
         raw = self._client.get(self._keys.assignment)
         return Assignment.from_dict(orjson.loads(raw)) if raw else None
 
-    def save(self, previous: Assignment, plan: Plan, database: str, now: float) -> Assignment:
-        """Persist the plan as the next version and announce it; unchanged plans are no-ops."""
+    def save(
+        self,
+        previous: Assignment,
+        plan: Plan,
+        rows: Iterable[Instrument],
+        database: str,
+        now: float,
+    ) -> Assignment:
+        """Persist the plan as the next version and announce it; unchanged plans are no-ops.
+
+        ``rows`` (the registry rows of the placed tokens) go to the catalog first, every
+        time, so that streams find them before any assignment names their tokens.
+        """
+        save_catalog(self._client, self._keys.catalog, rows)
         if (
             plan.placements == previous.placements
             and plan.modes == previous.modes

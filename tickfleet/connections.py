@@ -1,5 +1,8 @@
 """How tickfleet connects to Redis: every client is built here, with bounded timeouts.
 
+A stream's clients come from ``stream_clients``, which opens one async client per Redis
+role and closes all of them when the stream ends.
+
 Two kinds. A *patient* client (the fleet's own Redis: leases, assignment, metrics) keeps
 redis-py's retries, because a blip there should be ridden out. A *fail-fast* client
 (the breaker's store, the failure log, the publish target) makes one attempt: redis-py
@@ -8,6 +11,10 @@ client must notice an outage at once and decide locally.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aioredis
@@ -35,3 +42,41 @@ def fail_fast_async_client(url: str, timeout: float, read_timeout: bool = True) 
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisRoles:
+    """Where a stream's three Redis roles live, and how long it waits on each."""
+
+    fleet_url: str  # leases, assignment, catalog, control channel, snapshots, status
+    publish_url: str  # ticks, read by consumers
+    breaker_url: str  # the breaker's shared state
+    timeout: float  # fleet and breaker commands
+    publish_timeout: float  # connecting to the publish target (each batch has its own bound)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClients:
+    """A stream's async clients, one per Redis role (several may point at one server)."""
+
+    fleet: aioredis.Redis
+    publish: aioredis.Redis
+    breaker: aioredis.Redis
+
+
+@asynccontextmanager
+async def stream_clients(roles: RedisRoles) -> AsyncIterator[StreamClients]:
+    """Open the three clients; all are closed on the way out, whatever ends the stream."""
+    async with AsyncExitStack() as stack:
+        fleet = await stack.enter_async_context(
+            fail_fast_async_client(roles.fleet_url, roles.timeout)
+        )
+        # The publisher bounds every batch with its own timeout; a per-read socket timeout
+        # on top would only add a timer per reply.
+        publish = await stack.enter_async_context(
+            fail_fast_async_client(roles.publish_url, roles.publish_timeout, read_timeout=False)
+        )
+        breaker = await stack.enter_async_context(
+            fail_fast_async_client(roles.breaker_url, roles.timeout)
+        )
+        yield StreamClients(fleet, publish, breaker)

@@ -10,6 +10,7 @@ next successful write flushes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import traceback as tb
@@ -21,6 +22,7 @@ from typing import Any, Protocol, cast
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 
 MAX_MESSAGE_CHARS = 1_000
 MAX_TRACEBACK_CHARS = 8_000
@@ -112,7 +114,7 @@ class TaskFailure:
 
 
 class FailureSink(Protocol):
-    """Where failures go; ``record`` may block briefly but must not raise."""
+    """Where failures go; ``record`` must neither block nor raise."""
 
     def record(self, failure: TaskFailure) -> None: ...
 
@@ -221,3 +223,63 @@ class RedisFailureLog:
             except ValueError as exc:
                 self._log.warning("failure log %s: skipping entry: %s", self.key, exc)
         return failures
+
+
+class AsyncFailureLog:
+    """The fleet's failure log written from a stream's event loop.
+
+    Failures pile up exactly when Redis may be down, so ``record`` only queues (bounded,
+    oldest dropped) and wakes ``run``, a coroutine that writes each backlog in one
+    transaction; a write that fails keeps the backlog for the next attempt. ``flush``
+    writes what is left when the stream ends. Same list and format as ``RedisFailureLog``.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        key: str,
+        max_entries: int = 100,
+        backlog_size: int = 50,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self._client = client
+        self.key = key
+        self._max_entries = max_entries
+        self._retry = retry_seconds
+        self._backlog: deque[TaskFailure] = deque(maxlen=backlog_size)
+        self._pending = asyncio.Event()
+        self._unreachable = False
+        self._log = logging.getLogger(__name__)
+
+    def record(self, failure: TaskFailure) -> None:
+        self._backlog.append(failure)
+        self._pending.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            if not await self.flush():
+                await asyncio.sleep(self._retry)
+                self._pending.set()
+
+    async def flush(self) -> bool:
+        """Write the backlog now; True when nothing is left waiting."""
+        if not self._backlog:
+            return True
+        batch = list(self._backlog)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.lpush(self.key, *(failure.to_json() for failure in batch))
+                pipe.ltrim(self.key, 0, self._max_entries - 1)
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            if not self._unreachable:
+                self._log.warning("failure log %s unreachable (%r); kept in memory", self.key, exc)
+            self._unreachable = True
+            return False
+        written = {id(failure) for failure in batch}
+        kept = [failure for failure in self._backlog if id(failure) not in written]
+        self._backlog = deque(kept, maxlen=self._backlog.maxlen)
+        self._unreachable = False
+        return True

@@ -1,8 +1,9 @@
 """Leases: a Redis key owned by one holder for a TTL, renewed while the holder lives.
 
-One mechanism serves the reload singleton lock, the per-stream leases and the beat
-leader. The owner token is random per holder, so only the holder can renew or release;
-renewal and release are compare-and-set scripts, never a read followed by a write.
+One mechanism serves the reload singleton lock and the beat leader (``Lease``, for
+synchronous code) and the per-stream leases (``AsyncLease``, on a stream's event loop).
+The owner token is random per holder, so only the holder can renew or release; renewal
+and release are compare-and-set scripts, never a read followed by a write.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 log = logging.getLogger("tickfleet.lease")
 
@@ -63,7 +65,7 @@ class LeaseInfo:
 
 
 class Lease:
-    """A renewable, owner-checked Redis lease (synchronous; async code uses to_thread)."""
+    """A renewable, owner-checked Redis lease for synchronous code (reload lock, beat)."""
 
     def __init__(self, client: redis.Redis, key: str, ttl_seconds: float, owner: str | None = None):
         if ttl_seconds <= 0:
@@ -73,7 +75,6 @@ class Lease:
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
         self.owner = owner or new_owner()
         self._renew: Any = client.register_script(_RENEW)
-        self._keep: Any = client.register_script(_KEEP)
         self._release: Any = client.register_script(_RELEASE)
 
     def acquire(self) -> bool:
@@ -92,29 +93,45 @@ class Lease:
             log.warning("lease %s renewal failed: %s", self.key, exc)
             return None
 
-    def try_keep(self) -> bool | None:
+    def release(self) -> bool:
+        """Give the lease up if still ours; a lapsed lease is left to its new owner."""
+        return bool(self._release(keys=[self.key], args=[self.owner]))
+
+
+class AsyncLease:
+    """A stream's lease on its event loop: acquire, keep (renew or retake), release."""
+
+    def __init__(self, client: aioredis.Redis, key: str, ttl_seconds: float, owner: str):
+        if ttl_seconds <= 0:
+            raise ValueError("lease TTL must be positive")
+        self.client = client
+        self.key = key
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+        self.owner = owner
+        self._keep: Any = client.register_script(_KEEP)
+        self._release: Any = client.register_script(_RELEASE)
+
+    async def acquire(self) -> bool:
+        """Take the lease if nobody holds it; True when this holder now owns it."""
+        return bool(await self.client.set(self.key, self.owner, nx=True, px=self.ttl_ms))
+
+    async def try_keep(self) -> bool | None:
         """Renew, or retake the lease if its key vanished; False: another holder has it.
 
-        A Redis error is reported as None (unknown), like ``try_renew``.
+        A Redis error is reported as None (unknown): the holder decides from its TTL.
         """
         try:
-            kept = int(self._keep(keys=[self.key], args=[self.owner, self.ttl_ms]))
-        except redis.RedisError as exc:
+            kept = int(await self._keep(keys=[self.key], args=[self.owner, self.ttl_ms]))
+        except (redis.RedisError, OSError) as exc:
             log.warning("lease %s renewal failed: %s", self.key, exc)
             return None
         if kept == 2:
             log.warning("lease %s was gone (Redis emptied?); retaken by %s", self.key, self.owner)
         return kept > 0
 
-    def release(self) -> bool:
+    async def release(self) -> bool:
         """Give the lease up if still ours; a lapsed lease is left to its new owner."""
-        return bool(self._release(keys=[self.key], args=[self.owner]))
-
-    def held(self) -> bool:
-        return _text(self.client.get(self.key)) == self.owner
-
-    def info(self) -> LeaseInfo:
-        return read_lease(self.client, self.key)
+        return bool(await self._release(keys=[self.key], args=[self.owner]))
 
 
 def read_lease(client: redis.Redis, key: str) -> LeaseInfo:

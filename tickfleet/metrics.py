@@ -9,6 +9,7 @@ A failed flush keeps the numbers for the next one, so an outage loses no counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from bisect import bisect_left
@@ -18,6 +19,7 @@ from typing import Literal, Protocol
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -146,21 +148,35 @@ class MetricsBuffer:
 
     def flush(self, client: redis.Redis, prefix: str) -> None:
         """Write the deltas in one pipeline; on failure they are kept and re-raised."""
-        with self._lock:
-            deltas, self._deltas = self._deltas, {}
-            gauges, self._gauges = self._gauges, {}
+        deltas, gauges = self._take()
         if not deltas and not gauges:
             return
         try:
             pipe = client.pipeline(transaction=False)
-            for (name, field), amount in deltas.items():
-                pipe.hincrbyfloat(prefix + name, field, amount)
-            for (name, field), value in gauges.items():
-                pipe.hset(prefix + name, field, value)
+            _queue(pipe, prefix, deltas, gauges)
             pipe.execute()
         except Exception:
             self._restore(deltas, gauges)
             raise
+
+    async def flush_async(self, client: aioredis.Redis, prefix: str) -> None:
+        """``flush`` for a stream's event loop, with its async client."""
+        deltas, gauges = self._take()
+        if not deltas and not gauges:
+            return
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                _queue(pipe, prefix, deltas, gauges)
+                await pipe.execute()
+        except BaseException:
+            self._restore(deltas, gauges)
+            raise
+
+    def _take(self) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+        with self._lock:
+            deltas, self._deltas = self._deltas, {}
+            gauges, self._gauges = self._gauges, {}
+        return deltas, gauges
 
     def _restore(
         self, deltas: dict[tuple[str, str], float], gauges: dict[tuple[str, str], float]
@@ -170,6 +186,18 @@ class MetricsBuffer:
                 self._deltas[key] = self._deltas.get(key, 0.0) + amount
             for key, value in gauges.items():
                 self._gauges.setdefault(key, value)
+
+
+def _queue(
+    pipe: redis.client.Pipeline | aioredis.client.Pipeline,
+    prefix: str,
+    deltas: dict[tuple[str, str], float],
+    gauges: dict[tuple[str, str], float],
+) -> None:
+    for (name, field), amount in deltas.items():
+        pipe.hincrbyfloat(prefix + name, field, amount)
+    for (name, field), value in gauges.items():
+        pipe.hset(prefix + name, field, value)
 
 
 def metrics_prefix(key_prefix: str) -> str:
@@ -271,3 +299,36 @@ class MetricsFlusher:
     def _run(self) -> None:
         while not self._stop.wait(self._every):
             self.flush()
+
+
+class AsyncMetricsFlusher:
+    """A stream's metrics, flushed every second from a coroutine on its loop.
+
+    A stream records into a buffer of its own, so it needs no thread and no sync client;
+    ``flush`` at the end writes what the last period recorded.
+    """
+
+    def __init__(
+        self,
+        buffer: MetricsBuffer,
+        client: aioredis.Redis,
+        key_prefix: str,
+        every_seconds: float = 1.0,
+    ) -> None:
+        self._buffer = buffer
+        self._client = client
+        self._prefix = metrics_prefix(key_prefix)
+        self._every = every_seconds
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            await self.flush()
+
+    async def flush(self) -> bool:
+        try:
+            await self._buffer.flush_async(self._client, self._prefix)
+        except (redis.RedisError, OSError) as exc:
+            _log.warning("metrics flush failed, kept for the next one: %s", exc)
+            return False
+        return True

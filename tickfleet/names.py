@@ -69,6 +69,11 @@ class Keys:
         return self._k("assignment", "current")
 
     @property
+    def catalog(self) -> str:
+        """Hash token → registry row of every assigned token (written by the reload)."""
+        return self._k("assignment", "catalog")
+
+    @property
     def control_channel(self) -> str:
         return self._k("control")
 

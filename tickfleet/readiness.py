@@ -9,15 +9,17 @@ where they happen (the breaker, the lease keeper), not here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
+    Retrying,
     retry_if_exception_type,
     stop_after_delay,
     wait_exponential_jitter,
 )
-from tenacity import Retrying as _Retrying
 
 log = logging.getLogger("tickfleet.readiness")
 
@@ -38,6 +40,16 @@ def _log_attempt(what: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
+def _policy(what: str, timeout: float, errors: tuple[type[BaseException], ...]) -> dict[str, Any]:
+    return {
+        "retry": retry_if_exception_type(errors),
+        "stop": stop_after_delay(timeout),
+        "wait": wait_exponential_jitter(multiplier=0.2, max=5.0),
+        "before_sleep": _log_attempt(what),
+        "reraise": True,
+    }
+
+
 def wait_until_ready(
     check: Callable[[], object],
     what: str,
@@ -45,12 +57,18 @@ def wait_until_ready(
     errors: tuple[type[BaseException], ...] = (Exception,),
 ) -> None:
     """Call ``check`` until it succeeds; re-raise its last error after ``timeout`` seconds."""
-    for attempt in _Retrying(
-        retry=retry_if_exception_type(errors),
-        stop=stop_after_delay(timeout),
-        wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
-        before_sleep=_log_attempt(what),
-        reraise=True,
-    ):
+    for attempt in Retrying(**_policy(what, timeout, errors)):
         with attempt:
             check()
+
+
+async def wait_until_ready_async(
+    check: Callable[[], Awaitable[object]],
+    what: str,
+    timeout: float = 30.0,
+    errors: tuple[type[BaseException], ...] = (Exception,),
+) -> None:
+    """``wait_until_ready`` for an event loop: the check is awaited, the waits are sleeps."""
+    async for attempt in AsyncRetrying(**_policy(what, timeout, errors)):
+        with attempt:
+            await check()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from tickfleet.accounts import Account
 from tickfleet.assignment import Assignment, Demand, Placement, assign
 from tickfleet.assignment_store import AssignmentStore
 from tickfleet.clock import Clock
+from tickfleet.instruments.model import Instrument
 from tickfleet.launcher import StreamLauncher
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions import Subscription, SubscriptionStore
@@ -18,15 +19,10 @@ from tickfleet.subscriptions import Subscription, SubscriptionStore
 log = logging.getLogger("tickfleet.reload")
 
 
-class Listed(Protocol):
-    @property
-    def expiry(self) -> date | None: ...
-
-
 class Registry(Protocol):
     """The part of the instrument registry a reload needs."""
 
-    def get_many(self, tokens: Collection[int]) -> Mapping[int, Listed]: ...
+    def get_many(self, tokens: Collection[int]) -> Mapping[int, Instrument]: ...
 
     def count(self) -> int: ...
 
@@ -72,14 +68,16 @@ class Rebalancer:
         database = self._check_database(previous)
         now = self.hours.at(self.clock.time())
         active = self.subscriptions.active()
-        dropped = self._drop_unlisted(active, now)
+        listed = self.registry.get_many([s.token for s in active])
+        dropped = self._drop_unlisted(active, listed, now)
         demands = [
             Demand(s.token, s.mode.value, s.pinned_account)
             for s in active
             if s.token not in dropped
         ]
         plan = assign(demands, self.accounts, previous.placements, self.per_connection)
-        current = self.assignments.save(previous, plan, database, self.clock.time())
+        rows = [listed[t] for t in plan.placements]
+        current = self.assignments.save(previous, plan, rows, database, self.clock.time())
         self._record_placements(active, dropped, current)
         started = self.launcher.ensure(current.streams())
         return {
@@ -121,9 +119,10 @@ class Rebalancer:
             )
         return database
 
-    def _drop_unlisted(self, active: Sequence[Subscription], now: datetime) -> set[int]:
+    def _drop_unlisted(
+        self, active: Sequence[Subscription], listed: Mapping[int, Instrument], now: datetime
+    ) -> set[int]:
         """Deactivate subscriptions whose instrument is no longer listed or has expired."""
-        listed = self.registry.get_many([s.token for s in active])
         unknown = [s.token for s in active if s.token not in listed]
         expired = [t for t, i in listed.items() if self.hours.is_expired(i.expiry, now)]
         dropped = set(self.subscriptions.deactivate(unknown, "instrument no longer listed", now))

@@ -107,7 +107,6 @@ class Settings(BaseSettings):
 
     # --- publisher and breaker ---------------------------------------------------------
     publish_batch_max: int = Field(500, gt=0)
-    publish_flush_seconds: float = Field(0.05, gt=0)
     publish_timeout_seconds: float = Field(1.0, gt=0)
     breaker_failure_threshold: int = Field(
         10, gt=0, validation_alias=_plain("BREAKER_FAILURE_THRESHOLD")

@@ -2,7 +2,8 @@
 
 Acknowledged early and never redelivered by the broker: a stream's exclusivity comes
 from its Redis lease, and a stream that dies is restarted by the watchdog within
-seconds. Each task runs one asyncio loop until the stream stops or fails.
+seconds. Each task runs one asyncio loop until the stream stops or fails; the stream
+opens and closes its own clients, so the task hands it settings, never connections.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import signal
 from typing import Any
 
 from tickfleet import names
-from tickfleet.readiness import wait_until_ready
-from tickfleet.stream.assemble import build_account_stream, build_underlying_stream
+from tickfleet.accounts import load_accounts
+from tickfleet.clock import clock_from_settings
+from tickfleet.settings import get_settings
+from tickfleet.stream.build import build_account_stream, build_underlying_stream
 from tickfleet.stream.runner import StreamRunner
 from workers.app import app
-from workers.runtime import services
 
 STREAM_TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
@@ -24,11 +26,6 @@ STREAM_TASK_OPTIONS: dict[str, Any] = {
     "reject_on_worker_lost": False,
     "ignore_result": True,
 }
-
-
-def _ready() -> None:
-    """A stream needs the fleet Redis for its lease: wait for it briefly, then fail visibly."""
-    wait_until_ready(services().redis.ping, "fleet redis", timeout=30.0)
 
 
 def _run(runner: StreamRunner) -> str:
@@ -45,18 +42,17 @@ def _run(runner: StreamRunner) -> str:
 
 @app.task(name=names.TASK_STREAM_ACCOUNT, **STREAM_TASK_OPTIONS)
 def stream_account(self: Any, account_id: str) -> str:
-    _ready()
-    svc = services()
-    account = next((a for a in svc.accounts if a.account_id == account_id), None)
+    settings = get_settings()
+    account = next((a for a in load_accounts(settings) if a.account_id == account_id), None)
     if account is None:
         return f"account {account_id} is not configured"
-    svc.redis.delete(svc.keys.stream_starting(names.account_stream(account_id)))
-    return _run(build_account_stream(svc, account, str(self.request.hostname)))
+    clock = clock_from_settings(settings)
+    return _run(build_account_stream(settings, account, str(self.request.hostname), clock))
 
 
 @app.task(name=names.TASK_STREAM_UNDERLYING, **STREAM_TASK_OPTIONS)
 def stream_underlying(self: Any) -> str:
-    _ready()
-    svc = services()
-    svc.redis.delete(svc.keys.stream_starting(names.UNDERLYING_STREAM))
-    return _run(build_underlying_stream(svc, str(self.request.hostname)))
+    settings = get_settings()
+    clock = clock_from_settings(settings)
+    accounts = load_accounts(settings)
+    return _run(build_underlying_stream(settings, accounts, str(self.request.hostname), clock))

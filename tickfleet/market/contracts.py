@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Literal, Protocol
 
 InstrumentType = Literal["CE", "PE"]
 
@@ -32,6 +32,33 @@ class OptionContract:
     @property
     def is_call(self) -> bool:
         return self.instrument_type == "CE"
+
+
+class Listed(Protocol):
+    """The registry row fields an option contract is made from."""
+
+    @property
+    def instrument_token(self) -> int: ...
+
+    @property
+    def tradingsymbol(self) -> str: ...
+
+    @property
+    def instrument_type(self) -> str: ...
+
+    @property
+    def strike(self) -> float: ...
+
+    @property
+    def expiry(self) -> date | None: ...
+
+
+def option_contract(row: Listed) -> OptionContract | None:
+    """The contract of a registry row, or None when the row is not a dated CE or PE."""
+    if row.expiry is None or row.instrument_type not in ("CE", "PE") or not row.strike > 0:
+        return None
+    kind: InstrumentType = "CE" if row.instrument_type == "CE" else "PE"
+    return OptionContract(row.instrument_token, row.tradingsymbol, kind, row.strike, row.expiry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,16 @@
-"""The simulated underlying: immutable versioned snapshots, their single writer, two homes.
+"""The simulated underlying: immutable versioned snapshots, their single writer, their home.
 
 The predecessor mutated one shared state object from several tasks, so readers could
 see a price from one tick next to a high from another. Here the writer (the underlying
 stream) keeps its mutable state in ``UnderlyingBuilder`` which nobody else touches, and
-hands out frozen ``MockUnderlyingSnapshot`` values. Readers in the same process get
-them from a ``SnapshotCell``; readers in other processes from ``RedisSnapshotStore``,
-which keeps the snapshot as one JSON value that only a newer version may replace.
+hands out frozen ``MockUnderlyingSnapshot`` values. Readers, the option streams on any
+host, get them from ``RedisSnapshotStore``, which keeps the snapshot as one JSON value
+that only a newer version may replace: a read returns one whole snapshot, lock-free.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
-import redis
+import redis.asyncio as aioredis
 
 if TYPE_CHECKING:
     from tickfleet.settings import Settings
@@ -159,51 +158,20 @@ class UnderlyingBuilder:
         self._volume += int(rng.poisson(self._spec.volume_per_tick))
 
 
-class StaleSnapshotError(ValueError):
-    """A snapshot was published whose version is not above the current one."""
-
-
-class SnapshotCell:
-    """The current snapshot of this process, for any number of lock-free readers.
-
-    A reader does one attribute read and gets a reference to an immutable object; in
-    CPython that read is atomic, so it sees the old snapshot or the new one, never a
-    mixture, and needs no lock. The writer side takes a lock only so that the version
-    check and the swap cannot interleave should a second writer ever appear.
-    """
-
-    __slots__ = ("_current", "_write_lock")
-
-    def __init__(self, initial: MockUnderlyingSnapshot | None = None) -> None:
-        self._current = initial
-        self._write_lock = threading.Lock()
-
-    def publish(self, snapshot: MockUnderlyingSnapshot) -> None:
-        """Make ``snapshot`` current; a version not above the current one is refused."""
-        with self._write_lock:
-            current = self._current
-            if current is not None and snapshot.version <= current.version:
-                raise StaleSnapshotError(
-                    f"version {snapshot.version} is not above current {current.version}"
-                )
-            self._current = snapshot
-
-    def current(self) -> MockUnderlyingSnapshot | None:
-        return self._current
-
-
 _WRITE_IF_NEWER = """
-local stored = redis.call('GET', KEYS[1])
+local snapshot_key = KEYS[1]
+local version, snapshot = tonumber(ARGV[1]), ARGV[2]
+local stored = redis.call('GET', snapshot_key)
 if stored then
   local ok, decoded = pcall(cjson.decode, stored)
   if ok and type(decoded) == 'table' then
-    local version = tonumber(decoded['version'])
-    if version and version >= tonumber(ARGV[1]) then
+    local stored_version = tonumber(decoded['version'])
+    if stored_version and stored_version >= version then
       return 0
     end
   end
 end
-redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', snapshot_key, snapshot)
 return 1
 """
 
@@ -213,22 +181,21 @@ class RedisSnapshotStore:
 
     The version check and the write run in one Lua script, so two writers racing
     (e.g. an old stream that has not yet noticed it lost its lease) can never move the
-    stored version backwards, and a reader's GET returns one whole value. The client
-    is synchronous; asyncio callers wrap calls in ``asyncio.to_thread``.
+    stored version backwards, and a reader's GET returns one whole value.
     """
 
-    def __init__(self, client: redis.Redis, key: str) -> None:
+    def __init__(self, client: aioredis.Redis, key: str) -> None:
         self._client = client
         self._key = key
         self._write: Any = client.register_script(_WRITE_IF_NEWER)
 
-    def write(self, snapshot: MockUnderlyingSnapshot) -> bool:
+    async def write(self, snapshot: MockUnderlyingSnapshot) -> bool:
         """Store ``snapshot``; False when the stored version was already as new."""
-        stored = self._write(keys=[self._key], args=[snapshot.version, snapshot.to_json()])
+        stored = await self._write(keys=[self._key], args=[snapshot.version, snapshot.to_json()])
         return bool(stored)
 
-    def read(self) -> MockUnderlyingSnapshot | None:
-        raw = self._client.get(self._key)
+    async def read(self) -> MockUnderlyingSnapshot | None:
+        raw = await self._client.get(self._key)
         if raw is None:
             return None
         return MockUnderlyingSnapshot.from_json(raw)

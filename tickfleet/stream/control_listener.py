@@ -1,4 +1,5 @@
-"""Listens on the control channel, with periodic polling as the backstop for missed messages.
+"""The control channel, with periodic polling as the backstop for missed messages, and the
+assignment a stream follows through it.
 
 A lost connection to the fleet's Redis (restart, network blip) is not a failure of the
 stream: the listener resubscribes with a short backoff and polls once it is back, which
@@ -12,10 +13,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import orjson
 import redis
 import redis.asyncio as aioredis
 
 from tickfleet import control
+from tickfleet.assignment import Assignment
+from tickfleet.stream.feed import Feed
+from tickfleet.stream.status import StreamStatus
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -71,3 +76,31 @@ class ControlListener:
             log.warning("ignored a malformed control message: %r", data[:200])
             return
         await self._handle(message)
+
+
+class AssignmentFollower:
+    """Applies the fleet's saved assignment to a feed whenever it is a new one.
+
+    A missing assignment (an emptied Redis) is not an empty one: the feed keeps its
+    tokens until the fleet saves an assignment again. Versions restart at 1 in an emptied
+    Redis, so an assignment is known by its version and the time it was saved.
+    """
+
+    def __init__(self, client: aioredis.Redis, key: str, feed: Feed, status: StreamStatus) -> None:
+        self._client = client
+        self._key = key
+        self._feed = feed
+        self._status = status
+        self._applied: Assignment | None = None
+
+    async def sync(self) -> None:
+        raw = await self._client.get(self._key)
+        if raw is None:
+            return
+        assignment = Assignment.from_dict(orjson.loads(raw))
+        if self._applied is not None and assignment.same_run(self._applied):
+            return
+        await self._feed.apply(assignment)
+        self._applied = assignment
+        self._status.assignment_version = assignment.version
+        self._status.assignment_saved_at = assignment.saved_at

@@ -1,13 +1,13 @@
 """Keeps a stream's lease alive and answers, at every flush, whether it may still publish.
 
 The lease is the only guarantee that one account is streamed by one worker: broker
-redelivery is not. Renewal runs in a thread (the lease client is synchronous) every
-``renew_every`` seconds. A refused renewal means another worker holds the lease: the
-keeper raises at once, and ``may_publish`` is already false. While Redis cannot be
-reached, ``may_publish`` turns false once the TTL since the last good renewal has run
-out (another worker could hold the lease by then), but the stream waits instead of
-dying: when Redis answers again it renews, or retakes the lease if Redis lost it, and
-carries on with its state (the simulated index keeps its price and versions).
+redelivery is not. The keeper renews it every ``renew_every`` seconds on the stream's
+loop. A refused renewal means another worker holds the lease: the keeper raises at once,
+and ``may_publish`` is already false. While Redis cannot be reached, ``may_publish``
+turns false once the TTL since the last good renewal has run out (another worker could
+hold the lease by then), but the stream waits instead of dying: when Redis answers again
+it renews, or retakes the lease if Redis lost it, and carries on with its state (the
+simulated index keeps its price and versions).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import redis
 
 from tickfleet.clock import Clock
-from tickfleet.lease import Holding, Lease
+from tickfleet.lease import AsyncLease, Holding
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -29,7 +29,7 @@ class LeaseLostError(RuntimeError):
 
 
 class LeaseKeeper:
-    def __init__(self, lease: Lease, renew_every: float, clock: Clock) -> None:
+    def __init__(self, lease: AsyncLease, renew_every: float, clock: Clock) -> None:
         self.lease = lease
         self.every = renew_every
         self.clock = clock
@@ -42,7 +42,7 @@ class LeaseKeeper:
 
     async def acquire(self) -> bool:
         holding = self._new_holding()
-        holding.lost = not await asyncio.to_thread(self.lease.acquire)
+        holding.lost = not await self.lease.acquire()
         self._holding = holding
         return not holding.lost
 
@@ -55,8 +55,7 @@ class LeaseKeeper:
             await asyncio.sleep(self.every)
             self._check_parent()
             started = self.clock.monotonic()
-            kept = await asyncio.to_thread(self.lease.try_keep)
-            self._holding.record(kept, started)
+            self._holding.record(await self.lease.try_keep(), started)
             if self._holding.lost:
                 raise LeaseLostError(f"lease {self.lease.key} lost (owner {self.lease.owner})")
 
@@ -70,6 +69,6 @@ class LeaseKeeper:
         if not self._holding.lost:
             self._holding.lost = True
             try:
-                await asyncio.to_thread(self.lease.release)
-            except redis.RedisError as exc:
+                await self.lease.release()
+            except (redis.RedisError, OSError) as exc:
                 log.warning("lease %s not released (%s); it lapses on its own", self.lease.key, exc)

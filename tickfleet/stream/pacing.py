@@ -1,4 +1,5 @@
-"""The shared tick loop of every feed: steady pace, mode checked on every tick."""
+"""What the simulated feeds share: their pace, clock, randomness and zone, and the tick
+loop that keeps the pace through Redis outages."""
 
 from __future__ import annotations
 
@@ -6,24 +7,36 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import redis
 
-from tickfleet.stream.status import StreamStatus
+from tickfleet.clock import Clock
 
 log = logging.getLogger("tickfleet.stream")
 
-Mode = Callable[[], str]
 Tick = Callable[[], Awaitable[None]]
 Check = Callable[[], bool]
 
-LIVE_UNAVAILABLE = "the live Kite feed is not available in this release; streaming nothing"
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """The settings every simulated feed of a stream shares."""
+
+    interval: float
+    clock: Clock
+    rng: np.random.Generator
+    tz: ZoneInfo
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.time(), self.tz)
 
 
-async def tick_forever(
-    interval: float, mode: Mode, status: StreamStatus, tick: Tick, may_tick: Check
-) -> None:
-    """Call ``tick`` every ``interval`` seconds while the mode is ``mock``.
+async def tick_forever(interval: float, tick: Tick, may_tick: Check, stream: str) -> None:
+    """Call ``tick`` every ``interval`` seconds.
 
     Deadlines are kept on a fixed grid, so a slow tick shortens the next sleep instead
     of letting the pace drift. Ticks pause while ``may_tick`` is false (the lease is not
@@ -31,26 +44,22 @@ async def tick_forever(
     outage is logged when it starts and when it ends, and the feed keeps its state.
     """
     deadline = time.monotonic()
-    outage: str | None = None
+    outage = False
     while True:
-        current = mode()
-        status.mode = current if current != "live" else "idle"
-        if current == "live":
-            status.last_error = LIVE_UNAVAILABLE
-        elif current == "mock" and may_tick():
-            outage = await _tick_through_outage(tick, status.stream, outage)
+        if may_tick():
+            outage = await _tick_through_outage(tick, stream, outage)
         deadline = max(deadline + interval, time.monotonic())
         await asyncio.sleep(deadline - time.monotonic())
 
 
-async def _tick_through_outage(tick: Tick, stream: str, outage: str | None) -> str | None:
-    """One tick; returns the ongoing outage's error text, or None when Redis answered."""
+async def _tick_through_outage(tick: Tick, stream: str, outage: bool) -> bool:
+    """One tick; returns whether the fleet's Redis is unreachable now."""
     try:
         await tick()
-    except (redis.RedisError, OSError) as exc:
-        if outage is None:
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        if not outage:
             log.warning("stream %s: fleet Redis unreachable, ticks paused: %r", stream, exc)
-        return repr(exc)
-    if outage is not None:
+        return True
+    if outage:
         log.info("stream %s: fleet Redis reachable again, ticking", stream)
-    return None
+    return False

@@ -1,17 +1,20 @@
-"""Batched, pipelined, breaker-guarded publishing of ticks to Redis.
+"""Batched, breaker-guarded publishing of ticks to Redis, sent as soon as the wire is free.
 
 The predecessor awaited one PUBLISH per tick and blocked streaming while Redis was
 down. Here a feed only appends a serialized tick to an in-memory buffer (``offer``);
-``run`` drains the buffer in pipelines, one round trip per batch, each bounded by a
-timeout. A circuit breaker guards every flush: while it is open, batches are dropped
-without touching the network, counted, and the newest tick per token is kept so that
-consumers can resync the moment the breaker closes.
+``run`` sends everything waiting (up to ``batch_max``) as one script call, one round trip,
+the moment the previous reply arrives. A lone tick goes out at once; under load, ticks
+queue while a batch is in flight, so batches grow with the load by themselves. (A fixed
+flush timer put the tick→PUBLISH p99 at 28 to 36 ms for 20k ticks/s; a round trip on
+loopback is about 0.1 ms.) Every batch is bounded by a timeout. A circuit breaker guards
+every send: while it is open, batches are dropped without touching the network,
+counted, and the newest tick per token is kept so that consumers can resync the moment
+the breaker closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -64,7 +67,6 @@ return pos
 @dataclass(frozen=True, slots=True)
 class PublisherConfig:
     batch_max: int = 500
-    flush_seconds: float = 0.05
     timeout_seconds: float = 1.0
     buffer_max: int = 100_000
 
@@ -112,8 +114,7 @@ class TickPublisher:
             self._buffer.popleft()
             self._metrics.inc("publish_buffer_drops_total")
         self._buffer.append(PendingTick(channel, latest_key, field, payload, time.monotonic()))
-        if len(self._buffer) >= self._config.batch_max:
-            self._wake.set()
+        self._wake.set()
 
     def retract(self, latest_key: str, fields: Iterable[str]) -> None:
         """Remove tokens that stopped streaming from the latest-tick hash, after their ticks.
@@ -135,12 +136,11 @@ class TickPublisher:
         return len(self._held)
 
     async def run(self) -> None:
-        """Flush forever: every ``flush_seconds``, sooner when a full batch is waiting."""
+        """Send forever: whenever ticks wait and no batch is in flight, send them."""
         while True:
             if not self._buffer:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._config.flush_seconds)
+                await self._wake.wait()
             await self.flush()
 
     async def flush(self) -> int:

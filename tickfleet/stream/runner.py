@@ -1,139 +1,295 @@
-"""One stream's life: take the lease, run the supervised coroutines, always clean up.
+"""One stream as one asyncio program that owns everything it opens.
 
-Policies, declared once here: losing the lease fails the stream at once (another worker
-owns it now); the feed, publisher, control listener and status reporter are restarted
-with backoff, and a coroutine that keeps failing past its budget fails the stream, which
-ends the Celery task visibly so the watchdog starts a fresh one.
+``StreamRunner.run`` opens the stream's parts in one ``AsyncExitStack`` and leaves them
+in reverse order on every way out (a normal stop, a lost lease, a failure past the
+restart budget, cancellation): the last status is written, the lease released, the last
+failures and metrics written, then the three Redis clients closed. In between, one
+supervisor runs the stream's coroutines on the one event loop, no thread anywhere:
+
+    lease      renews the lease (a refused renewal fails the stream: another worker has it)
+    status     reports the stream to Redis every second, for /health
+    publisher  sends ticks as soon as the connection is free, through the breaker
+    breaker    keeps the fleet-shared breaker in step with the others
+    failures   writes failure records for /health
+    metrics    flushes this stream's metrics
+    control    follows the assignment and the control channel
+    feed       produces ticks (simulated or live, as the market hours say)
+
+Everything but the lease is restarted with backoff; more than ``restart_limit`` failures
+of one of them in a minute fail the stream, which ends the Celery task visibly so the
+watchdog starts a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import redis
 
+from tickfleet import control
+from tickfleet.breaker import BreakerConfig, SharedBreaker
 from tickfleet.clock import Clock
-from tickfleet.monitor import RestartPolicy, Supervisor, SupervisorFailed, TaskMonitor
+from tickfleet.connections import RedisRoles, StreamClients, stream_clients
+from tickfleet.failures import AsyncFailureLog, TaskFailure
+from tickfleet.lease import AsyncLease, new_owner
+from tickfleet.metrics import AsyncMetricsFlusher, Metrics, MetricsBuffer
+from tickfleet.names import PUBLISH_BREAKER, Channels, Keys
+from tickfleet.readiness import wait_until_ready_async
+from tickfleet.stream.control_listener import AssignmentFollower, ControlListener
+from tickfleet.stream.feed import Feed
 from tickfleet.stream.lease_keeper import LeaseKeeper
-from tickfleet.stream.status import StreamStatus
+from tickfleet.stream.outlet import Outlet
+from tickfleet.stream.publisher import PublisherConfig, TickPublisher
+from tickfleet.stream.status import StatusWriter, StreamStatus
+from tickfleet.supervision import (
+    FAIL,
+    RestartPolicy,
+    Supervisor,
+    SupervisorFailed,
+    TaskMonitor,
+    process_context,
+)
 
 log = logging.getLogger("tickfleet.stream")
 
-FAIL = RestartPolicy(mode="fail")
-
-
-def restart_policy(max_restarts: int) -> RestartPolicy:
-    """Restart with backoff; more than ``max_restarts`` failures a minute fail the stream."""
-    return RestartPolicy(mode="restart", max_restarts=max_restarts, window_seconds=60.0)
-
-
-Report = Callable[[StreamStatus], None]
-Hook = Callable[[], Awaitable[None]]
+ASSIGNMENT_POLL_SECONDS = 5.0
+REPORT_SECONDS = 1.0
+READY_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
-class Part:
+class StreamConfig:
+    """Everything a stream takes from the settings, grouped once."""
+
+    redis: RedisRoles
+    keys: Keys
+    channels: Channels
+    lease_ttl: float
+    lease_renew: float
+    restart_limit: int
+    publisher: PublisherConfig
+    breaker: BreakerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class StreamParts:
+    """What a feed may use: the stream's clients and outlet, its status, the lease's say."""
+
     name: str
-    factory: Callable[[], Awaitable[None]]
-    policy: RestartPolicy | None = None  # None: the runner's restart policy
+    clients: StreamClients
+    outlet: Outlet
+    status: StreamStatus
+    metrics: Metrics
+    may_publish: Callable[[], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Records:
+    """Failure and metric records, written by coroutines and once more at the end."""
+
+    monitor: TaskMonitor
+    failures: AsyncFailureLog
+    metrics: AsyncMetricsFlusher
+
+
+FeedFactory = Callable[[StreamParts], Feed]
 
 
 class StreamRunner:
     def __init__(
         self,
         name: str,
-        keeper: LeaseKeeper,
-        monitor: TaskMonitor,
-        status: StreamStatus,
-        parts: Sequence[Part],
-        report: Report,
+        hostname: str,
+        config: StreamConfig,
+        feed: FeedFactory,
         clock: Clock,
-        openers: Sequence[Hook] = (),
-        closers: Sequence[Hook] = (),
-        report_every: float = 1.0,
-        restart: RestartPolicy | None = None,
+        context: dict[str, str] | None = None,
     ) -> None:
         self.name = name
-        self.keeper = keeper
-        self.monitor = monitor
-        self.status = status
-        self.parts = list(parts)
-        self._report = report
+        self.hostname = hostname
+        self.config = config
+        self.owner = new_owner(name)
+        self.status = StreamStatus(stream=name, owner=self.owner, hostname=hostname)
+        self.metrics = MetricsBuffer()
+        self._feed = feed
         self._clock = clock
-        self._openers = list(openers)
-        self._closers = list(closers)
-        self._report_every = report_every
-        self._restart = restart or restart_policy(5)
+        self._context = process_context(stream=name, worker=hostname, **(context or {}))
         self._supervisor: Supervisor | None = None
         self._stop_requested = False
 
     def stop(self) -> None:
-        """Ask the stream to end cleanly (lease released, status written)."""
+        """Ask the stream to end cleanly (status written, lease released, clients closed)."""
         self._stop_requested = True
         if self._supervisor is not None:
             self._supervisor.stop()
 
     async def run(self) -> str:
-        self.monitor.install(asyncio.get_running_loop())
-        if not await self.keeper.acquire():
-            log.info("stream %s is held by another worker; exiting", self.name)
-            await self._close()
-            return "lease held elsewhere"
-        log.info("stream %s started (owner %s)", self.name, self.keeper.lease.owner)
+        async with AsyncExitStack() as stack:
+            clients = await stack.enter_async_context(stream_clients(self.config.redis))
+            await wait_until_ready_async(clients.fleet.ping, "fleet redis", READY_TIMEOUT_SECONDS)
+            records = self._open_records(stack, clients)
+            keeper = await self._take_lease(stack, clients)
+            if keeper is None:
+                log.info("stream %s is held by another worker; exiting", self.name)
+                return "lease held elsewhere"
+            supervisor = await self._assemble(stack, clients, records, keeper)
+            return await self._supervise(supervisor)
+        raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises
+
+    def _open_records(self, stack: AsyncExitStack, clients: StreamClients) -> _Records:
+        """Failures and metrics, written last of all (just before the clients close)."""
+        keys = self.config.keys
+        failures = AsyncFailureLog(clients.fleet, keys.task_failures)
+        flusher = AsyncMetricsFlusher(self.metrics, clients.fleet, keys.prefix)
+        stack.push_async_callback(flusher.flush)
+        stack.push_async_callback(failures.flush)
+        monitor = TaskMonitor(self._context, self.metrics, failures, self._clock)
+        monitor.install(asyncio.get_running_loop())
+        return _Records(monitor, failures, flusher)
+
+    async def _take_lease(
+        self, stack: AsyncExitStack, clients: StreamClients
+    ) -> LeaseKeeper | None:
+        keys, config = self.config.keys, self.config
+        await clients.fleet.delete(keys.stream_starting(self.name))
+        lease = AsyncLease(
+            clients.fleet, keys.stream_lease(self.name), config.lease_ttl, self.owner
+        )
+        keeper = LeaseKeeper(lease, config.lease_renew, self._clock)
+        if not await keeper.acquire():
+            return None
+        stack.push_async_callback(keeper.release)
+        log.info("stream %s started (owner %s)", self.name, self.owner)
         self.status.started_at = self._clock.time()
+        return keeper
+
+    async def _assemble(
+        self,
+        stack: AsyncExitStack,
+        clients: StreamClients,
+        records: _Records,
+        keeper: LeaseKeeper,
+    ) -> Supervisor:
+        config, keys = self.config, self.config.keys
+        writer = StatusWriter(clients.fleet, keys)
+        stack.push_async_callback(self._last_status, writer)
+        breaker = SharedBreaker(
+            clients.breaker,
+            PUBLISH_BREAKER,
+            config.breaker,
+            self._clock,
+            self.metrics,
+            keys=keys,
+            worker=f"{self.hostname}:{self.name}",
+        )
+        await breaker.sync_once()
+        publisher = TickPublisher(
+            clients.publish, self.name, self.metrics, config.publisher, breaker, keeper.may_publish
+        )
+        outlet = Outlet(publisher, config.channels)
+        feed = self._feed(
+            StreamParts(self.name, clients, outlet, self.status, self.metrics, keeper.may_publish)
+        )
+        follower = AssignmentFollower(clients.fleet, keys.assignment, feed, self.status)
+        listener = ControlListener(
+            clients.fleet, keys.control_channel, self._handler(feed, follower),
+            follower.sync, ASSIGNMENT_POLL_SECONDS,
+        )  # fmt: skip
+        reporter = _Reporter(writer, self.status, publisher, breaker, self._clock)
+        restart = RestartPolicy(max_restarts=config.restart_limit)
+        supervisor = Supervisor(records.monitor, self.name, on_error=self._note)
+        supervisor.supervise("lease", keeper.run, FAIL)
+        for name, part in (
+            ("status", reporter.run),
+            ("publisher", publisher.run),
+            ("breaker", breaker.run),
+            ("failures", records.failures.run),
+            ("metrics", records.metrics.run),
+            ("control", listener.run),
+            ("feed", feed.run),
+        ):
+            supervisor.supervise(name, part, restart)
+        return supervisor
+
+    async def _supervise(self, supervisor: Supervisor) -> str:
+        self._supervisor = supervisor
+        if self._stop_requested:
+            supervisor.stop()
         try:
-            for open_part in self._openers:
-                await open_part()
-            return await self._supervise()
+            await supervisor.run()
         except SupervisorFailed as exc:
             self.status.last_error = str(exc)
             raise
         finally:
-            await self._shutdown()
-
-    async def _supervise(self) -> str:
-        supervisor = Supervisor(self.monitor, self.name)
-        self._supervisor = supervisor
-        supervisor.supervise("lease", self.keeper.run, FAIL)
-        supervisor.supervise("status", self._report_forever, self._restart)
-        for part in self.parts:
-            supervisor.supervise(part.name, part.factory, part.policy or self._restart)
-        if self._stop_requested:
-            supervisor.stop()
-        await supervisor.run()
+            self._supervisor = None
         return "stopped"
 
-    async def _report_forever(self) -> None:
-        """Report every ``report_every`` seconds; an unreachable Redis skips reports."""
+    def _handler(
+        self, feed: Feed, follower: AssignmentFollower
+    ) -> Callable[[control.Message], Awaitable[None]]:
+        async def handle(message: control.Message) -> None:
+            if isinstance(message, control.Shutdown):
+                if message.targets(self.hostname, self.name):
+                    self.stop()
+            elif isinstance(message, control.Evict):
+                feed.forget(message.tokens)
+            else:
+                await follower.sync()
+
+        return handle
+
+    def _note(self, exc: Exception, failure: TaskFailure) -> None:
+        self.status.last_error = f"{failure.task}: {failure.exc_type}: {failure.message}"
+
+    async def _last_status(self, writer: StatusWriter) -> None:
+        self.status.mode = "stopped"
+        try:
+            await writer.write(self.status, self._clock.time())
+        except Exception as exc:  # the status key lapses by itself
+            log.warning("final status of %s not written: %s", self.name, exc)
+        log.info("stream %s ended (%s)", self.name, self.status.last_error or "clean")
+
+
+class _Reporter:
+    """Writes the stream's status every second; an unreachable Redis skips reports."""
+
+    def __init__(
+        self,
+        writer: StatusWriter,
+        status: StreamStatus,
+        publisher: TickPublisher,
+        breaker: SharedBreaker,
+        clock: Clock,
+    ) -> None:
+        self._writer = writer
+        self._status = status
+        self._publisher = publisher
+        self._breaker = breaker
+        self._clock = clock
+
+    async def run(self) -> None:
         unreachable = False
         while True:
             try:
-                await asyncio.to_thread(self._report, self.status.copy())
-            except redis.RedisError as exc:
+                await self.report()
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 if not unreachable:
-                    log.warning("stream %s: status not reported: %r", self.name, exc)
+                    log.warning("stream %s: status not reported: %r", self._status.stream, exc)
                 unreachable = True
             else:
                 unreachable = False
-            await asyncio.sleep(self._report_every)
+            await asyncio.sleep(REPORT_SECONDS)
 
-    async def _shutdown(self) -> None:
-        await self.keeper.release()
-        self.status.mode = "stopped"
-        try:
-            await asyncio.to_thread(self._report, self.status.copy())
-        except Exception as exc:  # the status key lapses by itself
-            log.warning("final status of %s not written: %s", self.name, exc)
-        await self._close()
-        log.info("stream %s ended (%s)", self.name, self.status.last_error or "clean")
-
-    async def _close(self) -> None:
-        for close in self._closers:
-            try:
-                await close()
-            except Exception:
-                log.exception("stream %s: cleanup step failed", self.name)
-        await self.monitor.aclose()
+    async def report(self) -> None:
+        status = self._status
+        status.ticks = self._publisher.published
+        breaker = self._breaker.snapshot()
+        status.breaker_state = breaker["state"]
+        status.breaker_source = breaker["source"]
+        status.breaker_failures = breaker["failure_count"]
+        status.breaker_opened_at = breaker["opened_at"]
+        await self._writer.write(status, self._clock.time())

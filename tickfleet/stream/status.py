@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 
 from tickfleet.names import Keys
 
@@ -38,6 +39,7 @@ class StreamStatus:
     last_tick_at: float | None = None
     started_at: float | None = None
     last_error: str | None = None
+    unavailable: str | None = None  # why the stream streams nothing while it should
     assignment_version: int | None = None
     assignment_saved_at: float | None = None  # with the version, names the assignment run
     breaker_state: str | None = None
@@ -45,10 +47,6 @@ class StreamStatus:
     breaker_failures: int = 0
     breaker_opened_at: float | None = None
     excluded: dict[int, str] = field(default_factory=dict)
-
-    def copy(self) -> StreamStatus:
-        """A copy another thread may read while the stream goes on changing this one."""
-        return replace(self, excluded=dict(self.excluded))
 
     def fields(self, reported_at: float) -> dict[str, str]:
         values: dict[str, Any] = {
@@ -67,25 +65,26 @@ class StatusWriter:
     refreshed while it stays the same.
     """
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self._client = client
         self._keys = keys
         self._written: dict[int, str] | None = None
 
-    def write(self, status: StreamStatus, now: float) -> None:
+    async def write(self, status: StreamStatus, now: float) -> None:
         key = self._keys.stream_status(status.stream)
         excluded_key = self._keys.stream_excluded(status.stream)
-        changed = status.excluded != self._written
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hset(key, mapping=status.fields(now))  # type: ignore[arg-type]
-        pipe.expire(key, STATUS_TTL_SECONDS)
-        pipe.sadd(self._keys.streams_known, status.stream)
+        excluded = dict(status.excluded)
+        changed = excluded != self._written
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=status.fields(now))  # type: ignore[arg-type]
+            pipe.expire(key, STATUS_TTL_SECONDS)
+            pipe.sadd(self._keys.streams_known, status.stream)
+            if changed:
+                pipe.set(excluded_key, orjson.dumps({str(t): r for t, r in excluded.items()}))
+            pipe.expire(excluded_key, STATUS_TTL_SECONDS)
+            await pipe.execute()
         if changed:
-            pipe.set(excluded_key, orjson.dumps({str(t): r for t, r in status.excluded.items()}))
-        pipe.expire(excluded_key, STATUS_TTL_SECONDS)
-        pipe.execute()
-        if changed:
-            self._written = dict(status.excluded)
+            self._written = excluded
 
 
 def _parse(raw: dict[bytes, bytes]) -> dict[str, Any]:
@@ -145,8 +144,8 @@ def _problem(
         return "no stream holds the lease"
     if not reported:
         return "the stream holding the lease reports no status"
-    if status.get("mode") == "idle" and status.get("last_error"):
-        return f"the stream is idle: {status['last_error']}"
+    if status.get("unavailable"):
+        return f"the stream is idle: {status['unavailable']}"
     return _stale(status, now, stale_seconds)
 
 

@@ -3,9 +3,10 @@
 The predecessor's background tasks died without a trace because nobody awaited them.
 Every coroutine now runs through ``TaskMonitor``: a failure is logged once at ERROR with
 its context (as ``tf_*`` record attributes for JSON formatters, and in the message text
-for plain logs), counted in ``task_failures_total{task}``, kept in ``failures``, written
-to the failure sink off the event loop (see ``BackgroundSink``), handed to ``on_error``,
-and re-raised so the task's result still holds it. ``CancelledError`` is how asyncio
+for plain logs), counted in ``task_failures_total{task}``, kept in ``failures``, handed
+to the failure sink (whose ``record`` only queues: a stream's ``AsyncFailureLog`` writes
+it from a coroutine of its own), handed to ``on_error``, and re-raised so the task's
+result still holds it. ``CancelledError`` is how asyncio
 stops things, not a failure, and passes through untouched. ``install`` catches what
 escapes the monitored tasks (callbacks, unmonitored futures) at the loop.
 
@@ -27,7 +28,6 @@ from typing import Any, TypeVar
 from tickfleet.clock import Clock
 from tickfleet.failures import FailureSink, TaskFailure
 from tickfleet.metrics import Metrics
-from tickfleet.supervision.background import BackgroundSink
 
 T = TypeVar("T")
 OnError = Callable[[Exception, TaskFailure], Awaitable[None] | None]
@@ -78,13 +78,12 @@ class TaskMonitor:
         logger: logging.Logger | None = None,
         *,
         recent_size: int = 50,
-        max_pending_writes: int = 100,
     ) -> None:
         self.context = dict(context)
         self.clock = clock
         self.logger = logger or logging.getLogger(__name__)
         self._metrics = metrics
-        self._sink = BackgroundSink(sink, self.logger, max_pending_writes)
+        self._sink = sink
         self._recent: deque[TaskFailure] = deque(maxlen=recent_size)
 
     @property
@@ -168,7 +167,10 @@ class TaskMonitor:
         )
         self._metrics.inc(FAILURE_METRIC, labels={"task": failure.task})
         self._recent.appendleft(failure)
-        self._sink.record(failure)
+        try:
+            self._sink.record(failure)
+        except Exception:  # a sink must not raise; if one does, the failure is still logged
+            self.logger.warning("failure sink %r raised", self._sink, exc_info=True)
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Report everything that reaches ``loop``'s exception handler as task ``loop``."""
@@ -190,13 +192,3 @@ class TaskMonitor:
         if exc is not None:
             return TaskFailure.from_exception(LOOP_TASK, exc, details, self.clock.time())
         return TaskFailure(LOOP_TASK, details, "", message, "", self.clock.time())
-
-    async def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every failure reported so far reached the sink; False on timeout."""
-        return await self._sink.drain(timeout)
-
-    async def aclose(self, timeout: float = 5.0) -> None:
-        """Give pending sink writes ``timeout`` seconds, then stop accepting new ones."""
-        if not await self._sink.drain(timeout):
-            self.logger.warning("failure sink still writing after %.1fs; not waiting", timeout)
-        self._sink.close()

@@ -1,18 +1,12 @@
-"""What a supervisor does when one of its coroutines fails or returns.
-
-Modes:
+"""What a supervisor does when one of its coroutines fails.
 
 - ``restart``: restart after a jittered exponential backoff, as long as no more than
   ``max_restarts`` failures happened within ``window_seconds``; one more fails the
   supervisor (a coroutine that keeps failing is a broken stream, and the stream task's
   own restart machinery, with its lease, is the better place to start over).
 - ``fail``: the first failure fails the supervisor.
-- ``ignore``: the failure is reported like any other, the coroutine is not restarted
-  and its siblings keep running (best-effort helpers).
 
-A coroutine that returns normally is finished, whatever the mode, unless
-``restart_on_exit`` is set: then it is started again after ``backoff_initial`` seconds.
-Such exits are not failures and do not use up the restart budget.
+A coroutine that returns normally is finished, whatever the policy.
 """
 
 from __future__ import annotations
@@ -21,8 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Mode = Literal["restart", "fail", "ignore"]
-MODES: tuple[Mode, ...] = ("restart", "fail", "ignore")
+OnFailure = Literal["restart", "fail"]
+ON_FAILURE: tuple[OnFailure, ...] = ("restart", "fail")
 
 
 class Rng(Protocol):
@@ -33,17 +27,16 @@ class Rng(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RestartPolicy:
-    mode: Mode = "restart"
+    on_failure: OnFailure = "restart"
     max_restarts: int = 5
     window_seconds: float = 60.0
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     jitter: float = 0.1
-    restart_on_exit: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.on_failure not in ON_FAILURE:
+            raise ValueError(f"on_failure must be one of {ON_FAILURE}, not {self.on_failure!r}")
         if self.max_restarts < 0 or self.window_seconds <= 0:
             raise ValueError("max_restarts must be >= 0 and window_seconds > 0")
         if not 0 <= self.backoff_initial <= self.backoff_max:
@@ -55,6 +48,9 @@ class RestartPolicy:
         """Seconds to wait before restart ``attempt`` (1-based): doubling, capped, jittered."""
         base = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, attempt - 1))
         return max(0.0, base * (1.0 + self.jitter * (2.0 * rng.random() - 1.0)))
+
+
+FAIL = RestartPolicy(on_failure="fail")
 
 
 class RestartBudget:

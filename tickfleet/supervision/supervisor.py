@@ -6,7 +6,7 @@ failure is reported there; the supervisor only decides what happens next (see
 ``policy``). When a coroutine must not go on, ``run`` cancels all the others and raises
 ``SupervisorFailed``, so the stream task ends visibly instead of limping on with a dead
 heartbeat or feed. ``run`` returns normally once every coroutine has finished or after
-``stop``. All methods are for the event loop thread.
+``stop``. Coroutines are added before ``run``. All methods are for the event loop thread.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tickfleet.failures import TaskFailure
@@ -39,8 +39,6 @@ class _Child:
     name: str
     factory: Factory
     policy: RestartPolicy
-    on_error: OnError | None
-    context: Mapping[str, str] | None
     budget: RestartBudget = field(init=False)
     restarts: int = 0
 
@@ -49,7 +47,7 @@ class _Child:
 
 
 class _Capture:
-    """``on_error`` hook that keeps the failure for the supervisor, then calls the child's."""
+    """``on_error`` hook that keeps the failure for the supervisor, then calls the owner's."""
 
     def __init__(self, on_error: OnError | None) -> None:
         self.on_error = on_error
@@ -66,19 +64,24 @@ async def _call(factory: Factory) -> None:
 
 
 class Supervisor:
-    """Runs named coroutines under a ``TaskMonitor``, each with its ``RestartPolicy``."""
+    """Runs named coroutines under a ``TaskMonitor``, each with its ``RestartPolicy``.
+
+    ``on_error`` is called for every failure of any of them (the monitor's hook).
+    """
 
     def __init__(
         self,
         monitor: TaskMonitor,
         name: str,
         *,
+        on_error: OnError | None = None,
         rng: Rng | None = None,
         stop_timeout: float = 5.0,
         logger: logging.Logger | None = None,
     ) -> None:
         self.name = name
         self._monitor = monitor
+        self._on_error = on_error
         self._rng = rng or random.Random()
         self._stop_timeout = stop_timeout
         self._log = logger or logging.getLogger(__name__)
@@ -89,21 +92,13 @@ class Supervisor:
         self._started = False
         self._stopped = False
 
-    def supervise(
-        self,
-        name: str,
-        factory: Factory,
-        policy: RestartPolicy,
-        on_error: OnError | None = None,
-        context: Mapping[str, str] | None = None,
-    ) -> None:
-        """Add a coroutine; while ``run`` is running it starts at once."""
+    def supervise(self, name: str, factory: Factory, policy: RestartPolicy) -> None:
+        """Add a coroutine, to start when ``run`` does."""
+        if self._started:
+            raise RuntimeError(f"supervisor {self.name} is running: add coroutines before")
         if name in self._children:
             raise ValueError(f"supervisor {self.name} already supervises {name!r}")
-        child = _Child(name, factory, policy, on_error, context)
-        self._children[name] = child
-        if self._finished is not None and not self._stopped:
-            self._start(child, self._finished)
+        self._children[name] = _Child(name, factory, policy)
 
     def restarts(self, name: str) -> int:
         return self._children[name].restarts
@@ -176,23 +171,19 @@ class Supervisor:
     async def _supervise(self, child: _Child) -> SupervisorFailed | None:
         while True:
             failure = await self._run_once(child)
-            step = (
-                self._after_exit(child) if failure is None else self._after_failure(child, failure)
-            )
-            if step is None or isinstance(step, SupervisorFailed):
+            if failure is None:
+                return None  # returned normally: finished
+            step = self._after_failure(child, failure)
+            if isinstance(step, SupervisorFailed):
                 return step
             await asyncio.sleep(step)
             child.restarts += 1
 
     async def _run_once(self, child: _Child) -> TaskFailure | None:
-        capture = _Capture(child.on_error)
+        capture = _Capture(self._on_error)
         try:
             await self._monitor.run(
-                _call(child.factory),
-                child.name,
-                capture,
-                context=child.context,
-                restarts=child.restarts,
+                _call(child.factory), child.name, capture, restarts=child.restarts
             )
         except Exception:
             if capture.failure is None:  # reporting itself broke: let run() raise it
@@ -200,25 +191,9 @@ class Supervisor:
             return capture.failure
         return None
 
-    def _after_exit(self, child: _Child) -> float | None:
-        if not child.policy.restart_on_exit:
-            return None
-        delay = child.policy.backoff_initial
-        self._log.info(
-            "%s returned; restarting it in %.2fs (policy restart_on_exit)",
-            child.name,
-            delay,
-            extra={"tf_supervisor": self.name, "tf_task": child.name},
-        )
-        return delay
-
-    def _after_failure(
-        self, child: _Child, failure: TaskFailure
-    ) -> float | SupervisorFailed | None:
+    def _after_failure(self, child: _Child, failure: TaskFailure) -> float | SupervisorFailed:
         policy = child.policy
-        if policy.mode == "ignore":
-            return None
-        if policy.mode == "fail":
+        if policy.on_failure == "fail":
             return SupervisorFailed(failure, "failed (policy fail)")
         attempt = child.budget.spend(self._monitor.clock.monotonic())
         if attempt is None:

@@ -14,6 +14,7 @@ from multiprocessing.synchronize import Event
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from tickfleet.market.snapshot import MockUnderlyingSnapshot, RedisSnapshotStore
 from tickfleet.names import Keys
@@ -74,11 +75,14 @@ class Race:
 
 
 def write_versions(race: Race, versions: list[int]) -> None:
-    client = redis.Redis.from_url(race.url)
-    store = RedisSnapshotStore(client, KEY)
-    client.ping()  # connected before the race starts
-    race.wait_for_start()
-    race.accepted.put(sum(store.write(snap(v)) for v in versions))
+    async def main() -> int:
+        async with aioredis.Redis.from_url(race.url) as client:
+            store = RedisSnapshotStore(client, KEY)
+            await client.ping()  # connected before the race starts
+            await asyncio.to_thread(race.wait_for_start)
+            return sum([await store.write(snap(v)) for v in versions])
+
+    race.accepted.put(asyncio.run(main()))
 
 
 def read_until(race: Race) -> None:
@@ -91,29 +95,42 @@ def read_until(race: Race) -> None:
     race.logs.put(log)
 
 
-def test_round_trip_and_empty(redis_client: redis.Redis) -> None:
-    store = RedisSnapshotStore(redis_client, KEY)
-    assert store.read() is None
-    assert store.write(snap(3)) is True
-    assert store.read() == snap(3)
+def test_round_trip_and_empty(redis_url: str, redis_client: redis.Redis) -> None:
+    async def main() -> None:
+        async with aioredis.Redis.from_url(redis_url) as client:
+            store = RedisSnapshotStore(client, KEY)
+            assert await store.read() is None
+            assert await store.write(snap(3)) is True
+            assert await store.read() == snap(3)
+
+    asyncio.run(main())
     assert redis_client.type(KEY) == b"string"
 
 
-def test_older_or_equal_versions_are_refused(redis_client: redis.Redis) -> None:
-    store = RedisSnapshotStore(redis_client, KEY)
-    assert store.write(snap(10))
-    assert store.write(snap(10)) is False
-    assert store.write(snap(9)) is False
-    assert store.read() == snap(10)
-    assert store.write(snap(11))
-    assert store.read() == snap(11)
+def test_older_or_equal_versions_are_refused(redis_url: str) -> None:
+    async def main() -> None:
+        async with aioredis.Redis.from_url(redis_url) as client:
+            store = RedisSnapshotStore(client, KEY)
+            assert await store.write(snap(10))
+            assert await store.write(snap(10)) is False
+            assert await store.write(snap(9)) is False
+            assert await store.read() == snap(10)
+            assert await store.write(snap(11))
+            assert await store.read() == snap(11)
+
+    asyncio.run(main())
 
 
-def test_an_unreadable_stored_value_is_replaced(redis_client: redis.Redis) -> None:
+def test_an_unreadable_stored_value_is_replaced(redis_url: str, redis_client: redis.Redis) -> None:
     redis_client.set(KEY, b"{not json")
-    store = RedisSnapshotStore(redis_client, KEY)
-    assert store.write(snap(1))
-    assert store.read() == snap(1)
+
+    async def main() -> None:
+        async with aioredis.Redis.from_url(redis_url) as client:
+            store = RedisSnapshotStore(client, KEY)
+            assert await store.write(snap(1))
+            assert await store.read() == snap(1)
+
+    asyncio.run(main())
 
 
 def test_the_reader_check_notices_a_version_going_back(redis_client: redis.Redis) -> None:
@@ -150,34 +167,32 @@ def test_processes_racing_never_move_the_stored_version_back(redis_url: str) -> 
     assert all(log.reads > 0 for log in reports)
     assert len(set().union(*(log.versions for log in reports))) > 10
     assert 0 < sum(totals) < sum(len(p) for p in plans)
-    final = RedisSnapshotStore(redis.Redis.from_url(redis_url), KEY).read()
-    assert final == snap(4_001)
+    final = redis.Redis.from_url(redis_url).get(KEY)
+    assert final is not None and MockUnderlyingSnapshot.from_json(final) == snap(4_001)
 
 
-async def race_in_threads(store: RedisSnapshotStore, total: int) -> list[ReadLog]:
+async def race_in_tasks(url: str, total: int) -> list[ReadLog]:
+    """One writer and four readers as tasks on one loop, as a stream's coroutines are."""
     done = asyncio.Event()
     logs = [ReadLog() for _ in range(4)]
+    async with aioredis.Redis.from_url(url) as client:
+        store = RedisSnapshotStore(client, KEY)
 
-    async def write() -> None:
-        for version in range(1, total + 1):
-            await asyncio.to_thread(store.write, snap(version))
-        done.set()
+        async def write() -> None:
+            for version in range(1, total + 1):
+                await store.write(snap(version))
+            done.set()
 
-    async def read(log: ReadLog) -> None:
-        while not done.is_set():
-            got = await asyncio.to_thread(store.read)
-            log.see(got.to_json() if got else None)
-        got = await asyncio.to_thread(store.read)
-        log.see(got.to_json() if got else None)
+        async def read(log: ReadLog) -> None:
+            while not done.is_set():
+                log.see(await client.get(KEY))
+            log.see(await client.get(KEY))
 
-    await asyncio.gather(write(), *(read(log) for log in logs))
+        await asyncio.gather(write(), *(read(log) for log in logs))
     return logs
 
 
-def test_asyncio_callers_through_threads(redis_url: str) -> None:
-    pool = redis.ConnectionPool.from_url(redis_url)
-    store = RedisSnapshotStore(redis.Redis(connection_pool=pool), KEY)
-    logs = asyncio.run(race_in_threads(store, 500))
+def test_asyncio_tasks_see_whole_snapshots_in_order(redis_url: str) -> None:
+    logs = asyncio.run(race_in_tasks(redis_url, 500))
     assert [p for log in logs for p in log.problems] == []
     assert all(log.reads > 0 and log.last_version == 500 for log in logs)
-    pool.disconnect()

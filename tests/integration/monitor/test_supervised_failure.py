@@ -12,7 +12,7 @@ import redis
 from tickfleet.clock import SystemClock
 from tickfleet.failures import RedisFailureLog, TaskFailure
 from tickfleet.metrics import MetricsBuffer
-from tickfleet.monitor import RestartPolicy, Supervisor, SupervisorFailed, TaskMonitor
+from tickfleet.supervision import RestartPolicy, Supervisor, SupervisorFailed, TaskMonitor
 from tickfleet.names import Keys
 
 pytestmark = pytest.mark.timeout(30)
@@ -30,8 +30,12 @@ def test_failing_coroutine_is_logged_counted_recorded_and_passed_to_on_error(
     metrics = MetricsBuffer()
     log = RedisFailureLog(redis_client, Keys().task_failures)
     monitor = TaskMonitor(CONTEXT, metrics, log, SystemClock(), logging.getLogger("stream"))
-    supervisor = Supervisor(monitor, "stream:acct-7")
     calls: list[tuple[Exception, TaskFailure]] = []
+
+    def on_error(exc: Exception, failure: TaskFailure) -> None:
+        calls.append((exc, failure))
+
+    supervisor = Supervisor(monitor, "stream:acct-7", on_error=on_error)
     sibling_cancelled = asyncio.Event()
 
     async def feed() -> None:
@@ -46,15 +50,9 @@ def test_failing_coroutine_is_logged_counted_recorded_and_passed_to_on_error(
             raise
 
     async def main() -> None:
-        supervisor.supervise("feed", feed, RestartPolicy(mode="fail"), on_error=on_error)
+        supervisor.supervise("feed", feed, RestartPolicy("fail"))
         supervisor.supervise("heartbeat", heartbeat, RestartPolicy())
-        try:
-            await supervisor.run()
-        finally:
-            await monitor.aclose(timeout=5)
-
-    def on_error(exc: Exception, failure: TaskFailure) -> None:
-        calls.append((exc, failure))
+        await supervisor.run()
 
     with pytest.raises(SupervisorFailed) as info:
         asyncio.run(main())

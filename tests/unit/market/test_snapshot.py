@@ -9,8 +9,6 @@ import pytest
 
 from tickfleet.market.snapshot import (
     MockUnderlyingSnapshot,
-    SnapshotCell,
-    StaleSnapshotError,
     UnderlyingBuilder,
     WalkSpec,
 )
@@ -127,17 +125,3 @@ def test_snapshot_is_immutable() -> None:
     snap = walk(UnderlyingBuilder(WalkSpec(), 24_000.0), 1)[0]
     with pytest.raises(AttributeError):
         snap.price = 1.0  # type: ignore[misc]
-
-
-def test_cell_publishes_only_newer_versions() -> None:
-    snaps = walk(UnderlyingBuilder(WalkSpec(), 24_000.0), 3)
-    cell = SnapshotCell()
-    assert cell.current() is None
-    cell.publish(snaps[1])
-    assert cell.current() is snaps[1]
-    for stale in (snaps[0], snaps[1]):
-        with pytest.raises(StaleSnapshotError):
-            cell.publish(stale)
-    assert cell.current() is snaps[1]
-    cell.publish(snaps[2])
-    assert cell.current() is snaps[2]

@@ -10,7 +10,7 @@ import orjson
 from tickfleet.clock import ManualClock
 from tickfleet.failures import FailureSink, MemoryFailureLog
 from tickfleet.metrics import MetricsBuffer
-from tickfleet.monitor import TaskMonitor
+from tickfleet.supervision import TaskMonitor
 
 CONTEXT = {"stream": "acct-7", "account": "ZX1234", "worker": "stream@host-a"}
 LOGGER = "tests.monitor"

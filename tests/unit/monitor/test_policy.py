@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from tickfleet.clock import ManualClock
-from tickfleet.monitor import RestartPolicy
+from tickfleet.supervision import RestartPolicy
 from tickfleet.supervision.policy import RestartBudget
 
 pytestmark = pytest.mark.timeout(10)
@@ -34,7 +34,7 @@ def test_jitter_comes_from_the_injected_rng(draw: float, expected: float) -> Non
 @pytest.mark.parametrize(
     "options",
     [
-        {"mode": "sometimes"},
+        {"on_failure": "sometimes"},
         {"max_restarts": -1},
         {"window_seconds": 0},
         {"backoff_initial": 2.0, "backoff_max": 1.0},

@@ -8,12 +8,12 @@ import pytest
 
 from tests.unit.monitor.helpers import Rig, counted, failure_records, rig
 from tickfleet.failures import TaskFailure
-from tickfleet.monitor import RestartPolicy, Supervisor, SupervisorFailed
+from tickfleet.supervision import RestartPolicy, Supervisor, SupervisorFailed
 
 pytestmark = pytest.mark.timeout(10)
 
-QUICK = RestartPolicy(mode="restart", max_restarts=3, backoff_initial=0.001, backoff_max=0.01)
-FAIL = RestartPolicy(mode="fail")
+QUICK = RestartPolicy("restart", max_restarts=3, backoff_initial=0.001, backoff_max=0.01)
+FAIL = RestartPolicy("fail")
 
 
 class FeedError(Exception):
@@ -139,26 +139,6 @@ def test_exceeding_the_restart_budget_fails_the_supervisor() -> None:
     assert sibling.cancelled
 
 
-def test_ignore_policy_reports_but_neither_restarts_nor_stops() -> None:
-    r = rig()
-    sup = supervisor(r)
-    finished: list[str] = []
-
-    async def worker() -> None:
-        await asyncio.sleep(0.02)
-        finished.append("worker")
-
-    async def main() -> None:
-        sup.supervise("stats", always_fails, RestartPolicy(mode="ignore"))
-        sup.supervise("worker", worker, FAIL)
-        await sup.run()
-
-    asyncio.run(main())
-    assert counted(r.metrics, "stats") == 1
-    assert sup.restarts("stats") == 0
-    assert finished == ["worker"]
-
-
 def test_normal_return_finishes_the_coroutine_and_run_returns_when_all_did() -> None:
     r = rig()
     sup = supervisor(r)
@@ -174,32 +154,6 @@ def test_normal_return_finishes_the_coroutine_and_run_returns_when_all_did() -> 
 
     asyncio.run(main())
     assert runs == ["once", "once"]
-    assert r.metrics.pending() == {}
-
-
-def test_restart_on_exit_starts_a_returning_coroutine_again() -> None:
-    r = rig()
-    sup = supervisor(r)
-    runs = 0
-    third = asyncio.Event()
-    policy = RestartPolicy(restart_on_exit=True, max_restarts=0, backoff_initial=0.001)
-
-    async def listener() -> None:
-        nonlocal runs
-        runs += 1
-        if runs == 3:
-            third.set()
-            await asyncio.sleep(60)
-
-    async def main() -> None:
-        sup.supervise("control", listener, policy)
-        running = asyncio.create_task(sup.run())
-        await asyncio.wait_for(third.wait(), 5)
-        sup.stop()
-        await running
-
-    asyncio.run(main())
-    assert sup.restarts("control") == 2
     assert r.metrics.pending() == {}
 
 
@@ -274,22 +228,22 @@ def test_cancelling_run_cancels_the_children() -> None:
     assert r.metrics.pending() == {}
 
 
-def test_coroutines_added_while_running_start_at_once() -> None:
+def test_coroutines_are_added_before_run() -> None:
     r = rig()
     sup = supervisor(r)
-    first, late = Sibling(), Sibling()
+    first = Sibling()
 
     async def main() -> None:
         sup.supervise("first", first, QUICK)
         running = asyncio.create_task(sup.run())
         await first.started.wait()
-        sup.supervise("late", late, QUICK)
-        await asyncio.wait_for(late.started.wait(), 5)
+        with pytest.raises(RuntimeError, match="add coroutines before"):
+            sup.supervise("late", Sibling(), QUICK)
         sup.stop()
         await running
 
     asyncio.run(main())
-    assert first.cancelled and late.cancelled
+    assert first.cancelled
 
 
 def test_factory_that_raises_is_a_reported_failure() -> None:
@@ -306,23 +260,6 @@ def test_factory_that_raises_is_a_reported_failure() -> None:
     with pytest.raises(SupervisorFailed):
         asyncio.run(main())
     assert counted(r.metrics, "feed") == 1
-
-
-def test_on_error_of_a_child_is_called_for_each_failure() -> None:
-    r = rig()
-    sup = supervisor(r)
-    calls: list[tuple[str, int]] = []
-
-    async def on_error(exc: Exception, failure: TaskFailure) -> None:
-        calls.append((str(exc), failure.restarts))
-
-    async def main() -> None:
-        sup.supervise("feed", flaky(2), QUICK, on_error=on_error, context={"connection": "1"})
-        await sup.run()
-
-    asyncio.run(main())
-    assert calls == [("run 1", 0), ("run 2", 1)]
-    assert all(f.context["connection"] == "1" for f in r.monitor.failures)
 
 
 def test_a_child_ignoring_cancellation_is_left_behind_after_the_timeout(
@@ -353,7 +290,7 @@ def test_a_child_ignoring_cancellation_is_left_behind_after_the_timeout(
 def test_names_are_unique_and_run_happens_once() -> None:
     r = rig()
     sup = supervisor(r)
-    sup.supervise("feed", always_fails, RestartPolicy(mode="ignore"))
+    sup.supervise("feed", flaky(0), QUICK)
     with pytest.raises(ValueError, match="already supervises"):
         sup.supervise("feed", always_fails, QUICK)
 
