@@ -34,13 +34,17 @@ def fail_fast_client(url: str, timeout: float = 0.5) -> redis.Redis:
     )
 
 
-def fail_fast_async_client(url: str, timeout: float, read_timeout: bool = True) -> aioredis.Redis:
-    """``read_timeout=False`` when the caller bounds every command itself (asyncio timeout)."""
+def fail_fast_async_client(
+    url: str, timeout: float, read_timeout: bool = True, name: str | None = None
+) -> aioredis.Redis:
+    """``read_timeout=False`` when the caller bounds every command itself (asyncio timeout);
+    ``name`` shows in the server's CLIENT LIST."""
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout if read_timeout else None,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        client_name=name,
     )
 
 
@@ -65,18 +69,24 @@ class StreamClients:
 
 
 @asynccontextmanager
-async def stream_clients(roles: RedisRoles) -> AsyncIterator[StreamClients]:
-    """Open the three clients; all are closed on the way out, whatever ends the stream."""
+async def stream_clients(roles: RedisRoles, stream: str) -> AsyncIterator[StreamClients]:
+    """Open the three clients of ``stream`` (named ``<stream>/<role>`` in CLIENT LIST); all
+    are closed on the way out, whatever ends the stream."""
     async with AsyncExitStack() as stack:
         fleet = await stack.enter_async_context(
-            fail_fast_async_client(roles.fleet_url, roles.timeout)
+            fail_fast_async_client(roles.fleet_url, roles.timeout, name=f"{stream}/fleet")
         )
         # The publisher bounds every batch with its own timeout; a per-read socket timeout
         # on top would only add a timer per reply.
         publish = await stack.enter_async_context(
-            fail_fast_async_client(roles.publish_url, roles.publish_timeout, read_timeout=False)
+            fail_fast_async_client(
+                roles.publish_url,
+                roles.publish_timeout,
+                read_timeout=False,
+                name=f"{stream}/publish",
+            )
         )
         breaker = await stack.enter_async_context(
-            fail_fast_async_client(roles.breaker_url, roles.timeout)
+            fail_fast_async_client(roles.breaker_url, roles.timeout, name=f"{stream}/breaker")
         )
         yield StreamClients(fleet, publish, breaker)

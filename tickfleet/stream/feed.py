@@ -17,9 +17,11 @@ from typing import Protocol
 from tickfleet.assignment import Assignment
 from tickfleet.market.hours import StreamMode
 from tickfleet.stream.status import StreamStatus
+from tickfleet.supervision.cancel import cancel_and_wait
 
 log = logging.getLogger("tickfleet.stream")
 
+STOP_SECONDS = 5.0
 LIVE_UNAVAILABLE = "the live Kite feed is not available in this release; streaming nothing"
 
 
@@ -104,7 +106,7 @@ async def _cancel(running: asyncio.Task[None] | None) -> None:
     should it come meanwhile, still propagates: ``wait`` does not swallow it)."""
     if running is None:
         return
-    running.cancel()
-    await asyncio.wait({running})
-    if not running.cancelled():
+    if await cancel_and_wait({running}, STOP_SECONDS):
+        log.warning("feed %s ignored cancellation; left behind", running.get_name())
+    elif not running.cancelled():
         running.exception()  # retrieved: it failed while being switched off

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import redis
 import redis.asyncio as aioredis
 
-from tickfleet.breaker import Breaker, CircuitState
+from tickfleet.breaker import Breaker, CircuitState, Source
 from tickfleet.metrics import Metrics
 from tickfleet.stream.packed import PackedScript
 
@@ -105,6 +105,7 @@ class TickPublisher:
         self._held: dict[tuple[str, str], PendingTick] = {}  # newest tick per token while open
         self._wake = asyncio.Event()
         self._script = PackedScript(client, PUBLISH_BATCH)
+        breaker.add_listener(self._on_transition)
         self.published = 0
         self.dropped = 0
 
@@ -138,14 +139,14 @@ class TickPublisher:
     async def run(self) -> None:
         """Send forever: whenever ticks wait and no batch is in flight, send them."""
         while True:
-            if not self._buffer:
+            if not self._buffer and not self._replay_due():
                 self._wake.clear()
                 await self._wake.wait()
             await self.flush()
 
     async def flush(self) -> int:
         """Publish up to one batch; returns how many ticks reached Redis."""
-        if self._held and self._breaker.state is CircuitState.CLOSED:
+        if self._replay_due():
             self._replay()
         batch = self._take()
         if not batch:
@@ -160,6 +161,13 @@ class TickPublisher:
             return 0
         return await self._send(batch)
 
+    def _replay_due(self) -> bool:
+        return bool(self._held) and self._breaker.state is CircuitState.CLOSED
+
+    def _on_transition(self, old: CircuitState, new: CircuitState, source: Source) -> None:
+        if new is CircuitState.CLOSED:
+            self._wake.set()  # replay the held ticks now, before any newer tick arrives
+
     def _take(self) -> list[PendingTick]:
         n = min(len(self._buffer), self._config.batch_max)
         return [self._buffer.popleft() for _ in range(n)]
@@ -172,7 +180,8 @@ class TickPublisher:
     async def _send(self, batch: list[PendingTick]) -> int:
         keys, args = batch_arguments(batch)
         try:
-            await asyncio.wait_for(self._script(keys=keys, args=args), self._config.timeout_seconds)
+            async with asyncio.timeout(self._config.timeout_seconds):
+                await self._script(keys=keys, args=args)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             self._failed(batch, exc)
             return 0

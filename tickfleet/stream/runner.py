@@ -129,7 +129,7 @@ class StreamRunner:
 
     async def run(self) -> str:
         async with AsyncExitStack() as stack:
-            clients = await stack.enter_async_context(stream_clients(self.config.redis))
+            clients = await stack.enter_async_context(stream_clients(self.config.redis, self.name))
             await wait_until_ready_async(clients.fleet.ping, "fleet redis", READY_TIMEOUT_SECONDS)
             records = self._open_records(stack, clients)
             keeper = await self._take_lease(stack, clients)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tickfleet.failures import TaskFailure
+from tickfleet.supervision.cancel import cancel_and_wait
 from tickfleet.supervision.monitor import OnError, TaskMonitor
 from tickfleet.supervision.policy import RestartBudget, RestartPolicy, Rng
 
@@ -155,11 +156,7 @@ class Supervisor:
 
     async def _cancel_all(self) -> None:
         runners, self._runners = self._runners, set()
-        for runner in runners:
-            runner.cancel()
-        if not runners:
-            return
-        _, stuck = await asyncio.wait(runners, timeout=self._stop_timeout)
+        stuck = await cancel_and_wait(runners, self._stop_timeout)
         for runner in stuck:
             self._log.warning(
                 "supervisor %s: %s ignored cancellation for %.1fs; left behind",

@@ -12,8 +12,8 @@ import redis
 from tickfleet.clock import SystemClock
 from tickfleet.failures import RedisFailureLog, TaskFailure
 from tickfleet.metrics import MetricsBuffer
-from tickfleet.supervision import RestartPolicy, Supervisor, SupervisorFailed, TaskMonitor
 from tickfleet.names import Keys
+from tickfleet.supervision import RestartPolicy, Supervisor, SupervisorFailed, TaskMonitor
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.unit.monitor.helpers import Rig, counted, failure_records, rig
-from tickfleet.failures import TaskFailure
 from tickfleet.supervision import RestartPolicy, Supervisor, SupervisorFailed
 
 pytestmark = pytest.mark.timeout(10)
