@@ -2,22 +2,24 @@
 
 1. Throughput. Option ticks of a simulated chain (``MockOptionBook``) are serialised the
    way a feed does it (``to_tick`` + ``orjson.dumps``, inside the timed loop) and offered
-   to ``TickPublisher`` while its ``run`` flushes them in pipelines (a PUBLISH per tick
-   plus one latest-tick HSET per batch), guarded by a started ``SharedBreaker`` on the same
-   Redis. The baseline is the predecessor's way, timed in the same run: serialise, then one
-   awaited PUBLISH per tick with redis.asyncio (it wrote no latest-tick hash). Rounds
-   alternate which variant goes first; figures are medians over rounds. The microseconds
-   per tick of serialising, offering and flushing are also timed apart.
-2. Latency. A producer offers ticks paced at ``--rate`` per second (a slice every 5 ms)
-   while ``run`` flushes. Tick-to-publish latency is offer to pipeline completion, taken
-   unbucketed from the publisher's own observations; a subscriber in its own process also
-   timestamps every message it receives against the offer time carried in the payload.
+   to ``TickPublisher`` while its ``run`` sends them (one script call per batch: a PUBLISH
+   per tick plus the latest-tick HSETs), guarded by a running ``SharedBreaker`` on the same
+   Redis. Two baselines are timed in the same run, rounds interleaved, medians reported:
+   the predecessor's way (serialise, then one awaited PUBLISH per tick with redis.asyncio,
+   no latest-tick hash), and the same publisher with no breaker at all, which gives the
+   breaker's closed-path overhead. The microseconds per tick of serialising, offering and
+   sending are also timed apart.
+2. Latency. A producer offers ticks paced evenly at each ``--rates`` value (the ticks due,
+   every millisecond) while ``run`` sends. Latency is from ``offer`` to the script's reply,
+   taken unbucketed from the publisher's own observations, and from ``offer`` to a
+   subscriber in its own process, which timestamps every message against the offer time
+   carried in the payload; p50, p99 and p99.9 of both.
 3. Greeks. ``bench.greeks.measure_greeks`` on a 5000-option chain.
 
 redis-server is started on a free loopback port and stopped by this script. The last line
 printed is one JSON object.
 
-    python bench/publish.py [--options 400] [--seconds 1.5] [--rounds 5] [--rate 20000]
+    python bench/publish.py [--options 400] [--seconds 1.5] [--rounds 5] [--rates 20000 50000]
 """
 
 from __future__ import annotations
@@ -44,8 +46,6 @@ import numpy as np
 import orjson
 import redis
 import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -53,8 +53,16 @@ if str(ROOT) not in sys.path:
 
 from bench.breaker import start_redis  # noqa: E402
 from bench.greeks import measure_greeks  # noqa: E402
-from tickfleet.breaker import Breaker, BreakerConfig, SharedBreaker  # noqa: E402
-from tickfleet.connections import fail_fast_client  # noqa: E402
+from tickfleet.breaker import (  # noqa: E402
+    Breaker,
+    BreakerConfig,
+    BreakerSnapshot,
+    CircuitState,
+    Listener,
+    SharedBreaker,
+    Source,
+)
+from tickfleet.connections import fail_fast_async_client  # noqa: E402
 from tickfleet.market.contracts import InstrumentType  # noqa: E402
 from tickfleet.market.options import (  # noqa: E402
     ChainSpec,
@@ -67,8 +75,11 @@ from tickfleet.market.ticks import to_tick  # noqa: E402
 from tickfleet.metrics import Labels, Metrics, MetricsBuffer  # noqa: E402
 from tickfleet.names import Channels  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
+from tickfleet.stream.runner import tune_gc_for_streaming  # noqa: E402
 
-TARGET_RATIO = 10.0
+TARGET_RATIO = 20.0
+TARGET_P99_MS = 2.0
+TARGET_OVERHEAD = 0.02
 TZ = ZoneInfo("Asia/Kolkata")
 SPOT = 24_000.0
 CHANNELS = Channels()
@@ -76,7 +87,7 @@ LATENCY = "tick_publish_latency_seconds"
 FAILURES = "redis_publish_failures_total"
 BUFFER_DROPS = "publish_buffer_drops_total"
 END = b"end"
-SLICE_SECONDS = 0.005
+SLICE_SECONDS = 0.001
 DRAIN_TIMEOUT = 20.0
 SUBSCRIBER_TIMEOUT = 15.0
 
@@ -105,7 +116,7 @@ def contracts(n_options: int, today: date) -> list[OptionContract]:
 def make_chains(n_options: int, n_ticks: int, seed: int = 11) -> list[Chain]:
     """``n_ticks`` successive ticks of the whole chain, the index walking between them."""
     now = datetime.now(TZ)
-    book = MockOptionBook(ChainSpec(tz=str(TZ)), max_size=max(n_options, 1))
+    book = MockOptionBook(ChainSpec(), max_size=max(n_options, 1))
     book.ensure(contracts(n_options, now.date()))
     rng = np.random.default_rng(seed)
     price = SPOT
@@ -176,19 +187,57 @@ class Recorder:
         return int(self.counts.get(BUFFER_DROPS, 0))
 
 
+class NoBreaker:
+    """No protection at all: the baseline of the breaker's closed-path cost."""
+
+    state = CircuitState.CLOSED
+    failure_count = 0
+    opened_at = None
+    source: Source = "local"
+
+    def can_execute(self) -> bool:
+        return True
+
+    def record_success(self) -> None:
+        pass
+
+    def record_failure(self, exc: BaseException | None = None) -> None:
+        pass
+
+    def add_listener(self, listener: Listener) -> None:
+        pass
+
+    def snapshot(self) -> BreakerSnapshot:
+        return BreakerSnapshot(state="closed", failure_count=0, opened_at=None, source="local")
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+
+@contextlib.asynccontextmanager
+async def shared_breaker(url: str) -> AsyncIterator[SharedBreaker]:
+    """A ``SharedBreaker`` on its own client, running (synced) for the block, as in a stream."""
+    async with fail_fast_async_client(url, 2.0) as client:
+        breaker = SharedBreaker(client, "bench-publish", BreakerConfig())
+        await breaker.sync_once()
+        task = asyncio.create_task(breaker.run())
+        try:
+            yield breaker
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 @contextlib.asynccontextmanager
 async def publisher_for(
     url: str, metrics: Metrics, breaker: Breaker
 ) -> AsyncIterator[TickPublisher]:
     """A publisher configured like a stream's, on its own fail-fast client."""
     timeout = PublisherConfig().timeout_seconds
-    client = aioredis.Redis.from_url(  # as tickfleet.stream.assemble builds the publish target
-        url, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
-    )
-    try:
+    # as tickfleet.connections.stream_clients builds the publish target
+    async with fail_fast_async_client(url, timeout, read_timeout=False) as client:
         yield TickPublisher(client, "bench", metrics, PublisherConfig(), breaker)
-    finally:
-        await client.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -217,8 +266,7 @@ async def drained(
     the token supersedes it uncounted, so an empty publisher that stays idle for longer than
     one pipeline may take counts as drained too.
     """
-    config = PublisherConfig()
-    settle = config.timeout_seconds + config.flush_seconds
+    settle = PublisherConfig().timeout_seconds
     deadline = time.monotonic() + timeout
     last, idle_since = -1, time.monotonic()
     while (done := gone(publisher, recorder)) < target:
@@ -311,8 +359,9 @@ async def breakdown(
 
 @dataclass(frozen=True, slots=True)
 class Throughput:
-    publisher: list[float]
-    baseline: list[float]
+    publisher: list[float]  # with the running SharedBreaker
+    unguarded: list[float]  # the same publisher with no breaker
+    baseline: list[float]  # one awaited PUBLISH per tick
     steps_us: dict[str, float]
     failed_flushes: int
     dropped: int
@@ -325,30 +374,43 @@ class Throughput:
     def paired(self) -> list[float]:
         return [p / b for p, b in zip(self.publisher, self.baseline, strict=True)]
 
+    @property
+    def breaker_overhead(self) -> float:
+        """Throughput the breaker costs, median of paired rounds (negative: within noise)."""
+        return statistics.median(
+            1.0 - p / u for p, u in zip(self.publisher, self.unguarded, strict=True)
+        )
 
-async def throughput(
-    url: str, breaker: Breaker, chains: Sequence[Chain], seconds: float, rounds: int
-) -> Throughput:
-    baseline_client = aioredis.Redis.from_url(url)
-    runs: dict[str, list[float]] = {"publisher": [], "baseline": []}
-    recorder = Recorder()
-    try:
-        async with publisher_for(url, recorder, breaker) as publisher:
-            await baseline_rate(baseline_client, chains, seconds / 4)  # warm-up
-            await publisher_rate(publisher, recorder, chains, seconds / 4)
-            for r in range(rounds):
-                order = ("baseline", "publisher") if r % 2 == 0 else ("publisher", "baseline")
-                for name in order:
-                    if name == "baseline":
-                        rate = await baseline_rate(baseline_client, chains, seconds)
-                    else:
-                        rate = await publisher_rate(publisher, recorder, chains, seconds)
-                    runs[name].append(rate)
-            steps = await breakdown(publisher, chains)
-    finally:
-        await baseline_client.aclose()
+
+async def throughput(url: str, chains: Sequence[Chain], seconds: float, rounds: int) -> Throughput:
+    runs: dict[str, list[float]] = {"publisher": [], "unguarded": [], "baseline": []}
+    recorder, plain = Recorder(), Recorder()
+    async with (
+        aioredis.Redis.from_url(url) as baseline_client,
+        shared_breaker(url) as breaker,
+        publisher_for(url, recorder, breaker) as publisher,
+        publisher_for(url, plain, NoBreaker()) as unguarded,
+    ):
+        variants = {
+            "publisher": lambda: publisher_rate(publisher, recorder, chains, seconds),
+            "unguarded": lambda: publisher_rate(unguarded, plain, chains, seconds),
+            "baseline": lambda: baseline_rate(baseline_client, chains, seconds),
+        }
+        await baseline_rate(baseline_client, chains, seconds / 4)  # warm-up
+        await publisher_rate(publisher, recorder, chains, seconds / 4)
+        await publisher_rate(unguarded, plain, chains, seconds / 4)
+        names = list(variants)
+        for r in range(rounds):
+            for name in names[r % 3 :] + names[: r % 3]:  # rotate who goes first
+                runs[name].append(await variants[name]())
+        steps = await breakdown(publisher, chains)
     return Throughput(
-        runs["publisher"], runs["baseline"], steps, recorder.failed_flushes, publisher.dropped
+        runs["publisher"],
+        runs["unguarded"],
+        runs["baseline"],
+        steps,
+        recorder.failed_flushes,
+        publisher.dropped,
     )
 
 
@@ -474,12 +536,14 @@ class Window:
     late_ms: float
 
 
-async def paced_window(
-    url: str, breaker: Breaker, chains: Sequence[Chain], rate: float, seconds: float
-) -> Window:
-    """A short paced warm-up, then the measured window; ``run`` flushes throughout."""
+async def paced_window(url: str, chains: Sequence[Chain], rate: float, seconds: float) -> Window:
+    """A short paced warm-up, then the measured window; ``run`` sends throughout."""
     recorder = Recorder(keep=True)
-    async with publisher_for(url, recorder, breaker) as publisher, running(publisher):
+    async with (
+        shared_breaker(url) as breaker,
+        publisher_for(url, recorder, breaker) as publisher,
+        running(publisher),
+    ):
         warm, _, _ = await paced(publisher, chains, rate, min(1.0, seconds / 4))
         await drained(publisher, recorder, warm)
         recorder.latencies.clear()
@@ -507,9 +571,7 @@ class Latency:
     subscriber_cpu: float  # fraction of one core the subscriber used
 
 
-def latency(
-    url: str, breaker: Breaker, chains: Sequence[Chain], rate: float, seconds: float
-) -> Latency:
+def latency(url: str, chains: Sequence[Chain], rate: float, seconds: float) -> Latency:
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     args = (
@@ -524,7 +586,7 @@ def latency(
         if not ours.poll(SUBSCRIBER_TIMEOUT) or ours.recv() != "ready":
             raise TimeoutError("the subscriber did not start")
         began = time.monotonic()
-        window = asyncio.run(paced_window(url, breaker, chains, rate, seconds))
+        window = asyncio.run(paced_window(url, chains, rate, seconds))
         with redis.Redis.from_url(url) as client:
             client.publish(CHANNELS.options, END)
         if not ours.poll(SUBSCRIBER_TIMEOUT):
@@ -549,96 +611,109 @@ def percentile(values: Sequence[float], q: float) -> float:
 # --- report -------------------------------------------------------------------------------
 
 
-def report(
-    args: argparse.Namespace, speed: Throughput, lat: Latency, greeks: dict[str, float], source: str
-) -> None:
+def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
+    return percentile(values, 50), percentile(values, 99), percentile(values, 99.9)
+
+
+def report_latency(rate: float, seconds: float, lat: Latency) -> dict[str, float]:
+    window = lat.window
+    r50, r99, r999 = quantiles(window.latencies_ms)
+    s50, s99, s999 = quantiles(lat.received_ms)
+    verdict = "OK" if r99 <= TARGET_P99_MS and s99 <= TARGET_P99_MS else "MISSED"
+    print(
+        f"paced {rate:,.0f} ticks/s for {seconds}s: offered {window.offered_per_s:,.0f}/s, "
+        f"published {window.achieved_per_s:,.0f}/s, producer woke up to "
+        f"{window.late_ms:.1f} ms late; {window.failed_flushes} failed sends, "
+        f"{window.dropped + window.buffer_drops + window.lost} dropped"
+    )
+    print(
+        f"  offer -> script reply: p50 {r50:6.3f} ms  p99 {r99:6.3f} ms  p99.9 {r999:6.3f} ms"
+        f"  ({len(window.latencies_ms)} ticks)"
+    )
+    print(
+        f"  offer -> subscriber:   p50 {s50:6.3f} ms  p99 {s99:6.3f} ms  p99.9 {s999:6.3f} ms"
+        f"  ({len(lat.received_ms)} ticks; subscriber used {lat.subscriber_cpu:.0%} of a core)"
+        f"  p99 target <= {TARGET_P99_MS:g} ms: {verdict}"
+    )
+    key = f"{rate / 1000:g}k"
+    return {
+        f"offered_{key}_per_s": round(window.offered_per_s),
+        f"achieved_{key}_per_s": round(window.achieved_per_s),
+        f"reply_p50_ms_{key}": round(r50, 3),
+        f"reply_p99_ms_{key}": round(r99, 3),
+        f"reply_p999_ms_{key}": round(r999, 3),
+        f"subscriber_p50_ms_{key}": round(s50, 3),
+        f"subscriber_p99_ms_{key}": round(s99, 3),
+        f"subscriber_p999_ms_{key}": round(s999, 3),
+        f"dropped_{key}": window.dropped + window.buffer_drops + window.lost,
+    }
+
+
+def report_throughput(args: argparse.Namespace, speed: Throughput) -> dict[str, float]:
     publisher = statistics.median(speed.publisher)
+    unguarded = statistics.median(speed.unguarded)
     baseline = statistics.median(speed.baseline)
-    paired, steps, window = speed.paired, speed.steps_us, lat.window
-    p50, p99 = percentile(window.latencies_ms, 50), percentile(window.latencies_ms, 99)
-    s50, s99 = percentile(lat.received_ms, 50), percentile(lat.received_ms, 99)
-    verdict = "OK" if speed.ratio >= TARGET_RATIO else "MISSED"
+    paired, steps = speed.paired, speed.steps_us
+    overhead = speed.breaker_overhead
     print(f"chain of {args.options} options; to_tick + orjson.dumps inside every timed loop")
     print(f"{args.rounds} rounds of {args.seconds}s per variant, interleaved (medians)")
-    print(f"TickPublisher.run, SharedBreaker ({source}): {publisher:10,.0f} ticks/s")
-    print(f"one awaited PUBLISH per tick (baseline):    {baseline:10,.0f} ticks/s")
+    print(f"TickPublisher.run, SharedBreaker running: {publisher:10,.0f} ticks/s")
+    print(f"TickPublisher.run, no breaker:           {unguarded:10,.0f} ticks/s")
+    print(f"one awaited PUBLISH per tick (baseline): {baseline:10,.0f} ticks/s")
     print(
         f"ratio {speed.ratio:.1f}x (rounds {min(paired):.1f}x..{max(paired):.1f}x), "
-        f"target >= {TARGET_RATIO:.0f}x: {verdict}"
+        f"target >= {TARGET_RATIO:.0f}x: {'OK' if speed.ratio >= TARGET_RATIO else 'MISSED'}"
+    )
+    print(
+        f"breaker closed-path overhead {overhead:.1%} (target <= {TARGET_OVERHEAD:.0%}: "
+        f"{'OK' if overhead <= TARGET_OVERHEAD else 'MISSED'})"
     )
     print(
         f"per tick: serialise {steps['serialise_us']:.1f} us, offer {steps['offer_us']:.1f} us, "
-        f"flush {steps['flush_us']:.1f} us; {speed.failed_flushes} failed flushes, "
+        f"send {steps['flush_us']:.1f} us; {speed.failed_flushes} failed sends, "
         f"{speed.dropped} dropped"
     )
-    print(
-        f"paced {args.rate:,.0f} ticks/s for {args.latency_seconds}s: offered "
-        f"{window.offered_per_s:,.0f}/s, published {window.achieved_per_s:,.0f}/s, "
-        f"producer woke up to {window.late_ms:.0f} ms late"
-    )
-    print(
-        f"{window.failed_flushes} failed flushes; {window.dropped} dropped by the breaker, "
-        f"{window.buffer_drops} by a full buffer, {window.lost} superseded after a failure"
-    )
-    print(
-        f"offer -> pipeline done:  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  "
-        f"({len(window.latencies_ms)} ticks)"
-    )
-    print(
-        f"offer -> subscriber:     p50 {s50:8.2f} ms  p99 {s99:8.2f} ms  "
-        f"({len(lat.received_ms)} ticks; subscriber used {lat.subscriber_cpu:.0%} of a core)"
-    )
-    print(
-        f"greeks, {args.greeks_options} options: {greeks['options_per_s']:,.0f} options/s, "
-        f"{greeks['ratio']:.1f}x the scalar loop, {greeks['chain_ms']:.2f} ms a chain"
-    )
-    summary = {
+    return {
         "ticks_per_s": round(publisher),
         "baseline_ticks_per_s": round(baseline),
         "ratio": round(speed.ratio, 2),
-        "breaker": source,
+        "unguarded_ticks_per_s": round(unguarded),
+        "breaker_overhead": round(overhead, 4),
         **{step: round(us, 2) for step, us in steps.items()},
-        "p50_latency_ms": round(p50, 3),
-        "p99_latency_ms": round(p99, 3),
-        "subscriber_p50_latency_ms": round(s50, 3),
-        "subscriber_p99_latency_ms": round(s99, 3),
-        "offered_ticks_per_s": round(args.rate),
-        "offered_measured_ticks_per_s": round(window.offered_per_s),
-        "achieved_ticks_per_s": round(window.achieved_per_s),
-        "failed_flushes": speed.failed_flushes + window.failed_flushes,
-        "dropped": speed.dropped + window.dropped + window.buffer_drops + window.lost,
-        "greeks_options_per_s": round(greeks["options_per_s"]),
-        "greeks_ratio": round(greeks["ratio"], 2),
     }
-    print(json.dumps(summary))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--options", type=int, default=400, help="options in the ticked chain")
     parser.add_argument("--seconds", type=float, default=1.5, help="per round and variant")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--rate", type=float, default=20_000.0, help="offered ticks/s")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rates", type=float, nargs="+", default=[20_000.0, 50_000.0])
     parser.add_argument("--latency-seconds", type=float, default=6.0)
     parser.add_argument("--greeks-options", type=int, default=5000)
     parser.add_argument("--greeks-seconds", type=float, default=4.0)
     args = parser.parse_args()
 
     chains = make_chains(args.options, 8)
+    tune_gc_for_streaming()  # as a stream process does
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as workdir:
         server = start_redis(Path(workdir))
         try:
-            store = fail_fast_client(server.url)
-            with SharedBreaker(store, "bench-publish", BreakerConfig()) as breaker:
-                run = throughput(server.url, breaker, chains, args.seconds, args.rounds)
-                speed = asyncio.run(run)
-                lat = latency(server.url, breaker, chains, args.rate, args.latency_seconds)
-                source = breaker.source
-            store.close()
+            speed = asyncio.run(throughput(server.url, chains, args.seconds, args.rounds))
+            lats = {r: latency(server.url, chains, r, args.latency_seconds) for r in args.rates}
         finally:
             server.stop()
     greeks = measure_greeks(args.greeks_options, args.greeks_seconds)
-    report(args, speed, lat, greeks, source)
+    summary = report_throughput(args, speed)
+    for rate, lat in lats.items():
+        summary.update(report_latency(rate, args.latency_seconds, lat))
+    print(
+        f"greeks, {args.greeks_options} options: {greeks['options_per_s']:,.0f} options/s, "
+        f"{greeks['ratio']:.1f}x the scalar loop, {greeks['chain_ms']:.2f} ms a chain"
+    )
+    summary["greeks_options_per_s"] = round(greeks["options_per_s"])
+    summary["greeks_ratio"] = round(greeks["ratio"], 2)
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import numpy as np
 import orjson
 import redis
 import redis.asyncio as aioredis
@@ -124,12 +125,7 @@ class MetricsBuffer:
         """Observe a batch under one lock (the publisher records a whole batch at once)."""
         spec = _spec(name, "histogram")
         base = _label_key(spec, labels)
-        bounds = spec.buckets
-        counts: dict[float, int] = {}
-        for value in values:
-            i = bisect_left(bounds, value)
-            bucket = bounds[i] if i < len(bounds) else float("inf")
-            counts[bucket] = counts.get(bucket, 0) + 1
+        counts = _bucket_counts(spec.buckets, values)
         with self._lock:
             for bucket, n in counts.items():
                 key = (name, f"{base}|b|{bucket}")
@@ -198,6 +194,22 @@ def _queue(
         pipe.hincrbyfloat(prefix + name, field, amount)
     for (name, field), value in gauges.items():
         pipe.hset(prefix + name, field, value)
+
+
+_VECTOR_MIN = 64  # below this many values a Python loop beats NumPy's fixed cost
+
+
+def _bucket_counts(bounds: tuple[float, ...], values: Sequence[float]) -> dict[float, int]:
+    """How many ``values`` fall in each bucket (upper bound, +inf for the last)."""
+    edges = (*bounds, float("inf"))
+    if len(values) >= _VECTOR_MIN:
+        found = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(edges))
+        return {edges[i]: int(n) for i, n in enumerate(found.tolist()) if n}
+    counts: dict[float, int] = {}
+    for value in values:
+        bucket = edges[bisect_left(bounds, value)]
+        counts[bucket] = counts.get(bucket, 0) + 1
+    return counts
 
 
 def metrics_prefix(key_prefix: str) -> str:

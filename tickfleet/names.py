@@ -107,10 +107,6 @@ class Keys:
         """One atomic value: the latest versioned underlying snapshot (JSON)."""
         return self._k("market", "underlying")
 
-    @property
-    def mock_evictions(self) -> str:
-        return self._k("market", "evicted")
-
     # circuit breaker
     def breaker_state(self, name: str) -> str:
         return self._k("breaker", name, "state")
@@ -129,11 +125,6 @@ class Keys:
     @property
     def beat_leader(self) -> str:
         return self._k("beat", "leader")
-
-    # instruments
-    @property
-    def instruments_refreshed(self) -> str:
-        return self._k("instruments", "refreshed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from tickfleet.accounts import load_accounts
 from tickfleet.clock import clock_from_settings
 from tickfleet.settings import get_settings
 from tickfleet.stream.build import build_account_stream, build_underlying_stream
-from tickfleet.stream.runner import StreamRunner
+from tickfleet.stream.runner import StreamRunner, tune_gc_for_streaming
 from workers.app import app
 
 STREAM_TASK_OPTIONS: dict[str, Any] = {
@@ -30,6 +30,7 @@ STREAM_TASK_OPTIONS: dict[str, Any] = {
 
 def _run(runner: StreamRunner) -> str:
     """Run a stream in this pool process; SIGTERM/SIGINT stop it cleanly (lease released)."""
+    tune_gc_for_streaming()
 
     async def main() -> str:
         loop = asyncio.get_running_loop()
