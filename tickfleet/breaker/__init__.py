@@ -2,15 +2,21 @@
 
 ``SharedBreaker`` agrees with every other worker through a Redis state store while its
 per-call check stays in memory; ``LocalBreaker`` obeys the same rules alone. Both satisfy
-``Breaker``.
+``Breaker``. Modules: ``state`` (the vocabulary), ``machine`` (the rules), ``local``,
+``shared`` (store, scripts and the coroutines that keep in step), ``view`` (for /health).
 """
 
-from tickfleet.breaker.config import BreakerConfig
-from tickfleet.breaker.core import STATE_GAUGE
-from tickfleet.breaker.local import LocalBreaker
-from tickfleet.breaker.protocol import Breaker
+from tickfleet.breaker.local import STATE_GAUGE, LocalBreaker
 from tickfleet.breaker.shared import SharedBreaker
-from tickfleet.breaker.state import BreakerSnapshot, CircuitState, Listener, Source
+from tickfleet.breaker.state import (
+    Breaker,
+    BreakerConfig,
+    BreakerSnapshot,
+    CircuitState,
+    Listener,
+    Source,
+    Transition,
+)
 
 __all__ = [
     "STATE_GAUGE",
@@ -22,4 +28,5 @@ __all__ = [
     "LocalBreaker",
     "SharedBreaker",
     "Source",
+    "Transition",
 ]

@@ -1,23 +1,186 @@
-"""The breaker's rules: pure logic over an injected clock, without locks, threads or I/O.
+"""The breaker's rules: pure logic over an injected clock, with no I/O, threads or locks.
 
-Callers serialise every call (``BreakerCore`` holds its lock around each). Keeping the rules
-apart from threads and Redis lets unit tests drive every transition with a ``ManualClock``
-and makes the shared and the local breaker obey exactly the same rules.
+One worker's CLOSED -> OPEN -> HALF_OPEN -> CLOSED with its rolling failure window and its
+half-open probes, plus what the fleet must hear (an outbox of outcomes, a claim for each
+transition the worker made on its own) and how the store's answer is merged. Keeping the
+rules apart from Redis lets unit tests drive every transition with a ``ManualClock`` and
+makes the shared and the local breaker obey exactly the same rules.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from dataclasses import dataclass
 
-from tickfleet.breaker.config import BreakerConfig
-from tickfleet.breaker.outbox import Outbox
-from tickfleet.breaker.probes import ProbeGate
-from tickfleet.breaker.report import Claim, Report, StoreView, claim_wins
-from tickfleet.breaker.state import CircuitState, Source, Transition
-from tickfleet.breaker.window import FailureWindow
+from tickfleet.breaker.state import BreakerConfig, CircuitState, Source, Transition
 from tickfleet.clock import Clock
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+
+Failure = tuple[float, int]
+"""One failure to report: its wall time and this worker's sequence number for it."""
+
+
+# --- what a worker tells the fleet's store, and what the store answers ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreView:
+    """The fleet's breaker as the store holds it; ``state`` is only ever OPEN or CLOSED.
+
+    The store never records HALF_OPEN: every worker derives it from ``opened_at`` and the
+    recovery timeout, so no write is needed (and none can race) when recovery is due.
+    """
+
+    state: CircuitState
+    version: int
+    opened_at: float | None
+    changed_at: float
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A transition this worker made on its own that the store has not confirmed yet.
+
+    ``base`` is the store version the worker had seen when it decided: the store applies the
+    claim only if nothing happened since, except that an open claim newer than the store's
+    last change also wins over a closed store (a trip made while the store was unreachable).
+    The sync script applies the same rule inside Redis.
+    """
+
+    base: int
+    state: CircuitState
+    at: float
+    opened_at: float | None
+
+    def wins_over(self, view: StoreView) -> bool:
+        """True when this open claim, made after the store's last change, reopens a closed store."""
+        return self.state is OPEN and view.state is CLOSED and self.at > view.changed_at
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything one sync round writes: the pending claim and the outcomes since the last."""
+
+    claim: Claim | None
+    failures: tuple[Failure, ...]
+    successes: int
+
+
+# --- the parts of one worker's state ------------------------------------------------------------
+
+
+class _FailureWindow:
+    """Monotonic times of the newest failures, at most ``threshold`` of them.
+
+    Keeping only the newest ``threshold`` is enough to decide a trip (the threshold-th
+    newest failure is inside the window or it is not) and bounds memory in a failure storm.
+    """
+
+    def __init__(self, threshold: int, seconds: float) -> None:
+        self._times: deque[float] = deque(maxlen=threshold)
+        self._seconds = seconds
+
+    def add(self, now: float) -> int:
+        """Record a failure at ``now``; return how many failures the window now holds."""
+        self._times.append(now)
+        return self.count(now)
+
+    def count(self, now: float) -> int:
+        oldest = now - self._seconds
+        while self._times and self._times[0] <= oldest:
+            self._times.popleft()
+        return len(self._times)
+
+    def clear(self) -> None:
+        self._times.clear()
+
+
+class _Outbox:
+    """Outcomes recorded on the hot path, waiting for the next sync round.
+
+    Only the newest ``cap`` failures are kept: more than a threshold's worth trips the fleet
+    anyway, so older ones cannot change a decision. The sequence number makes every failure
+    a distinct member of the store's window, so a report that is retried after a lost reply
+    cannot count a failure twice.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._failures: deque[Failure] = deque(maxlen=cap)
+        self._successes = 0
+        self._sequence = 0
+
+    def success(self) -> None:
+        self._successes += 1
+
+    def failure(self, at: float) -> None:
+        self._sequence += 1
+        self._failures.append((at, self._sequence))
+
+    def drain(self) -> tuple[tuple[Failure, ...], int]:
+        failures, successes = tuple(self._failures), self._successes
+        self._failures.clear()
+        self._successes = 0
+        return failures, successes
+
+    def restore(self, failures: tuple[Failure, ...], successes: int) -> None:
+        """Put back what a round could not write, keeping the newest failures."""
+        self._failures = deque(sorted((*failures, *self._failures)), maxlen=self._cap)
+        self._successes += successes
+
+
+class _ProbeGate:
+    """Hands out the probes this worker may let through while half-open.
+
+    Deciding alone, the worker owns the whole budget of ``max_attempts``. In step with the
+    fleet it holds at most one permit at a time, reserved from the fleet-wide budget by a
+    sync round, and the permit lapses a little before its reservation in the store does,
+    so it can never be used once another worker could have taken its place.
+    """
+
+    def __init__(self, max_attempts: int, ttl: float) -> None:
+        self._max = max_attempts
+        self._ttl = ttl
+        self._permits = 0
+        self._until = 0.0
+        self._issued = 0
+        self._out_until = 0.0
+        self.wanted = False
+
+    def reset(self) -> None:
+        self._permits = self._issued = 0
+        self._until = self._out_until = 0.0
+        self.wanted = False
+
+    def own_budget(self) -> None:
+        """Deciding alone: what is left of the whole budget in this half-open period."""
+        self._permits = max(0, self._max - self._issued)
+        self._until = math.inf
+
+    def drop_budget(self) -> None:
+        """Back in step with the fleet: only reserved permits count from now on."""
+        self._permits = 0
+
+    def take(self, now: float) -> bool:
+        if self._permits > 0 and now < self._until:
+            self._permits -= 1
+            self._issued += 1
+            self._out_until = now + self._ttl
+            return True
+        return False
+
+    def needs_reservation(self, now: float) -> bool:
+        """Someone asked for a probe, none is held, and no probe of ours is still out."""
+        holding = self._permits > 0 and now < self._until
+        return self.wanted and not holding and now >= self._out_until
+
+    def grant(self, reserved_at: float) -> None:
+        self._permits = 1
+        self._until = reserved_at + self._ttl * 0.9
+        self.wanted = False
 
 
 def _same_instant(a: float | None, b: float | None) -> bool:
@@ -26,18 +189,20 @@ def _same_instant(a: float | None, b: float | None) -> bool:
     return abs(a - b) < 1e-3
 
 
+# --- the rules ------------------------------------------------------------------------------------
+
+
 class BreakerMachine:
     """CLOSED -> OPEN -> HALF_OPEN -> CLOSED for one worker, plus what the fleet must hear.
 
     ``version`` is the last store version this worker has seen; local decisions never bump
-    it, they leave a ``claim`` for the sync thread to push. ``transitions`` and
-    ``wake_requested`` are left for the caller to act on outside its lock. ``closed``,
-    ``state`` and ``reopen_at`` (monotonic) may be read without the lock.
+    it, they leave a ``claim`` for the next sync round to push. Every machine keeps its
+    outbox and claim (both bounded); only a shared breaker ever drains them. ``transitions``
+    and ``wake_requested`` are left for the owner to act on after each call; ``closed`` is
+    the one attribute the hot path reads.
     """
 
-    def __init__(
-        self, config: BreakerConfig, clock: Clock, source: Source = "local", reporting: bool = False
-    ) -> None:
+    def __init__(self, config: BreakerConfig, clock: Clock, source: Source = "local") -> None:
         self.config = config
         self._clock = clock
         self.state = CLOSED
@@ -51,10 +216,9 @@ class BreakerMachine:
         self.last_error: BaseException | None = None
         self.transitions: deque[Transition] = deque()
         self.wake_requested = False
-        self._reporting = reporting
-        self._window = FailureWindow(config.failure_threshold, config.window_seconds)
-        self._outbox = Outbox(config.failure_threshold)
-        self._probes = ProbeGate(config.half_open_max_attempts, config.probe_reservation_ttl)
+        self._window = _FailureWindow(config.failure_threshold, config.window_seconds)
+        self._outbox = _Outbox(config.failure_threshold)
+        self._probes = _ProbeGate(config.half_open_max_attempts, config.probe_reservation_ttl)
 
     # --- the hot path ---------------------------------------------------------------------
 
@@ -69,16 +233,14 @@ class BreakerMachine:
         return True
 
     def succeeded(self) -> None:
-        if self._reporting:
-            self._outbox.success()
+        self._outbox.success()
         if self.state is HALF_OPEN:
             self._close(claim=True)
 
     def failed(self, exc: BaseException | None) -> None:
         if exc is not None:
             self.last_error = exc
-        if self._reporting:
-            self._outbox.failure(self._clock.time())
+        self._outbox.failure(self._clock.time())
         if self._trips_on_failure():
             self._open(self._clock.time(), claim=True)
 
@@ -105,6 +267,7 @@ class BreakerMachine:
         return Report(self.claim, failures, successes)
 
     def restore(self, report: Report) -> None:
+        """A round that may not have reached the store: its outcomes go out with the next."""
         self._outbox.restore(report.failures, report.successes)
 
     def set_source(self, source: Source) -> bool:
@@ -141,7 +304,7 @@ class BreakerMachine:
         if self.state is HALF_OPEN and self.source == "shared" and version == self.version:
             self._probes.grant(reserved_at)
 
-    # --- transitions ---------------------------------------------------------------------------
+    # --- transitions -----------------------------------------------------------------------
 
     def _take_probe(self, now: float) -> bool:
         if self._probes.take(now):
@@ -157,7 +320,7 @@ class BreakerMachine:
         self.reopen_at = self._clock.monotonic() + max(0.0, self.config.recovery_timeout - elapsed)
         self._probes.reset()
         if claim:
-            self._claim(OPEN, opened_at)
+            self.claim = Claim(self.version, OPEN, opened_at, opened_at)
         self._move(OPEN)
 
     def _close(self, claim: bool) -> None:
@@ -167,7 +330,7 @@ class BreakerMachine:
         self._window.clear()
         self._probes.reset()
         if claim:
-            self._claim(CLOSED, self._clock.time())
+            self.claim = Claim(self.version, CLOSED, self._clock.time(), None)
         self._move(CLOSED)
 
     def _half_open(self) -> None:
@@ -175,10 +338,6 @@ class BreakerMachine:
         if self.source == "local":
             self._probes.own_budget()
         self._move(HALF_OPEN)
-
-    def _claim(self, state: CircuitState, at: float) -> None:
-        if self._reporting:
-            self.claim = Claim(self.version, state, at, self.opened_at)
 
     def _move(self, new: CircuitState) -> None:
         old = self.state
@@ -189,7 +348,7 @@ class BreakerMachine:
         self.transitions.append(Transition(old, new, self.source, self.version))
         self.wake_requested = True
 
-    # --- merging ---------------------------------------------------------------------------
+    # --- merging the store's view ----------------------------------------------------------
 
     def _store_was_reset(self, view: StoreView) -> None:
         # The store lost its state (restart, flush): start over from its version and push a
@@ -207,7 +366,7 @@ class BreakerMachine:
 
     def _newer_version(self, view: StoreView) -> None:
         self.version = view.version
-        if self.claim is not None and claim_wins(self.claim, view):
+        if self.claim is not None and self.claim.wins_over(view):
             self.claim = Claim(view.version, OPEN, self.claim.at, self.claim.opened_at)
             self.wake_requested = True
             return

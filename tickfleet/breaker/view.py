@@ -13,9 +13,8 @@ from typing import Any
 
 import redis
 
-from tickfleet.breaker.config import BreakerConfig
-from tickfleet.breaker.state import BreakerSnapshot, CircuitState
-from tickfleet.breaker.store import as_text
+from tickfleet.breaker.shared import as_text
+from tickfleet.breaker.state import BreakerConfig, BreakerSnapshot, CircuitState
 from tickfleet.names import Keys
 
 
