@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -29,12 +30,31 @@ from tickfleet.names import Keys
 
 logger = logging.getLogger("tickfleet.breaker")
 
-STORE_ERRORS = (redis.RedisError, OSError)  # OSError covers TimeoutError from the bound below
+T = TypeVar("T")
+
+STORE_ERRORS = (redis.RedisError, OSError)  # OSError covers TimeoutError from ``_call``'s bound
 CALL_TIMEOUT = 2.0
 """Bounds every script call, so a store that stops answering (no socket timeout on the
 caller's client, a black-holed network) turns into "unreachable" instead of a stall."""
 LISTEN_SECONDS = 5.0
 """How long one pub/sub read waits before the listener simply reads again."""
+
+
+async def _call(awaitable: Awaitable[T], bound: float | None = CALL_TIMEOUT) -> T:
+    """Await one redis-py call within ``bound`` seconds, never losing a cancellation.
+
+    redis-py's asyncio client can swallow a ``CancelledError`` that lands at the wrong moment
+    of a command and return normally (seen with 8.1; redis/redis-py#2028): a cancelled
+    ``run`` would then loop forever. A cancellation requested during the call is re-raised.
+    """
+    task = asyncio.current_task()
+    requested = task.cancelling() if task is not None else 0
+    async with asyncio.timeout(bound):
+        result = await awaitable
+    if task is not None and task.cancelling() > requested:
+        raise asyncio.CancelledError
+    return result
+
 
 # Versions are ``max(version + 1, now in ms)``: strictly increasing within one store and still
 # increasing after the store lost its state, so an old transition never looks newer. Times are
@@ -187,8 +207,7 @@ class BreakerStore:
         for at, sequence in report.failures:
             args += [repr(at), f"{self.holder}:{sequence}"]
         keys = [self._state, self._failures, self._probes]
-        async with asyncio.timeout(CALL_TIMEOUT):
-            return parse_view(await self._sync(keys=keys, args=args))
+        return parse_view(await _call(self._sync(keys=keys, args=args)))
 
     async def reserve_probe(self, version: int, now: float) -> bool:
         """Reserve one of the fleet's half-open probes for ``version``; False if none is left."""
@@ -200,8 +219,7 @@ class BreakerStore:
             repr(config.probe_reservation_ttl),
             str(config.half_open_max_attempts),
         ]
-        async with asyncio.timeout(CALL_TIMEOUT):
-            return bool(await self._reserve(keys=[self._state, self._probes], args=args))
+        return bool(await _call(self._reserve(keys=[self._state, self._probes], args=args)))
 
 
 class SharedBreaker(LocalBreaker):
@@ -296,9 +314,9 @@ class SharedBreaker(LocalBreaker):
     async def _listen(self, store: BreakerStore, woken: asyncio.Event) -> None:
         pubsub = store.client.pubsub()
         try:
-            await pubsub.subscribe(store.channel)
+            await _call(pubsub.subscribe(store.channel))
             while True:
-                if await pubsub.get_message(timeout=LISTEN_SECONDS) is not None:
+                if await _call(pubsub.get_message(timeout=LISTEN_SECONDS), bound=None):
                     woken.set()
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
