@@ -44,16 +44,29 @@ async def _call(awaitable: Awaitable[T], bound: float | None = CALL_TIMEOUT) -> 
     """Await one redis-py call within ``bound`` seconds, never losing a cancellation.
 
     redis-py's asyncio client can swallow a ``CancelledError`` that lands at the wrong moment
-    of a command and return normally (seen with 8.1; redis/redis-py#2028): a cancelled
-    ``run`` would then loop forever. A cancellation requested during the call is re-raised.
+    of a command, then return normally or raise a connection error instead (seen with 8.1;
+    redis/redis-py#2028): the loops of ``run`` would go on forever. A cancellation requested
+    during the call is raised whatever the call did.
     """
     task = asyncio.current_task()
     requested = task.cancelling() if task is not None else 0
-    async with asyncio.timeout(bound):
-        result = await awaitable
-    if task is not None and task.cancelling() > requested:
-        raise asyncio.CancelledError
+    try:
+        async with asyncio.timeout(bound):
+            result = await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:
+        _raise_if_cancelled(task, requested, error)
+        raise
+    _raise_if_cancelled(task, requested)
     return result
+
+
+def _raise_if_cancelled(
+    task: asyncio.Task[Any] | None, requested: int, error: BaseException | None = None
+) -> None:
+    if task is not None and task.cancelling() > requested:
+        raise asyncio.CancelledError from error
 
 
 # Versions are ``max(version + 1, now in ms)``: strictly increasing within one store and still

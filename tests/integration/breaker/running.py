@@ -7,7 +7,7 @@ connections (its pub/sub subscription included) in the server's ``CLIENT LIST``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import io
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -53,15 +53,24 @@ async def until_subscribed(
 
 @asynccontextmanager
 async def running(breaker: SharedBreaker) -> AsyncIterator[SharedBreaker]:
-    """``breaker`` synced once and running until the block ends, then cancelled and awaited."""
+    """``breaker`` synced once and running until the block ends, then cancelled; ``run`` must
+    end within 10 s (a hang fails with its stack instead of waiting for the test timeout)."""
     await breaker.sync_once()
     task = asyncio.create_task(breaker.run())
     try:
         yield breaker
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=10)
+        assert task.done(), f"run() still going 10 s after cancellation:\n{stack_of(task)}"
+        if not task.cancelled():
+            task.result()  # raises what run() raised
+
+
+def stack_of(task: asyncio.Task[None]) -> str:
+    text = io.StringIO()
+    task.print_stack(file=text)
+    return text.getvalue()
 
 
 @asynccontextmanager
