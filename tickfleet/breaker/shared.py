@@ -275,7 +275,11 @@ class SharedBreaker(LocalBreaker):
 
     async def run(self) -> None:
         """Sync loop and pub/sub listener until cancelled; then one last round, so outcomes
-        recorded until then reach the store, and the ``CancelledError`` goes on."""
+        recorded until then reach the store, and the ``CancelledError`` goes on.
+
+        A store that fails never ends ``run`` (the worker decides locally meanwhile); a bug
+        does, after the last round, so the stream's supervisor sees it.
+        """
         store = self._store
         if store is None:
             await super().run()
