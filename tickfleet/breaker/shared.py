@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -29,12 +30,44 @@ from tickfleet.names import Keys
 
 logger = logging.getLogger("tickfleet.breaker")
 
-STORE_ERRORS = (redis.RedisError, OSError)  # OSError covers TimeoutError from the bound below
+T = TypeVar("T")
+
+STORE_ERRORS = (redis.RedisError, OSError)  # OSError covers TimeoutError from ``_call``'s bound
 CALL_TIMEOUT = 2.0
 """Bounds every script call, so a store that stops answering (no socket timeout on the
 caller's client, a black-holed network) turns into "unreachable" instead of a stall."""
 LISTEN_SECONDS = 5.0
 """How long one pub/sub read waits before the listener simply reads again."""
+
+
+async def _call(awaitable: Awaitable[T], bound: float | None = CALL_TIMEOUT) -> T:
+    """Await one redis-py call within ``bound`` seconds, never losing a cancellation.
+
+    redis-py's asyncio client can swallow a ``CancelledError`` that lands at the wrong moment
+    of a command, then return normally or raise a connection error instead (seen with 8.1;
+    redis/redis-py#2028): the loops of ``run`` would go on forever. A cancellation requested
+    during the call is raised whatever the call did.
+    """
+    task = asyncio.current_task()
+    requested = task.cancelling() if task is not None else 0
+    try:
+        async with asyncio.timeout(bound):
+            result = await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:
+        _raise_if_cancelled(task, requested, error)
+        raise
+    _raise_if_cancelled(task, requested)
+    return result
+
+
+def _raise_if_cancelled(
+    task: asyncio.Task[Any] | None, requested: int, error: BaseException | None = None
+) -> None:
+    if task is not None and task.cancelling() > requested:
+        raise asyncio.CancelledError from error
+
 
 # Versions are ``max(version + 1, now in ms)``: strictly increasing within one store and still
 # increasing after the store lost its state, so an old transition never looks newer. Times are
@@ -187,8 +220,7 @@ class BreakerStore:
         for at, sequence in report.failures:
             args += [repr(at), f"{self.holder}:{sequence}"]
         keys = [self._state, self._failures, self._probes]
-        async with asyncio.timeout(CALL_TIMEOUT):
-            return parse_view(await self._sync(keys=keys, args=args))
+        return parse_view(await _call(self._sync(keys=keys, args=args)))
 
     async def reserve_probe(self, version: int, now: float) -> bool:
         """Reserve one of the fleet's half-open probes for ``version``; False if none is left."""
@@ -200,8 +232,7 @@ class BreakerStore:
             repr(config.probe_reservation_ttl),
             str(config.half_open_max_attempts),
         ]
-        async with asyncio.timeout(CALL_TIMEOUT):
-            return bool(await self._reserve(keys=[self._state, self._probes], args=args))
+        return bool(await _call(self._reserve(keys=[self._state, self._probes], args=args)))
 
 
 class SharedBreaker(LocalBreaker):
@@ -244,7 +275,11 @@ class SharedBreaker(LocalBreaker):
 
     async def run(self) -> None:
         """Sync loop and pub/sub listener until cancelled; then one last round, so outcomes
-        recorded until then reach the store, and the ``CancelledError`` goes on."""
+        recorded until then reach the store, and the ``CancelledError`` goes on.
+
+        A store that fails never ends ``run`` (the worker decides locally meanwhile); a bug
+        does, after the last round, so the stream's supervisor sees it.
+        """
         store = self._store
         if store is None:
             await super().run()
@@ -296,9 +331,9 @@ class SharedBreaker(LocalBreaker):
     async def _listen(self, store: BreakerStore, woken: asyncio.Event) -> None:
         pubsub = store.client.pubsub()
         try:
-            await pubsub.subscribe(store.channel)
+            await _call(pubsub.subscribe(store.channel))
             while True:
-                if await pubsub.get_message(timeout=LISTEN_SECONDS) is not None:
+                if await _call(pubsub.get_message(timeout=LISTEN_SECONDS), bound=None):
                     woken.set()
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import time
 from multiprocessing.queues import Queue
@@ -10,21 +11,22 @@ from typing import Any
 import pytest
 
 from tests.integration.breaker import fleet_worker
+from tests.integration.breaker.running import shared_breaker
 from tests.integration.breaker.spawning import Spawner
-from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker
-from tickfleet.connections import fail_fast_client
+from tickfleet.breaker import BreakerConfig, CircuitState
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def collect(results: Queue[Any], count: int, timeout: float) -> list[Any]:
+async def collect(results: Queue[Any], count: int, timeout: float) -> list[Any]:
+    """Up to ``count`` results within ``timeout``, polled so this process's loop keeps running."""
     deadline = time.monotonic() + timeout
     found: list[Any] = []
-    while len(found) < count:
+    while len(found) < count and time.monotonic() < deadline:
         try:
-            found.append(results.get(timeout=max(0.01, deadline - time.monotonic())))
+            found.append(results.get_nowait())
         except queue.Empty:
-            break
+            await asyncio.sleep(0.005)
     return found
 
 
@@ -41,7 +43,7 @@ def test_a_trip_in_one_process_reaches_another_within_a_second(
     assert ready_a.wait(30) and ready_b.wait(30)
 
     go.set()
-    events = {event[0]: event for event in collect(results, 2, timeout=10)}
+    events = {event[0]: event for event in asyncio.run(collect(results, 2, timeout=10))}
 
     assert set(events) == {"tripped", "seen"}
     assert events["tripped"][2] == CircuitState.OPEN
@@ -65,9 +67,12 @@ def test_eight_processes_share_the_half_open_probe_budget(redis_url: str, spawn:
         spawn(fleet_worker.count_probes, redis_url, config, ready, results, 30.0, 3.0)
     assert all(ready.wait(30) for ready in readies)
 
-    with SharedBreaker(fail_fast_client(redis_url), fleet_worker.NAME, config) as tripper:
-        tripper.record_failure(ConnectionError("refused"))
-        probes = [event[1] for event in collect(results, 8, timeout=20)]
+    async def trip_and_collect() -> list[Any]:
+        async with shared_breaker(redis_url, config) as tripper:
+            tripper.record_failure(ConnectionError("refused"))
+            return await collect(results, 8, timeout=20)
+
+    probes = [event[1] for event in asyncio.run(trip_and_collect())]
 
     print(f"probes let through per process: {probes}")
     assert len(probes) == 8
@@ -91,19 +96,20 @@ def test_a_crashed_probers_reservation_expires_and_probing_resumes(
     prober = spawn(fleet_worker.probe_then_hang, redis_url, config, ready, results, 30.0)
     assert ready.wait(30)
 
-    with SharedBreaker(fail_fast_client(redis_url), fleet_worker.NAME, config) as survivor:
-        survivor.record_failure(ConnectionError("refused"))
-        (event,) = collect(results, 1, timeout=10)
-        prober.kill()
-        prober.join(timeout=10)
-        probing_since = event[1]
+    async def survive() -> tuple[float, float | None]:
+        async with shared_breaker(redis_url, config) as survivor:
+            survivor.record_failure(ConnectionError("refused"))
+            (event,) = await collect(results, 1, timeout=10)
+            prober.kill()
+            prober.join(timeout=10)
+            deadline = time.monotonic() + config.probe_reservation_ttl + 3.0
+            while time.monotonic() < deadline:
+                if survivor.can_execute():
+                    return event[1], time.time()
+                await asyncio.sleep(0.005)
+            return event[1], None
 
-        resumed_at = None
-        deadline = time.monotonic() + config.probe_reservation_ttl + 3.0
-        while time.monotonic() < deadline and resumed_at is None:
-            if survivor.can_execute():
-                resumed_at = time.time()
-            time.sleep(0.005)
+    probing_since, resumed_at = asyncio.run(survive())
 
     assert resumed_at is not None, "probing never resumed"
     waited = resumed_at - probing_since

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import logging
-import threading
-from collections.abc import Callable, Mapping, Sequence
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -257,66 +259,90 @@ def test_the_state_gauge_follows_transitions(clock: ManualClock) -> None:
     assert metrics.gauges[series] == 0.0
 
 
-def hammer(threads: int, action: Callable[[], None]) -> list[BaseException]:
-    """Run ``action`` on ``threads`` threads released together; return what they raised."""
-    barrier = threading.Barrier(threads)
-    errors: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            barrier.wait(timeout=5)
-            action()
-        except BaseException as error:
-            errors.append(error)
-
-    workers = [threading.Thread(target=body) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=10)
-    assert not any(worker.is_alive() for worker in workers)
-    return errors
+async def interleave(tasks: int, action: Callable[[], Awaitable[None]]) -> None:
+    """Run ``action`` as ``tasks`` coroutines on one loop, their calls interleaved."""
+    await asyncio.wait_for(asyncio.gather(*(action() for _ in range(tasks))), timeout=10)
 
 
-@pytest.mark.parametrize(("per_thread", "expected"), [(499, CLOSED), (500, OPEN)])
-def test_concurrent_failures_are_all_counted(
-    clock: ManualClock, per_thread: int, expected: CircuitState
+@pytest.mark.parametrize(("per_task", "expected"), [(499, CLOSED), (500, OPEN)])
+def test_interleaved_failures_are_all_counted(
+    clock: ManualClock, per_task: int, expected: CircuitState
 ) -> None:
     breaker = LocalBreaker("publish", config(failure_threshold=4000, window_seconds=60.0), clock)
     heard: list[CircuitState] = []
     breaker.add_listener(lambda old, new, source: heard.append(new))
 
-    def fail() -> None:
-        for _ in range(per_thread):
+    async def fail() -> None:
+        for _ in range(per_task):
             breaker.can_execute()
             breaker.record_failure()
+            await asyncio.sleep(0)
 
-    assert hammer(8, fail) == []
+    asyncio.run(interleave(8, fail))
+
     assert breaker.state is expected
     assert heard == ([OPEN] if expected is OPEN else [])
     if expected is CLOSED:
-        assert breaker.failure_count == 8 * per_thread
+        assert breaker.failure_count == 8 * per_task
 
 
-def test_concurrent_mixed_calls_announce_a_consistent_chain() -> None:
+def test_interleaved_mixed_calls_announce_a_consistent_chain() -> None:
     breaker = LocalBreaker(
         "publish", config(failure_threshold=5, recovery_timeout=0.001, half_open_max_attempts=3)
     )
     heard: list[tuple[CircuitState, CircuitState]] = []
     breaker.add_listener(lambda old, new, source: heard.append((old, new)))
 
-    def churn() -> None:
+    async def churn() -> None:
         for i in range(3000):
             if breaker.can_execute() and i % 3 == 0:
                 breaker.record_success()
             else:
                 breaker.record_failure()
+            if i % 7 == 0:
+                await asyncio.sleep(0)
 
-    assert hammer(8, churn) == []
+    asyncio.run(interleave(8, churn))
+
     assert len(heard) > 2
     assert heard[0][0] is CLOSED
     assert all(prev[1] is nxt[0] for prev, nxt in itertools.pairwise(heard))
     assert heard[-1][1] is breaker.state
+
+
+def test_a_listener_calling_back_in_hears_the_chain_in_order(
+    breaker: LocalBreaker, clock: ManualClock
+) -> None:
+    first: list[CircuitState] = []
+    second: list[CircuitState] = []
+
+    def reopen_on_half_open(old: CircuitState, new: CircuitState, source: Source) -> None:
+        first.append(new)
+        if new is HALF_OPEN:
+            breaker.record_failure()  # a failed probe, reported from inside a listener
+
+    breaker.add_listener(reopen_on_half_open)
+    breaker.add_listener(lambda old, new, source: second.append(new))
+    trip(breaker)
+    clock.advance(5.0)
+
+    breaker.can_execute()
+
+    assert first == second == [OPEN, HALF_OPEN, OPEN]
+    assert breaker.state is OPEN
+
+
+def test_the_closed_check_costs_well_under_a_microsecond(breaker: LocalBreaker) -> None:
+    check = breaker.can_execute
+    calls = 200_000
+    best = math.inf
+    for _ in range(5):
+        began = time.perf_counter_ns()
+        for _ in range(calls):
+            check()
+        best = min(best, (time.perf_counter_ns() - began) / calls)
+    print(f"can_execute() while closed: {best:.0f} ns")
+    assert best < 1000
 
 
 @pytest.mark.parametrize("kind", ["local", "shared without a store"])
@@ -326,8 +352,10 @@ def test_both_breakers_serve_through_the_protocol(clock: ManualClock, kind: str)
         if kind == "local"
         else SharedBreaker(None, "publish", config(), clock)
     )
-    breaker.start()
-    try:
+
+    async def serve() -> None:
+        running = asyncio.create_task(breaker.run())
+        await asyncio.sleep(0.01)
         for _ in range(3):
             breaker.record_failure()
         assert not breaker.can_execute()
@@ -340,5 +368,9 @@ def test_both_breakers_serve_through_the_protocol(clock: ManualClock, kind: str)
             "opened_at": None,
             "source": "local",
         }
-    finally:
-        breaker.stop()
+        assert not running.done()  # nothing to keep in step: run waits until cancelled
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(serve())

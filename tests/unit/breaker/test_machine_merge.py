@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tickfleet.breaker import BreakerConfig, CircuitState
-from tickfleet.breaker.machine import BreakerMachine
-from tickfleet.breaker.report import Claim, StoreView
+from tickfleet.breaker.machine import BreakerMachine, Claim, StoreView
 from tickfleet.clock import ManualClock
 
 pytestmark = pytest.mark.timeout(10)
@@ -28,7 +27,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def machine(clock: ManualClock) -> BreakerMachine:
-    shared = BreakerMachine(CONFIG, clock, "shared", reporting=True)
+    shared = BreakerMachine(CONFIG, clock, "shared")
     shared.adopt(view(CLOSED, 100, changed_at=clock.time() - 60))
     return shared
 
@@ -169,7 +168,7 @@ def test_shared_half_open_needs_a_reserved_permit(
 ) -> None:
     machine.adopt(view(OPEN, 101, opened_at=clock.time() - 5.0, changed_at=clock.time() - 5.0))
 
-    assert not machine.allow()  # half-open, but no permit yet: ask the sync thread
+    assert not machine.allow()  # half-open, but no permit yet: ask for a sync round
     assert machine.state is HALF_OPEN
     assert machine.wake_requested
     assert machine.needs_probe()
