@@ -61,7 +61,6 @@ async def measure(tasks: int, rounds: int) -> tuple[float, float]:
     for _ in range(rounds):
         plain_runs.append(await per_task_us(loop.create_task, tasks))
         monitored_runs.append(await per_task_us(monitored, tasks))
-    await monitor.aclose()
     return statistics.median(monitored_runs), statistics.median(plain_runs)
 
 
