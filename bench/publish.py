@@ -1,14 +1,15 @@
 """Tick publishing against a real Redis: throughput, latency under load, and chain greeks.
 
 1. Throughput. Option ticks of a simulated chain (``MockOptionBook``) are serialised the
-   way a feed does it (``to_tick`` + ``orjson.dumps``, inside the timed loop) and offered
+   way a feed does it (``OptionPayload.tick``, inside the timed loop) and offered
    to ``TickPublisher`` while its ``run`` sends them (one script call per batch: a PUBLISH
    per tick plus the latest-tick HSETs), guarded by a running ``SharedBreaker`` on the same
    Redis. Two baselines are timed in the same run, rounds interleaved, medians reported:
    the predecessor's way (serialise, then one awaited PUBLISH per tick with redis.asyncio,
    no latest-tick hash), and the same publisher with no breaker at all, which gives the
-   breaker's closed-path overhead. The microseconds per tick of serialising, offering and
-   sending are also timed apart.
+   breaker's closed-path overhead. The superset payload (the predecessor's fields and
+   tickfleet's) is also timed against tickfleet 0.1's smaller payload. The microseconds
+   per tick of serialising, offering and sending are also timed apart.
 2. Latency. A producer offers ticks paced evenly at each ``--rates`` value (the ticks due,
    every millisecond) while ``run`` sends. Latency is from ``offer`` to the script's reply,
    taken unbucketed from the publisher's own observations, and from ``offer`` to a
@@ -34,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -63,6 +64,7 @@ from tickfleet.breaker import (  # noqa: E402
     Source,
 )
 from tickfleet.connections import fail_fast_async_client  # noqa: E402
+from tickfleet.instruments import Instrument  # noqa: E402
 from tickfleet.market.contracts import InstrumentType  # noqa: E402
 from tickfleet.market.options import (  # noqa: E402
     ChainSpec,
@@ -71,15 +73,17 @@ from tickfleet.market.options import (  # noqa: E402
     OptionContract,
 )
 from tickfleet.market.snapshot import MockUnderlyingSnapshot  # noqa: E402
-from tickfleet.market.ticks import to_tick  # noqa: E402
 from tickfleet.metrics import Labels, Metrics, MetricsBuffer  # noqa: E402
 from tickfleet.names import Channels  # noqa: E402
+from tickfleet.payloads import OptionPayload, Stamp, iso_timestamp  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
 from tickfleet.stream.runner import tune_gc_for_streaming  # noqa: E402
+from tickfleet.stream.simulated_options import option_tick  # noqa: E402
 
 TARGET_RATIO = 20.0
 TARGET_P99_MS = 2.0
 TARGET_OVERHEAD = 0.02
+TARGET_SUPERSET_COST = 0.10
 TZ = ZoneInfo("Asia/Kolkata")
 SPOT = 24_000.0
 CHANNELS = Channels()
@@ -92,6 +96,37 @@ DRAIN_TIMEOUT = 20.0
 SUBSCRIBER_TIMEOUT = 15.0
 
 Chain = list[MockOptionSnapshot]
+Serialise = Callable[[MockOptionSnapshot, Stamp], bytes]
+
+PAYLOADS: dict[int, OptionPayload] = {}  # the superset builder of every benchmarked contract
+
+
+def superset(state: MockOptionSnapshot, stamp: Stamp) -> bytes:
+    """What a simulated feed publishes: the predecessor's fields and tickfleet's."""
+    return option_tick(PAYLOADS[state.instrument_token], stamp, state)
+
+
+def legacy(state: MockOptionSnapshot, stamp: Stamp) -> bytes:
+    """tickfleet 0.1's option tick, before the predecessor's fields: the superset's baseline."""
+    return orjson.dumps(
+        {
+            "instrument_token": state.instrument_token,
+            "tradingsymbol": state.tradingsymbol,
+            "instrument_type": state.instrument_type,
+            "strike": state.strike,
+            "expiry": state.expiry.isoformat(),
+            "last_price": state.last_price,
+            "volume": state.volume,
+            "oi": state.oi,
+            "iv": state.iv,
+            "delta": state.delta,
+            "gamma": state.gamma,
+            "theta": state.theta,
+            "vega": state.vega,
+            "timestamp": iso_timestamp(state.timestamp, TZ),
+            "is_mock": True,
+        }
+    )
 
 
 # --- the chain ----------------------------------------------------------------------------
@@ -113,11 +148,21 @@ def contracts(n_options: int, today: date) -> list[OptionContract]:
     return held
 
 
+def row_of(contract: OptionContract) -> Instrument:
+    return Instrument(
+        contract.instrument_token, contract.instrument_token >> 8, contract.tradingsymbol,
+        "NIFTY", "NIFTY", 0.0, contract.expiry, contract.strike, 0.05, 65,
+        contract.instrument_type, "NFO-OPT", "NFO",
+    )  # fmt: skip
+
+
 def make_chains(n_options: int, n_ticks: int, seed: int = 11) -> list[Chain]:
     """``n_ticks`` successive ticks of the whole chain, the index walking between them."""
     now = datetime.now(TZ)
     book = MockOptionBook(ChainSpec(), max_size=max(n_options, 1))
-    book.ensure(contracts(n_options, now.date()))
+    held = contracts(n_options, now.date())
+    book.ensure(held)
+    PAYLOADS.update((c.instrument_token, OptionPayload(row_of(c))) for c in held)
     rng = np.random.default_rng(seed)
     price = SPOT
     chains = []
@@ -283,16 +328,25 @@ async def drained(
 # --- throughput ---------------------------------------------------------------------------
 
 
-def offer_chain(publisher: TickPublisher, chain: Chain) -> None:
+def offer_chain(publisher: TickPublisher, chain: Chain, serialise: Serialise) -> None:
     """What a feed does on every tick: serialise each option, hand it to the publisher."""
     channel, latest = CHANNELS.options, CHANNELS.latest_options
+    stamp = stamp_of(chain)
     for state in chain:
-        payload = orjson.dumps(to_tick(state, TZ))
-        publisher.offer(channel, latest, str(state.instrument_token), payload)
+        publisher.offer(channel, latest, str(state.instrument_token), serialise(state, stamp))
+
+
+def stamp_of(chain: Chain) -> Stamp:
+    """A chain tick's time, made once for all its options, as a feed makes it."""
+    return Stamp.of(chain[0].timestamp, TZ)
 
 
 async def publisher_rate(
-    publisher: TickPublisher, recorder: Recorder, chains: Sequence[Chain], seconds: float
+    publisher: TickPublisher,
+    recorder: Recorder,
+    chains: Sequence[Chain],
+    seconds: float,
+    serialise: Serialise = superset,
 ) -> float:
     """Ticks/s through serialiser and publisher while ``run`` flushes.
 
@@ -306,7 +360,7 @@ async def publisher_rate(
         began = time.perf_counter()
         while time.perf_counter() - began < seconds:
             chain = chain_at(chains, offered)
-            offer_chain(publisher, chain)
+            offer_chain(publisher, chain, serialise)
             offered += len(chain)
             while publisher.backlog > high_water:
                 await asyncio.sleep(0)
@@ -322,8 +376,9 @@ async def baseline_rate(client: aioredis.Redis, chains: Sequence[Chain], seconds
     began = time.perf_counter()
     while time.perf_counter() - began < seconds:
         chain = chain_at(chains, sent)
+        stamp = stamp_of(chain)
         for state in chain:
-            await client.publish(channel, orjson.dumps(to_tick(state, TZ)))
+            await client.publish(channel, superset(state, stamp))
         sent += len(chain)
     return sent / (time.perf_counter() - began)
 
@@ -342,7 +397,8 @@ async def breakdown(
         ticks = 0
         for chain in chains:
             began = time.perf_counter()
-            payloads = [orjson.dumps(to_tick(state, TZ)) for state in chain]
+            stamp = stamp_of(chain)
+            payloads = [superset(state, stamp) for state in chain]
             serialised = time.perf_counter()
             for state, payload in zip(chain, payloads, strict=True):
                 publisher.offer(channel, latest, str(state.instrument_token), payload)
@@ -359,8 +415,9 @@ async def breakdown(
 
 @dataclass(frozen=True, slots=True)
 class Throughput:
-    publisher: list[float]  # with the running SharedBreaker
+    publisher: list[float]  # superset payload, with the running SharedBreaker
     unguarded: list[float]  # the same publisher with no breaker
+    legacy: list[float]  # tickfleet 0.1's smaller payload, with the breaker
     baseline: list[float]  # one awaited PUBLISH per tick
     steps_us: dict[str, float]
     failed_flushes: int
@@ -377,13 +434,20 @@ class Throughput:
     @property
     def breaker_overhead(self) -> float:
         """Throughput the breaker costs, median of paired rounds (negative: within noise)."""
-        return statistics.median(
-            1.0 - p / u for p, u in zip(self.publisher, self.unguarded, strict=True)
-        )
+        return _paired_cost(self.publisher, self.unguarded)
+
+    @property
+    def superset_cost(self) -> float:
+        """Throughput the superset payload costs against the old one, paired rounds."""
+        return _paired_cost(self.publisher, self.legacy)
+
+
+def _paired_cost(measured: list[float], reference: list[float]) -> float:
+    return statistics.median(1.0 - m / r for m, r in zip(measured, reference, strict=True))
 
 
 async def throughput(url: str, chains: Sequence[Chain], seconds: float, rounds: int) -> Throughput:
-    runs: dict[str, list[float]] = {"publisher": [], "unguarded": [], "baseline": []}
+    runs: dict[str, list[float]] = {"publisher": [], "unguarded": [], "legacy": [], "baseline": []}
     recorder, plain = Recorder(), Recorder()
     async with (
         aioredis.Redis.from_url(url) as baseline_client,
@@ -391,22 +455,23 @@ async def throughput(url: str, chains: Sequence[Chain], seconds: float, rounds: 
         publisher_for(url, recorder, breaker) as publisher,
         publisher_for(url, plain, NoBreaker()) as unguarded,
     ):
-        variants = {
+        variants: dict[str, Callable[[], Awaitable[float]]] = {
             "publisher": lambda: publisher_rate(publisher, recorder, chains, seconds),
             "unguarded": lambda: publisher_rate(unguarded, plain, chains, seconds),
+            "legacy": lambda: publisher_rate(publisher, recorder, chains, seconds, legacy),
             "baseline": lambda: baseline_rate(baseline_client, chains, seconds),
         }
-        await baseline_rate(baseline_client, chains, seconds / 4)  # warm-up
-        await publisher_rate(publisher, recorder, chains, seconds / 4)
-        await publisher_rate(unguarded, plain, chains, seconds / 4)
+        for warm_up in variants.values():
+            await warm_up()
         names = list(variants)
         for r in range(rounds):
-            for name in names[r % 3 :] + names[: r % 3]:  # rotate who goes first
+            for name in names[r % 4 :] + names[: r % 4]:  # rotate who goes first
                 runs[name].append(await variants[name]())
         steps = await breakdown(publisher, chains)
     return Throughput(
         runs["publisher"],
         runs["unguarded"],
+        runs["legacy"],
         runs["baseline"],
         steps,
         recorder.failed_flushes,
@@ -492,9 +557,9 @@ def offer_stamped(publisher: TickPublisher, chain: Chain, start: int, count: int
     channel, latest = CHANNELS.options, CHANNELS.latest_options
     for i in range(start, start + count):
         state = chain[i % len(chain)]
-        tick = to_tick(state, TZ)
-        tick["offered_at"] = time.monotonic()
-        publisher.offer(channel, latest, str(state.instrument_token), orjson.dumps(tick))
+        stamp = Stamp.of(state.timestamp, TZ)
+        payload = superset(state, stamp)[:-1] + b',"offered_at":%r}' % time.monotonic()
+        publisher.offer(channel, latest, str(state.instrument_token), payload)
 
 
 async def paced(
@@ -655,10 +720,12 @@ def report_throughput(args: argparse.Namespace, speed: Throughput) -> dict[str, 
     baseline = statistics.median(speed.baseline)
     paired, steps = speed.paired, speed.steps_us
     overhead = speed.breaker_overhead
-    print(f"chain of {args.options} options; to_tick + orjson.dumps inside every timed loop")
+    print(f"chain of {args.options} options; serialising every tick inside every timed loop")
     print(f"{args.rounds} rounds of {args.seconds}s per variant, interleaved (medians)")
     print(f"TickPublisher.run, SharedBreaker running: {publisher:10,.0f} ticks/s")
     print(f"TickPublisher.run, no breaker:           {unguarded:10,.0f} ticks/s")
+    legacy_rate = statistics.median(speed.legacy)
+    print(f"TickPublisher.run, 0.1's smaller payload: {legacy_rate:10,.0f} ticks/s")
     print(f"one awaited PUBLISH per tick (baseline): {baseline:10,.0f} ticks/s")
     print(
         f"ratio {speed.ratio:.1f}x (rounds {min(paired):.1f}x..{max(paired):.1f}x), "
@@ -667,6 +734,11 @@ def report_throughput(args: argparse.Namespace, speed: Throughput) -> dict[str, 
     print(
         f"breaker closed-path overhead {overhead:.1%} (target <= {TARGET_OVERHEAD:.0%}: "
         f"{'OK' if overhead <= TARGET_OVERHEAD else 'MISSED'})"
+    )
+    cost = speed.superset_cost
+    print(
+        f"superset payload costs {cost:.1%} of throughput against 0.1's (target <= "
+        f"{TARGET_SUPERSET_COST:.0%}: {'OK' if cost <= TARGET_SUPERSET_COST else 'MISSED'})"
     )
     print(
         f"per tick: serialise {steps['serialise_us']:.1f} us, offer {steps['offer_us']:.1f} us, "
@@ -679,6 +751,8 @@ def report_throughput(args: argparse.Namespace, speed: Throughput) -> dict[str, 
         "ratio": round(speed.ratio, 2),
         "unguarded_ticks_per_s": round(unguarded),
         "breaker_overhead": round(overhead, 4),
+        "legacy_payload_ticks_per_s": round(legacy_rate),
+        "superset_cost": round(cost, 4),
         **{step: round(us, 2) for step, us in steps.items()},
     }
 

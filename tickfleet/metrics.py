@@ -76,6 +76,10 @@ CATALOG: dict[str, MetricSpec] = _specs(
         "redis_circuit_state", "gauge", "Breaker state: 0 closed, 1 open, 2 half-open.", ("worker",)
     ),
     MetricSpec("mock_evictions_total", "counter", "Mock option states evicted.", ("reason",)),
+    MetricSpec("subscription_events_total", "counter", "Subscription events published."),
+    MetricSpec(
+        "subscription_events_failed_total", "counter", "Subscription events Redis did not take."
+    ),
 )
 
 

@@ -142,6 +142,11 @@ class Channels:
         return f"{self.prefix}:underlying"
 
     @property
+    def events(self) -> str:
+        """Subscription lifecycle events (created, deleted, removed)."""
+        return f"{self.prefix}:events"
+
+    @property
     def latest_options(self) -> str:
         """Hash token → latest option tick JSON, for late joiners."""
         return f"{self.prefix}:latest:options"

@@ -11,12 +11,16 @@ from tickfleet.accounts import Account
 from tickfleet.assignment import Assignment, Demand, Placement, assign
 from tickfleet.assignment_store import AssignmentStore
 from tickfleet.clock import Clock
+from tickfleet.events import EventChannel, ended
 from tickfleet.instruments.model import Instrument
 from tickfleet.launcher import StreamLauncher
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger("tickfleet.reload")
+
+UNLISTED = "instrument no longer listed"
+EXPIRED = "contract expired"
 
 
 class Registry(Protocol):
@@ -51,6 +55,7 @@ class Rebalancer:
         hours: MarketHours,
         per_connection: int,
         database: Callable[[], str],
+        events: EventChannel,
     ) -> None:
         self.subscriptions = subscriptions
         self.registry = registry
@@ -61,6 +66,7 @@ class Rebalancer:
         self.hours = hours
         self.per_connection = per_connection
         self.database = database
+        self.events = events
         self.switch_database = False  # set by an operator who moves the fleet on purpose
 
     def __call__(self) -> dict[str, Any]:
@@ -125,8 +131,14 @@ class Rebalancer:
         """Deactivate subscriptions whose instrument is no longer listed or has expired."""
         unknown = [s.token for s in active if s.token not in listed]
         expired = [t for t, i in listed.items() if self.hours.is_expired(i.expiry, now)]
-        dropped = set(self.subscriptions.deactivate(unknown, "instrument no longer listed", now))
-        dropped |= set(self.subscriptions.deactivate(expired, "contract expired", now))
+        gone = self.subscriptions.deactivate(unknown, UNLISTED, now)
+        ended_ = self.subscriptions.deactivate(expired, EXPIRED, now)
+        at = now.timestamp()
+        self.events.publish(
+            [ended("subscription_removed", t, None, UNLISTED, at) for t in gone]
+            + [ended("subscription_removed", t, listed.get(t), EXPIRED, at) for t in ended_]
+        )
+        dropped = set(gone) | set(ended_)
         if dropped:
             log.info(
                 "deactivated %d subscriptions (%d unlisted, %d expired)",

@@ -21,6 +21,8 @@ from tickfleet.clock import Clock, clock_from_settings
 from tickfleet.connections import fail_fast_client, patient_client
 from tickfleet.db import SessionFactory, database_id, make_engine, make_session_factory
 from tickfleet.debounce import ReloadTiming
+from tickfleet.desk import Desk
+from tickfleet.events import EventChannel
 from tickfleet.eviction import ExpiryEvictor
 from tickfleet.instruments import InstrumentRegistry
 from tickfleet.launcher import StreamLauncher, StreamStarter
@@ -95,8 +97,22 @@ class Services:
         return fail_fast_client(self.settings.effective_breaker_redis_url)
 
     @cached_property
+    def events(self) -> EventChannel:
+        return EventChannel(self.redis, self.channels.events, self.metrics)
+
+    @cached_property
     def flusher(self) -> MetricsFlusher:
         return MetricsFlusher(self.metrics, self.redis, self.settings.key_prefix)
+
+    def desk(self) -> Desk:
+        return Desk(
+            self.subscriptions,
+            self.registry,
+            self.accounts,
+            self.hours,
+            self.settings.max_tokens_per_connection,
+            self.events,
+        )
 
     def evictor(self) -> ExpiryEvictor:
         return ExpiryEvictor(
@@ -106,6 +122,7 @@ class Services:
             self.keys,
             self.clock,
             self.hours,
+            self.events,
         )
 
     def coordinator(self, scheduler: ReloadScheduler) -> ReloadCoordinator:
@@ -135,6 +152,7 @@ class Services:
             hours=self.hours,
             per_connection=self.settings.max_tokens_per_connection,
             database=lambda: self.database_id,
+            events=self.events,
         )
 
     def close(self) -> None:

@@ -73,6 +73,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _utc(value: datetime) -> datetime:
+    """What is stored: UTC, so SQLite (which drops the offset) reads back the same instant."""
+    return value.astimezone(UTC)
+
+
 def _from_row(row: SubscriptionRow) -> Subscription:
     return Subscription(
         token=row.token,
@@ -114,6 +119,7 @@ class SubscriptionStore:
         self, requests: Sequence[SubscriptionRequest], now: datetime
     ) -> list[Subscription]:
         """Create or re-activate subscriptions, all or none; returns their new state."""
+        now = _utc(now)
         by_token = {r.token: r for r in requests}  # the last request for a token wins
         values: list[dict[str, object]] = [
             {
@@ -136,6 +142,7 @@ class SubscriptionStore:
             return sorted((_from_row(r) for r in rows), key=lambda s: s.token)
 
     def deactivate(self, tokens: Iterable[int], reason: str, now: datetime) -> list[int]:
+        now = _utc(now)
         """Mark active subscriptions inactive; returns the tokens that changed."""
         wanted = list(tokens)
         if not wanted:
@@ -162,8 +169,13 @@ class SubscriptionStore:
             row = session.get(SubscriptionRow, token)
             return _from_row(row) if row else None
 
-    def find(self, status: Status | None = None) -> list[Subscription]:
-        query = select(SubscriptionRow).order_by(SubscriptionRow.token)
+    def find(
+        self, status: Status | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[Subscription]:
+        """Subscriptions by token, optionally one status, optionally a page of them."""
+        query = select(SubscriptionRow).order_by(SubscriptionRow.token).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         if status is not None:
             query = query.where(SubscriptionRow.status == status.value)
         with self._sessions() as session:

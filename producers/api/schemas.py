@@ -1,29 +1,64 @@
-"""Request and response bodies of the REST API."""
+"""Request and response bodies of the REST API.
+
+The subscription bodies speak both tickfleet's names and the predecessor's
+(``requested_mode`` for ``mode``, ``account_id`` for ``pinned_account``), so the
+consumers of the service tickfleet replaced keep working unchanged.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tickfleet.subscriptions import Mode, Status, Subscription
+from tickfleet.subscriptions import Mode, Status, Subscription, SubscriptionRequest
 
 
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instrument_token: int = Field(gt=0, lt=2**32)
-    mode: Mode = Mode.FULL
+    mode: Mode | None = None
+    requested_mode: Mode | None = Field(None, description="the predecessor's name for mode")
     pinned_account: str | None = Field(None, min_length=1, max_length=64)
+    account_id: str | None = Field(
+        None, min_length=1, max_length=64, description="the predecessor's name for pinned_account"
+    )
+
+    @field_validator("mode", "requested_mode", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_value_per_name(self) -> SubscriptionIn:
+        for ours, theirs in (("mode", "requested_mode"), ("pinned_account", "account_id")):
+            a, b = getattr(self, ours), getattr(self, theirs)
+            if a is not None and b is not None and a != b:
+                raise ValueError(f"{ours} and {theirs} name one setting; they disagree")
+        return self
+
+    def request(self) -> SubscriptionRequest:
+        mode = self.mode or self.requested_mode or Mode.FULL
+        return SubscriptionRequest(
+            self.instrument_token, mode, self.pinned_account or self.account_id
+        )
 
 
 class SubscriptionOut(BaseModel):
+    """A subscription: the predecessor's record (``instrument_token``, ``tradingsymbol``,
+    ``segment``, ``status``, ``requested_mode``, ``account_id``, times) plus tickfleet's
+    names and where it streams from."""
+
     instrument_token: int
     tradingsymbol: str | None
+    segment: str | None
+    status: Status
+    requested_mode: Mode
+    account_id: str | None
     mode: Mode
     pinned_account: str | None
-    status: Status
     account: str | None
     connection: int | None
     reason: str | None
@@ -31,13 +66,16 @@ class SubscriptionOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, s: Subscription, tradingsymbol: str | None) -> SubscriptionOut:
+    def of(cls, s: Subscription, tradingsymbol: str | None, segment: str | None) -> SubscriptionOut:
         return cls(
             instrument_token=s.token,
             tradingsymbol=tradingsymbol,
+            segment=segment,
+            status=s.status,
+            requested_mode=s.mode,
+            account_id=s.pinned_account,
             mode=s.mode,
             pinned_account=s.pinned_account,
-            status=s.status,
             account=s.account,
             connection=s.connection,
             reason=s.reason,
@@ -53,6 +91,12 @@ class ReloadInfo(BaseModel):
     scheduled: bool = False
     generation: int | None = None
     error: str | None = None
+
+
+class SubscriptionSaved(SubscriptionOut):
+    """The answer to one subscription object: its record, and the reload it requested."""
+
+    reload: ReloadInfo
 
 
 class SubscriptionsChanged(BaseModel):

@@ -6,7 +6,7 @@ and closes what is built here, and no stream part sees more than it uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -16,7 +16,9 @@ from tickfleet.breaker import BreakerConfig
 from tickfleet.catalog import read_catalog
 from tickfleet.clock import Clock
 from tickfleet.connections import RedisRoles
-from tickfleet.market.contracts import OptionContract, option_contract
+from tickfleet.instruments import Instrument
+from tickfleet.instruments.model import INDEX_UNDERLYINGS
+from tickfleet.instruments.universe import INDEX_TOKEN
 from tickfleet.market.hours import MarketHours, StreamMode
 from tickfleet.market.options import MockOptionBook
 from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
@@ -26,8 +28,8 @@ from tickfleet.stream.feed import Feed, FeedSwitch
 from tickfleet.stream.pacing import Simulation
 from tickfleet.stream.publisher import PublisherConfig
 from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
-from tickfleet.stream.simulated_index import SimulatedIndex
-from tickfleet.stream.simulated_options import ContractLookup, SimulatedOptions
+from tickfleet.stream.simulated_index import Index, SimulatedIndex
+from tickfleet.stream.simulated_options import RowLookup, SimulatedOptions
 
 
 def stream_config(settings: Settings) -> StreamConfig:
@@ -64,7 +66,7 @@ def build_account_stream(
             MockOptionBook.from_settings(settings, parts.metrics),
             settings.mock_state_max_size,
             snapshots,
-            _option_lookup(parts, config.keys),
+            _row_lookup(parts, config.keys),
             parts.outlet,
             parts.status,
             _simulation(settings, clock),
@@ -85,13 +87,16 @@ def build_underlying_stream(
     config = stream_config(settings)
     spec = WalkSpec.from_settings(settings)
 
+    index = Index(INDEX_UNDERLYINGS.get(spec.symbol, spec.symbol), spec.symbol, INDEX_TOKEN)
+
     def feed(parts: StreamParts) -> Feed:
         publish, latest = parts.clients.publish, config.channels.latest_underlying
-        index = SimulatedIndex(
+        simulated = SimulatedIndex(
+            index,
             spec,
             settings.mock_underlying_price,
             RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot),
-            lambda: publish.hget(latest, spec.symbol),
+            lambda: publish.hget(latest, index.underlying),
             parts.outlet,
             parts.status,
             _simulation(settings, clock),
@@ -99,9 +104,8 @@ def build_underlying_stream(
         )
         parts.status.tokens = 1  # the index itself
         credentials = any(a.has_credentials for a in accounts)
-        return FeedSwitch(
-            {"mock": index}, _feed_mode(settings, hours, clock, credentials), parts.status
-        )
+        decide = _feed_mode(settings, hours, clock, credentials)
+        return FeedSwitch({"mock": simulated}, decide, parts.status)
 
     return StreamRunner(UNDERLYING_STREAM, hostname, config, feed, clock)
 
@@ -125,12 +129,10 @@ def _feed_mode(
     return decide
 
 
-def _option_lookup(parts: StreamParts, keys: Keys) -> ContractLookup:
-    """The catalogued options among ``tokens`` (other instruments are not simulated)."""
+def _row_lookup(parts: StreamParts, keys: Keys) -> RowLookup:
+    """The catalogued registry rows of ``tokens``."""
 
-    async def lookup(tokens: Collection[int]) -> list[OptionContract]:
-        rows = await read_catalog(parts.clients.fleet, keys.catalog, tokens)
-        contracts = (option_contract(row) for row in rows.values())
-        return [c for c in contracts if c is not None]
+    async def lookup(tokens: Collection[int]) -> Mapping[int, Instrument]:
+        return await read_catalog(parts.clients.fleet, keys.catalog, tokens)
 
     return lookup

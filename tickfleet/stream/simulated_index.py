@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from typing import NamedTuple
 
 import orjson
 
@@ -24,7 +25,7 @@ from tickfleet.market.snapshot import (
     UnderlyingBuilder,
     WalkSpec,
 )
-from tickfleet.market.ticks import underlying_tick
+from tickfleet.payloads import IndexQuote, Stamp, index_tick
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.pacing import Simulation, tick_forever
 from tickfleet.stream.status import StreamStatus
@@ -34,11 +35,20 @@ log = logging.getLogger("tickfleet.stream")
 LastPublished = Callable[[], Awaitable[bytes | str | None]]
 
 
+class Index(NamedTuple):
+    """How the index is named on the wire: underlying name, trading symbol, token."""
+
+    underlying: str
+    tradingsymbol: str
+    token: int
+
+
 class SimulatedIndex:
     """The ``Feed`` of the underlying stream outside market hours (it has no tokens)."""
 
     def __init__(
         self,
+        index: Index,
         spec: WalkSpec,
         start_price: float,
         snapshots: RedisSnapshotStore,
@@ -48,6 +58,7 @@ class SimulatedIndex:
         simulation: Simulation,
         may_tick: Callable[[], bool],
     ) -> None:
+        self._index = index
         self._spec = spec
         self._start_price = start_price
         self._snapshots = snapshots
@@ -75,7 +86,13 @@ class SimulatedIndex:
             log.warning("a newer snapshot is in Redis: another writer ran; resuming from it")
             self._builder = None
             return
-        self._outlet.index(snapshot.symbol, orjson.dumps(underlying_tick(snapshot, self._sim.tz)))
+        quote = IndexQuote(
+            snapshot.price, snapshot.open, snapshot.high, snapshot.low, snapshot.close,
+            snapshot.volume, snapshot.version, True,
+        )  # fmt: skip
+        index, stamp = self._index, Stamp.of(snapshot.ts, self._sim.tz)
+        payload = index_tick(index.underlying, index.tradingsymbol, index.token, quote, stamp)
+        self._outlet.index(index.underlying, payload)
         self._status.last_tick_at = self._sim.clock.time()
 
     async def _resume(self) -> UnderlyingBuilder:

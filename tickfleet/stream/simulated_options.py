@@ -14,14 +14,14 @@ excluded tokens are taken in. The cap never silently stops an assigned token.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
-
-import orjson
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from tickfleet.assignment import Assignment
-from tickfleet.market.options import MockOptionBook, OptionContract
+from tickfleet.instruments import Instrument
+from tickfleet.market.contracts import MockOptionSnapshot, option_contract
+from tickfleet.market.options import MockOptionBook
 from tickfleet.market.snapshot import RedisSnapshotStore
-from tickfleet.market.ticks import to_tick
+from tickfleet.payloads import OptionPayload, Stamp
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.pacing import Simulation, tick_forever
 from tickfleet.stream.status import (
@@ -33,7 +33,15 @@ from tickfleet.stream.status import (
 
 log = logging.getLogger("tickfleet.stream")
 
-ContractLookup = Callable[[Collection[int]], Awaitable[list[OptionContract]]]
+RowLookup = Callable[[Collection[int]], Awaitable[Mapping[int, Instrument]]]
+
+
+def option_tick(payload: OptionPayload, stamp: Stamp, s: MockOptionSnapshot) -> bytes:
+    """The published tick of one simulated option (its values as the book rounded them)."""
+    return payload.tick(
+        stamp, s.last_price, s.volume, s.oi, s.iv, s.delta, s.gamma, s.theta, s.vega,
+        s.version, True,
+    )  # fmt: skip
 
 
 class SimulatedOptions:
@@ -45,7 +53,7 @@ class SimulatedOptions:
         book: MockOptionBook,
         cap: int,
         snapshots: RedisSnapshotStore,
-        lookup: ContractLookup,
+        lookup: RowLookup,
         outlet: Outlet,
         status: StreamStatus,
         simulation: Simulation,
@@ -61,6 +69,7 @@ class SimulatedOptions:
         self._sim = simulation
         self._may_tick = may_tick
         self.tokens: set[int] = set()  # assigned to this account
+        self._payloads: dict[int, OptionPayload] = {}  # of the tokens the book holds
 
     async def run(self) -> None:
         await tick_forever(self._sim.interval, self.tick, self._may_tick, self._status.stream)
@@ -95,20 +104,27 @@ class SimulatedOptions:
         if underlying is None:
             return  # the underlying stream has not written a snapshot yet
         states = self.book.tick(underlying, self._sim.now(), self._sim.rng)
-        tz = self._sim.tz
-        for state in states:
-            self._outlet.option(state.instrument_token, orjson.dumps(to_tick(state, tz)))
         if states:
-            self._status.last_tick_at = self._sim.clock.time()
+            self._publish(states)
         expired = self.book.take_expired()
         if expired:
+            for token in expired:
+                self._payloads.pop(token, None)
             self._exclude(expired, EXCLUDED_EXPIRED)
             await self._fill()
+
+    def _publish(self, states: list[MockOptionSnapshot]) -> None:
+        payloads, option = self._payloads, self._outlet.option
+        stamp = Stamp.of(states[0].timestamp, self._sim.tz)  # one chain tick, one time
+        for s in states:
+            option(s.instrument_token, option_tick(payloads[s.instrument_token], stamp, s))
+        self._status.last_tick_at = self._sim.clock.time()
 
     def _drop(self, tokens: Collection[int]) -> None:
         self.book.forget(tokens)
         for token in tokens:
             self._status.excluded.pop(token, None)
+            self._payloads.pop(token, None)
         self._outlet.retract_options(tokens)
 
     def _exclude(self, tokens: Collection[int], reason: str) -> None:
@@ -125,9 +141,11 @@ class SimulatedOptions:
         room = max(0, self._cap - len(self.book))
         taken = waiting[:room]
         if taken:
-            contracts = await self._lookup(taken)
+            rows = await self._lookup(taken)
+            contracts = [c for c in map(option_contract, rows.values()) if c is not None]
             self.book.ensure(contracts)
             simulated = {c.instrument_token for c in contracts}
+            self._payloads.update((t, OptionPayload(rows[t])) for t in simulated)
             for token in taken:
                 excluded.pop(token, None)
             self._exclude([t for t in taken if t not in simulated], EXCLUDED_NOT_SIMULATED)

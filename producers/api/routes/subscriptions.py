@@ -1,17 +1,29 @@
-"""Subscriptions: list, create (one or many, all or nothing), deactivate."""
+"""Subscriptions: list, create (one or many, all or nothing), deactivate.
+
+Both tickfleet's and the predecessor's contracts: one object answers with its record
+(201 when it started a subscription, 200 when it updated an active one), a list with
+every record and the reload it requested.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 
 from producers.api.deps import ApiKey, CoordinatorDep, ServicesDep
 from producers.api.reloads import request_reload
-from producers.api.schemas import ReloadInfo, SubscriptionIn, SubscriptionOut, SubscriptionsChanged
-from tickfleet.admission import Load, Rejection, admit, capacity_of, over_capacity
+from producers.api.schemas import (
+    ReloadInfo,
+    SubscriptionIn,
+    SubscriptionOut,
+    SubscriptionSaved,
+    SubscriptionsChanged,
+)
+from tickfleet.admission import Rejection
+from tickfleet.instruments import Instrument
 from tickfleet.services import Services
-from tickfleet.subscriptions import Status, Subscription, SubscriptionRequest
+from tickfleet.subscriptions import Status, Subscription
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
@@ -23,12 +35,13 @@ _STATUS_OF = {
 }
 
 
+def _record(s: Subscription, row: Instrument | None) -> SubscriptionOut:
+    return SubscriptionOut.of(s, row.tradingsymbol if row else None, row.segment if row else None)
+
+
 def _out(services: Services, subs: list[Subscription]) -> list[SubscriptionOut]:
     listed = services.registry.get_many([s.token for s in subs])
-    return [
-        SubscriptionOut.of(s, listed[s.token].tradingsymbol if s.token in listed else None)
-        for s in subs
-    ]
+    return [_record(s, listed.get(s.token)) for s in subs]
 
 
 def _reject(rejections: list[Rejection]) -> HTTPException:
@@ -44,59 +57,61 @@ def _reject(rejections: list[Rejection]) -> HTTPException:
     return HTTPException(_STATUS_OF[kind], detail=detail)
 
 
-def _no_room(services: Services, requests: list[SubscriptionRequest]) -> list[Rejection]:
-    store = services.subscriptions
-    return over_capacity(
-        requests,
-        Load(store.load()),
-        store.active_pins(r.token for r in requests),
-        capacity_of(services.accounts, services.settings.max_tokens_per_connection),
-    )
-
-
 @router.get("", response_model=list[SubscriptionOut])
 def list_subscriptions(
-    services: ServicesDep, status: Annotated[Status | None, Query()] = None
+    services: ServicesDep,
+    status: Annotated[Status | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> list[SubscriptionOut]:
-    return _out(services, services.subscriptions.find(status))
+    return _out(services, services.subscriptions.find(status, limit=limit, offset=offset))
 
 
-@router.post("", response_model=SubscriptionsChanged, dependencies=[ApiKey])
+@router.post(
+    "",
+    response_model=SubscriptionSaved | SubscriptionsChanged,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[ApiKey],
+)
 def create_subscriptions(
     services: ServicesDep,
     coordinator: CoordinatorDep,
     body: Annotated[SubscriptionIn | list[SubscriptionIn], Body()],
-) -> SubscriptionsChanged:
+    response: Response,
+) -> SubscriptionSaved | SubscriptionsChanged:
     items = body if isinstance(body, list) else [body]
     if not items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty subscription list")
-    requests = [SubscriptionRequest(i.instrument_token, i.mode, i.pinned_account) for i in items]
     now = services.hours.at(services.clock.time())
-    rejections = admit(requests, services.registry, services.accounts, services.hours, now)
-    rejections = rejections or _no_room(services, requests)
-    if rejections:
-        raise _reject(rejections)
-    saved = services.subscriptions.upsert_many(requests, now)
-    reload = request_reload(coordinator, f"subscribe {len(saved)} tokens")
-    return SubscriptionsChanged(subscriptions=_out(services, saved), reload=reload)
+    done = services.desk().subscribe([i.request() for i in items], now)
+    if isinstance(done, list):
+        raise _reject(done)
+    reload = request_reload(coordinator, f"subscribe {len(done.saved)} tokens")
+    if isinstance(body, list):
+        response.status_code = status.HTTP_200_OK
+        records = [_record(s, done.rows.get(s.token)) for s in done.saved]
+        return SubscriptionsChanged(subscriptions=records, reload=reload)
+    [saved] = done.saved
+    if saved.token not in done.new:
+        response.status_code = status.HTTP_200_OK  # an active subscription was updated
+    record = _record(saved, done.rows.get(saved.token))
+    return SubscriptionSaved(**record.model_dump(), reload=reload)
 
 
 @router.delete("/{token}", response_model=SubscriptionsChanged, dependencies=[ApiKey])
 def delete_subscription(
-    token: int, services: ServicesDep, coordinator: CoordinatorDep
+    token: Annotated[int, Path(gt=0, lt=2**32)],
+    services: ServicesDep,
+    coordinator: CoordinatorDep,
 ) -> SubscriptionsChanged:
-    existing = services.subscriptions.get(token)
-    if existing is None:
+    done = services.desk().unsubscribe(token, services.hours.at(services.clock.time()))
+    if done is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription for token {token}")
-    now = services.hours.at(services.clock.time())
-    changed = services.subscriptions.deactivate([token], "unsubscribed", now)
     reload = (
         request_reload(coordinator, f"unsubscribe {token}")
-        if changed
+        if done.changed
         else ReloadInfo(requested=False)
     )
-    current = services.subscriptions.get(token)
-    assert current is not None
     return SubscriptionsChanged(
-        subscriptions=_out(services, [current]), changed=bool(changed), reload=reload
+        subscriptions=[_record(done.subscription, done.row)], changed=done.changed, reload=reload
     )

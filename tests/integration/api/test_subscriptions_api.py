@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from producers.api import create_app
 from tests.support.seed import expired_option, init_database, seed_universe
 from tickfleet.db import DatabaseNotReadyError
+from tickfleet.names import Channels
 from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,11 +41,11 @@ def rows(client: TestClient) -> list[dict[str, Any]]:
 def test_subscribe_one_and_many(api: tuple[TestClient, list[int]]) -> None:
     client, tokens = api
     one = client.post("/subscriptions", json={"instrument_token": tokens[0], "mode": "LTP"})
-    assert one.status_code == 200
+    assert one.status_code == 201
     body = one.json()
     assert body["reload"] == {"requested": True, "scheduled": True, "generation": 1, "error": None}
-    assert body["subscriptions"][0]["mode"] == "LTP"
-    assert body["subscriptions"][0]["tradingsymbol"].startswith("NIFTY")
+    assert body["mode"] == body["requested_mode"] == "LTP"
+    assert body["tradingsymbol"].startswith("NIFTY")
     many = client.post("/subscriptions", json=[{"instrument_token": t} for t in tokens[1:4]])
     assert many.status_code == 200
     assert many.json()["reload"]["scheduled"] is False  # coalesced into the scheduled reload
@@ -106,8 +110,8 @@ def test_pinning_to_a_configured_account(api: tuple[TestClient, list[int]]) -> N
     ok = client.post(
         "/subscriptions", json={"instrument_token": tokens[0], "pinned_account": "sim-1"}
     )
-    assert ok.status_code == 200
-    assert ok.json()["subscriptions"][0]["pinned_account"] == "sim-1"
+    assert ok.status_code == 201
+    assert ok.json()["pinned_account"] == ok.json()["account_id"] == "sim-1"
 
 
 def test_delete_deactivates_instead_of_deleting(api: tuple[TestClient, list[int]]) -> None:
@@ -124,7 +128,7 @@ def test_delete_deactivates_instead_of_deleting(api: tuple[TestClient, list[int]
     assert client.get("/subscriptions", params={"status": "active"}).json() == []
     assert client.get("/subscriptions", params={"status": "bogus"}).status_code == 422
     back = client.post("/subscriptions", json={"instrument_token": tokens[0]})
-    assert back.json()["subscriptions"][0]["status"] == "active"
+    assert (back.status_code, back.json()["status"]) == (201, "active")
 
 
 def test_instruments_are_filtered_and_limited(api: tuple[TestClient, list[int]]) -> None:
@@ -170,7 +174,7 @@ def test_api_key_guards_every_mutating_route(
         assert client.post("/admin/instrument-refresh").status_code == 401
         assert client.get("/subscriptions").status_code == 200
         ok = client.post("/subscriptions", json=body, headers={"X-API-Key": "s3cret"})
-        assert ok.status_code == 200
+        assert ok.status_code == 201
 
 
 def test_capacity_is_checked_at_admission(
@@ -195,11 +199,11 @@ def test_capacity_is_checked_at_admission(
         )
         assert rows(client) == before
         assert (
-            client.post("/subscriptions", json={"instrument_token": tokens[4]}).status_code == 200
+            client.post("/subscriptions", json={"instrument_token": tokens[4]}).status_code == 201
         )
         assert client.delete(f"/subscriptions/{tokens[0]}").status_code == 200
         assert (
-            client.post("/subscriptions", json={"instrument_token": tokens[5]}).status_code == 200
+            client.post("/subscriptions", json={"instrument_token": tokens[5]}).status_code == 201
         )
 
 
@@ -255,3 +259,74 @@ def test_health_calls_an_empty_registry_a_problem(make_settings: Callable[..., S
     assert health["status"] == "degraded"
     assert health["registry"] == {"instruments": 0}
     assert "the instrument registry is empty (run `tickfleet init-db`)" in health["problems"]
+
+
+def test_the_predecessors_subscribe_call(
+    api: tuple[TestClient, list[int]], redis_client: redis.Redis
+) -> None:
+    """One object with ``requested_mode`` and ``account_id``: 201 and the record, as before."""
+    client, tokens = api
+    events = redis_client.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(Channels().events)
+    events.get_message(timeout=1)
+    body = {"instrument_token": tokens[0], "requested_mode": "quote", "account_id": "sim-1"}
+    created = client.post("/subscriptions", json=body)
+    assert created.status_code == 201
+    record = created.json()
+    for name, value in {
+        "instrument_token": tokens[0],
+        "status": "active",
+        "requested_mode": "QUOTE",
+        "account_id": "sim-1",
+        "segment": "NFO-OPT",
+    }.items():
+        assert record[name] == value, name
+    assert record["tradingsymbol"].startswith("NIFTY")
+    assert datetime.fromisoformat(record["created_at"]) <= datetime.fromisoformat(
+        record["updated_at"]
+    )
+    again = client.post("/subscriptions", json={**body, "requested_mode": "FULL"})
+    assert (again.status_code, again.json()["requested_mode"]) == (200, "FULL")  # an update
+    message = events.get_message(timeout=2)
+    assert message is not None
+    assert orjson.loads(message["data"]) == {
+        "event_type": "subscription_created",
+        "instrument_token": tokens[0],
+        "metadata": {
+            "tradingsymbol": record["tradingsymbol"],
+            "segment": "NFO-OPT",
+            "requested_mode": "QUOTE",
+            "account_id": "sim-1",
+        },
+        "timestamp": int(datetime.fromisoformat(record["created_at"]).timestamp()),
+    }
+    assert events.get_message(timeout=0.5) is None, "an update is not a new subscription"
+    events.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"instrument_token": 1, "mode": "LTP", "requested_mode": "FULL"},
+        {"instrument_token": 1, "pinned_account": "sim-1", "account_id": "other"},
+        {"instrument_token": 1, "requested_mode": "TURBO"},
+        {"instrument_token": 1, "account": "sim-1"},
+    ],
+)
+def test_the_two_names_of_one_setting_must_agree(
+    api: tuple[TestClient, list[int]], body: dict[str, Any]
+) -> None:
+    client, _ = api
+    assert client.post("/subscriptions", json=body).status_code == 422
+    assert rows(client) == []
+
+
+def test_listing_pages_like_the_predecessor(api: tuple[TestClient, list[int]]) -> None:
+    client, tokens = api
+    client.post("/subscriptions", json=[{"instrument_token": t} for t in tokens[:150]])
+    first = client.get("/subscriptions").json()
+    assert len(first) == 100, "the predecessor's default page is 100"
+    rest = client.get("/subscriptions", params={"offset": 100, "limit": 1000}).json()
+    assert [r["instrument_token"] for r in first + rest] == sorted(tokens[:150])
+    assert client.get("/subscriptions", params={"limit": 1001}).status_code == 422
+    assert client.get("/subscriptions", params={"offset": -1}).status_code == 422

@@ -23,8 +23,9 @@ from tickfleet.instruments import Instrument, OfflineUniverseSource, UniverseSpe
 from tickfleet.market.hours import MarketHours
 from tickfleet.market.options import ChainSpec, MockOptionBook, OptionContract
 from tickfleet.market.snapshot import MockUnderlyingSnapshot
-from tickfleet.market.ticks import to_tick
+from tickfleet.payloads import OptionPayload, Stamp
 from tickfleet.settings import Settings
+from tickfleet.stream.simulated_options import option_tick
 from tickfleet.subscriptions import SubscriptionRequest
 
 pytestmark = pytest.mark.timeout(60)
@@ -130,7 +131,10 @@ def test_pricing_and_ticks(instant: Instant) -> None:
     assert sorted(book.take_expired()) == sorted(
         i.instrument_token for i in listed if i.instrument_token not in live
     )
+    rows = {i.instrument_token: i for i in listed}
+    stamp = Stamp.of(instant.at.timestamp(), IST)
     for state in states:
-        tick = orjson.loads(orjson.dumps(to_tick(state, IST)))
+        payload = OptionPayload(rows[state.instrument_token])
+        tick = orjson.loads(option_tick(payload, stamp, state))
         expiry = datetime.combine(state.expiry, SETTINGS.market_close, IST)
         check_option_tick(tick, strict=expiry - instant.at >= timedelta(days=1))

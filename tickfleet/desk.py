@@ -1,0 +1,89 @@
+"""What subscribing and unsubscribing do, whoever asks: admit, write, then tell consumers.
+
+A request is admitted whole or not at all (``admission``), written in one transaction,
+and only then announced on the events channel, so a consumer that reacts to
+``subscription_created`` by reading the subscriptions already finds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tickfleet.accounts import Account
+from tickfleet.admission import Load, Rejection, admit, capacity_of, over_capacity
+from tickfleet.events import EventChannel, created, ended
+from tickfleet.instruments import Instrument, InstrumentRegistry
+from tickfleet.market.hours import MarketHours
+from tickfleet.subscriptions import Subscription, SubscriptionRequest, SubscriptionStore
+
+UNSUBSCRIBED = "unsubscribed"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """The subscriptions as written, which of them were not active before, their rows."""
+
+    saved: list[Subscription]
+    new: frozenset[int]
+    rows: Mapping[int, Instrument]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    subscription: Subscription
+    changed: bool
+    row: Instrument | None
+
+
+class Desk:
+    def __init__(
+        self,
+        subscriptions: SubscriptionStore,
+        registry: InstrumentRegistry,
+        accounts: Sequence[Account],
+        hours: MarketHours,
+        per_connection: int,
+        events: EventChannel,
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._registry = registry
+        self._accounts = accounts
+        self._hours = hours
+        self._per_connection = per_connection
+        self._events = events
+
+    def subscribe(
+        self, requests: Sequence[SubscriptionRequest], now: datetime
+    ) -> Subscribed | list[Rejection]:
+        """Admit and write ``requests``, or every reason they cannot be (nothing written)."""
+        rejections = admit(requests, self._registry, self._accounts, self._hours, now)
+        if rejections:
+            return rejections
+        store = self._subscriptions
+        active_before = store.active_pins(r.token for r in requests)
+        capacity = capacity_of(self._accounts, self._per_connection)
+        rejections = over_capacity(requests, Load(store.load()), active_before, capacity)
+        if rejections:
+            return rejections
+        saved = store.upsert_many(requests, now)
+        rows = self._registry.get_many([s.token for s in saved])
+        new = frozenset(s.token for s in saved if s.token not in active_before)
+        at = now.timestamp()
+        self._events.publish(created(s, rows.get(s.token), at) for s in saved if s.token in new)
+        return Subscribed(saved, new, rows)
+
+    def unsubscribe(self, token: int, now: datetime) -> Unsubscribed | None:
+        """Deactivate ``token``'s subscription; None when there is none."""
+        store = self._subscriptions
+        if store.get(token) is None:
+            return None
+        changed = bool(store.deactivate([token], UNSUBSCRIBED, now))
+        row = self._registry.get(token)
+        if changed:
+            event = ended("subscription_deleted", token, row, UNSUBSCRIBED, now.timestamp())
+            self._events.publish([event])
+        current = store.get(token)
+        assert current is not None  # rows are deactivated, never deleted
+        return Unsubscribed(current, changed, row)
