@@ -142,8 +142,8 @@ class SubscriptionStore:
             return sorted((_from_row(r) for r in rows), key=lambda s: s.token)
 
     def deactivate(self, tokens: Iterable[int], reason: str, now: datetime) -> list[int]:
-        now = _utc(now)
         """Mark active subscriptions inactive; returns the tokens that changed."""
+        now = _utc(now)
         wanted = list(tokens)
         if not wanted:
             return []

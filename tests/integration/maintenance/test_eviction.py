@@ -34,16 +34,31 @@ def test_expired_subscriptions_are_deactivated_and_announced(
             now_of(settings),
         )
         pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(services.keys.control_channel)
+        pubsub.subscribe(services.keys.control_channel, services.channels.events)
+        pubsub.get_message(timeout=1)
         pubsub.get_message(timeout=1)
 
         assert services.evictor().run() == [expired.instrument_token]
-        message = pubsub.get_message(timeout=2)
-        assert message is not None
-        assert orjson.loads(message["data"]) == {
+        heard = {}
+        for _ in range(2):
+            message = pubsub.get_message(timeout=2)
+            assert message is not None
+            heard[message["channel"].decode()] = orjson.loads(message["data"])
+        assert heard[services.keys.control_channel] == {
             "type": "evict",
             "tokens": [expired.instrument_token],
             "reason": "expired",
+        }
+        removed = heard[services.channels.events]
+        assert abs(removed.pop("timestamp") - now_of(settings).timestamp()) < 5
+        assert removed == {
+            "event_type": "subscription_removed",
+            "instrument_token": expired.instrument_token,
+            "metadata": {
+                "tradingsymbol": expired.tradingsymbol,
+                "segment": "NFO-OPT",
+                "reason": "contract expired",
+            },
         }
         row = services.subscriptions.get(expired.instrument_token)
         assert (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,6 +17,22 @@ from tickfleet.settings import Settings
 from tickfleet.subscriptions import Mode, Status, SubscriptionRequest
 
 pytestmark = pytest.mark.timeout(30)
+
+
+class EventListener:
+    """The events channel, subscribed before the reload runs."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(channel)
+        self._pubsub.get_message(timeout=1)
+
+    def heard(self) -> list[dict[str, Any]]:
+        out = []
+        while (message := self._pubsub.get_message(timeout=0.5)) is not None:
+            out.append(orjson.loads(message["data"]))
+        self._pubsub.close()
+        return out
 
 
 class RecordingStarter:
@@ -48,6 +65,7 @@ def test_a_reload_assigns_persists_announces_and_starts_streams(
 ) -> None:
     services, rebalance, starter, tokens = world
     subscribe(services, *tokens[:5], expired_option().instrument_token, 999_999_999)
+    events = EventListener(redis_client, services.channels.events)
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(services.keys.control_channel)
     pubsub.get_message(timeout=1)
@@ -66,6 +84,13 @@ def test_a_reload_assigns_persists_announces_and_starts_streams(
     assert rows[expired_option().instrument_token].reason == "contract expired"
     assert rebalance.in_sync()
     pubsub.close()
+    removed = {
+        e["instrument_token"]: (e["event_type"], e["metadata"]["reason"]) for e in events.heard()
+    }
+    assert removed == {
+        999_999_999: ("subscription_removed", "instrument no longer listed"),
+        expired_option().instrument_token: ("subscription_removed", "contract expired"),
+    }
 
 
 def test_an_unchanged_reload_keeps_the_version_and_a_change_bumps_it(

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import httpx
+import orjson
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from producers.api import create_app
@@ -21,6 +24,7 @@ from tests.support.polling import wait_until
 from tests.support.seed import now_of, seed_universe
 from tests.support.ticks import TickCollector
 from tickfleet.clock import clock_from_settings
+from tickfleet.names import Channels
 from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,6 +64,9 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
     fleet.stream_worker()
     fleet.beat()
     ticks = TickCollector(settings.redis_url).start()
+    listener = redis.Redis.from_url(settings.redis_url)
+    events = listener.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(Channels(settings.channel_prefix).events)
     try:
         with httpx.Client(base_url=url, timeout=30) as api:
             body = [{"instrument_token": t} for t in expiring | staying]
@@ -88,13 +95,23 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
             health = api.get("/health").json()
             assert health["status"] == "ok", health["problems"]
             assert health["subscriptions"]["active"] == 1
+            removed = [orjson.loads(m["data"]) for m in _drain(events)]
+            removed = [e for e in removed if e["event_type"] == "subscription_removed"]
+            assert {e["instrument_token"] for e in removed} == expiring
+            assert {e["metadata"]["reason"] for e in removed} == {"contract expired"}
     finally:
+        events.close()
+        listener.close()
         ticks.stop()
 
-    # At 15:31 the expired contract is refused, naming the instant it expired.
+    _refused_at_1531(settings, atm[0].instrument_token, today, expiring)
+
+
+def _refused_at_1531(settings: Settings, token: int, today: date, expiring: set[int]) -> None:
+    """At 15:31 the expired contract is refused, naming the instant it expired."""
     at_1531 = settings.model_copy(update={"clock_offset_seconds": offset_to(CLOSE) + 60})
     with TestClient(create_app(at_1531)) as late_api:
-        answer = late_api.post("/subscriptions", json={"instrument_token": atm[0].instrument_token})
+        answer = late_api.post("/subscriptions", json={"instrument_token": token})
         assert answer.status_code == 409
         [problem] = answer.json()["detail"]
         assert problem["detail"] == "contract expired at 2026-06-16T15:30:00+05:30"
@@ -104,6 +121,18 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
             "/instruments", params={"expiry": today.isoformat(), "include_expired": "true"}
         ).json()
         assert {i["instrument_token"] for i in every} >= expiring
+
+
+def _drain(pubsub: redis.client.PubSub, seconds: float = 1.0) -> list[dict[str, Any]]:
+    """Every message waiting (and arriving within ``seconds``); the subscription's own
+    confirmation reads as None and is skipped."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.1)
+        if message is not None:
+            out.append(message)
+    return out
 
 
 def _inactive(api: httpx.Client, tokens: set[int]) -> bool:
