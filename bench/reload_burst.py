@@ -134,7 +134,7 @@ def client_loop(
         began = time.perf_counter()
         try:
             response = client.post("/subscriptions", json={"instrument_token": token})
-            ok = response.status_code == 200 and response.json()["reload"]["requested"]
+            ok = response.status_code in (200, 201) and response.json()["reload"]["requested"]
             problem = "" if ok else f"{token}: HTTP {response.status_code} {response.text[:200]}"
         except httpx.HTTPError as exc:
             problem = f"{token}: {type(exc).__name__}: {exc}"

@@ -81,7 +81,7 @@ def test_fifty_concurrent_subscriptions_lead_to_at_most_two_reloads(
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
         responses = list(pool.map(subscribe, wanted))
-    assert [r.status_code for r in responses] == [200] * 50
+    assert [r.status_code for r in responses] == [201] * 50
     assert all(r.json()["reload"]["requested"] for r in responses)
     assert sum(r.json()["reload"]["scheduled"] for r in responses) <= 2
 
@@ -128,7 +128,7 @@ def test_reloads_never_overlap_under_contention(
     fleet.control_worker("control-b", concurrency=2, env=hold)
     celery = make_app(fleet.settings)
     for i, token in enumerate(tokens[:60]):
-        assert client.post("/subscriptions", json={"instrument_token": token}).status_code == 200
+        assert client.post("/subscriptions", json={"instrument_token": token}).status_code == 201
         if i % 15 == 0:  # duplicate task copies that bypass coalescing and race for the lock
             for _ in range(8):
                 celery.send_task(names.TASK_RELOAD, queue=names.QUEUE_CONTROL)
@@ -145,11 +145,11 @@ def test_a_request_during_a_run_leads_to_exactly_one_more_run_that_sees_it(
 ) -> None:
     fleet, client, tokens = start_fleet(reload_min_interval_seconds=1.0)
     fleet.control_worker(env={"TEST_RELOAD_HOLD_SECONDS": "2.0"})
-    assert client.post("/subscriptions", json={"instrument_token": tokens[0]}).status_code == 200
+    assert client.post("/subscriptions", json={"instrument_token": tokens[0]}).status_code == 201
     first = wait_for_runs(redis_client, 1)[0]
     late = client.post("/subscriptions", json=[{"instrument_token": t} for t in tokens[1:4]])
     posted_at = time.time()
-    assert late.status_code == 200
+    assert late.status_code == 201
     wait_quiet(client)
     time.sleep(2.5)  # a third run would have started by now
     runs = reload_runs(redis_client)
@@ -171,13 +171,13 @@ def test_a_worker_killed_mid_reload_blocks_the_next_one_no_longer_than_the_lock_
         reload_min_interval_seconds=0.5,
     )
     doomed = fleet.control_worker("doomed", concurrency=1, env={"TEST_RELOAD_HOLD_SECONDS": "60"})
-    assert client.post("/subscriptions", json={"instrument_token": tokens[0]}).status_code == 200
+    assert client.post("/subscriptions", json={"instrument_token": tokens[0]}).status_code == 201
     stuck = wait_for_runs(redis_client, 1)[0]
     fleet.control_worker("survivor", concurrency=1)
     assert client.get("/health").json()["reload"]["running"], "the doomed run holds the lock"
     doomed.kill()
     killed_at = time.time()
-    assert client.post("/subscriptions", json={"instrument_token": tokens[1]}).status_code == 200
+    assert client.post("/subscriptions", json={"instrument_token": tokens[1]}).status_code == 201
     runs = wait_for_runs(redis_client, 2, timeout=lock_ttl + 15)
     after_kill = runs[1].start - killed_at
     print(f"next reload started {after_kill:.2f}s after the SIGKILL (lock TTL {lock_ttl}s)")
