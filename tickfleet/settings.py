@@ -29,6 +29,11 @@ def _plain(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
 
 
+def _kite(name: str) -> AliasChoices:
+    """Kite's names work plain (as Kite's own tools spell them) or with the prefix."""
+    return AliasChoices(name, f"TICKFLEET_{name}", name.lower())
+
+
 FeedMode = Literal["auto", "live", "mock"]
 
 
@@ -78,9 +83,20 @@ class Settings(BaseSettings):
     exchange_calendar: str = "XBOM"  # exchange-calendars name; "none": weekdays only
     clock_offset_seconds: float = 0.0  # run the fleet's wall clock shifted (demos, tests)
     instruments_csv: Path | None = None
-    kite_instruments_url: str = "https://api.kite.trade/instruments"
-    kite_api_key: str | None = None
-    kite_access_token: SecretStr | None = None
+
+    # --- Kite Connect (the live feed) ---------------------------------------------------
+    kite_api_key: str | None = Field(None, validation_alias=_kite("KITE_API_KEY"))
+    kite_access_token: SecretStr | None = Field(
+        None, validation_alias=_kite("KITE_ACCESS_TOKEN")
+    )
+    kite_account_id: str = "primary"  # the account KITE_API_KEY/KITE_ACCESS_TOKEN make
+    kite_ticker_url: str = Field("wss://ws.kite.trade", validation_alias=_kite("KITE_TICKER_URL"))
+    kite_api_url: str = Field("https://api.kite.trade", validation_alias=_kite("KITE_API_URL"))
+    kite_stale_seconds: float = Field(5.0, gt=0)  # no tick nor heartbeat: replace the socket
+    kite_connect_timeout_seconds: float = Field(10.0, gt=0)
+    kite_reconnect_base_seconds: float = Field(0.5, gt=0)
+    kite_reconnect_max_seconds: float = Field(60.0, gt=0)
+    kite_session_check_seconds: float = Field(5.0, gt=0)  # an invalid session: look for a token
 
     # --- simulated market --------------------------------------------------------------
     mock_underlying_price: float = Field(24000.0, gt=0)

@@ -143,7 +143,7 @@ def choose_source(settings: Settings) -> InstrumentSource:
         return CsvFileSource(settings.instruments_csv)
     if settings.kite_api_key and settings.kite_access_token:
         return KiteDumpSource(
-            settings.kite_instruments_url,
+            f"{settings.kite_api_url.rstrip('/')}/instruments",
             settings.kite_api_key,
             settings.kite_access_token.get_secret_value(),
         )

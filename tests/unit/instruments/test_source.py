@@ -107,7 +107,7 @@ def test_choose_source_uses_kite_with_credentials() -> None:
     settings = base_settings(
         kite_api_key="key123",
         kite_access_token=SecretStr("tok456"),
-        kite_instruments_url="http://127.0.0.1:9/instruments",
+        kite_api_url="http://127.0.0.1:9",
     )
     source = choose_source(settings)
     assert isinstance(source, KiteDumpSource)
