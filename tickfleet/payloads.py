@@ -25,14 +25,11 @@ from typing import NamedTuple, Protocol
 
 import orjson
 
-DepthLevel = tuple[int, float, int]  # quantity, price, orders
+DepthLevel = tuple[int, float, int]
+"""One market depth entry: quantity, price, orders."""
 
-
-class Depth(NamedTuple):
-    """Five levels each side, best first."""
-
-    buy: tuple[DepthLevel, ...]
-    sell: tuple[DepthLevel, ...]
+Depth = tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]]
+"""The bid entries (best first), then the offer entries (best first): five each from Kite."""
 
 
 class Stamp(NamedTuple):
@@ -104,9 +101,10 @@ def iso_timestamp(epoch_seconds: float, tz: tzinfo) -> str:
 
 
 def _depth(depth: Depth) -> dict[str, list[dict[str, float | int]]]:
+    buy, sell = depth
     return {
         side: [{"quantity": q, "price": p, "orders": o} for q, p, o in levels]
-        for side, levels in (("buy", depth.buy), ("sell", depth.sell))
+        for side, levels in (("buy", buy), ("sell", sell))
     }
 
 

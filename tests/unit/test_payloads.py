@@ -85,7 +85,7 @@ def test_an_option_tick_carries_the_predecessors_fields_and_ours() -> None:
 
 def test_depth_has_the_predecessors_shape() -> None:
     levels = tuple((75 * (i + 1), 102.3 - 0.05 * i, i + 1) for i in range(5))
-    depth = Depth(buy=levels, sell=levels)
+    depth: Depth = (levels, levels)
     tick = orjson.loads(OptionPayload(ROW).tick(STAMP, *MOVES, None, depth, 9_000, 8_000))
     assert tick["depth"]["buy"][0] == {"quantity": 75, "price": 102.3, "orders": 1}
     assert len(tick["depth"]["sell"]) == 5

@@ -19,8 +19,6 @@ from tickfleet.kite.messages import (
     unsubscribe,
 )
 from tickfleet.kite.packets import (
-    Depth,
-    DepthLevel,
     ParsedFrame,
     Tick,
     TickMode,
@@ -28,6 +26,7 @@ from tickfleet.kite.packets import (
     parse_frame,
     price_divisor,
 )
+from tickfleet.payloads import Depth, DepthLevel
 
 __all__ = [
     "HEARTBEAT",

@@ -30,14 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tickfleet.instruments.tokens import SEGMENT_IDS
+from tickfleet.payloads import Depth
 
 TickMode = Literal["ltp", "quote", "full"]
-
-DepthLevel = tuple[int, float, int]
-"""One market depth entry: quantity, price, orders."""
-
-Depth = tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]]
-"""Five bid entries (best first), then five offer entries (best first)."""
 
 
 class Tick(NamedTuple):
