@@ -2,8 +2,14 @@
 
 Each account holds a Kite Connect session (api key + access token) and may open a few
 WebSocket connections; Kite allows three connections per api key, shared by every
-account using that key, and 3000 instruments per connection. With no account configured
-the fleet has one simulated account, so a fresh machine streams a mock market at once.
+account using that key, and 3000 instruments per connection. The underlying stream
+opens one more, for the index, with the first account that has credentials (the index
+account): that connection counts against its api key too, so the index account
+defaults to two connections of its own.
+
+Without an accounts file or list, ``KITE_API_KEY`` and ``KITE_ACCESS_TOKEN`` make one
+account (``TICKFLEET_KITE_ACCOUNT_ID``); with neither, the fleet has one simulated
+account, so a fresh machine streams a mock market at once.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, Valid
 from tickfleet.settings import Settings
 
 KITE_CONNECTIONS_PER_API_KEY = 3
+INDEX_CONNECTIONS = 1  # the underlying stream's, on the index account's api key
 SIMULATED_ACCOUNT_ID = "sim-1"
 
 
@@ -55,6 +62,14 @@ def _read_entries(settings: Settings) -> list[AccountEntry]:
         raw = _read_file(settings.accounts_file)
     elif settings.accounts:
         source, raw = "TICKFLEET_ACCOUNTS", settings.accounts
+    elif settings.kite_api_key and settings.kite_access_token:
+        return [
+            AccountEntry(
+                account_id=settings.kite_account_id,
+                api_key=settings.kite_api_key,
+                access_token=settings.kite_access_token,
+            )
+        ]
     else:
         return []
     try:
@@ -79,12 +94,31 @@ def _check(accounts: list[Account]) -> None:
     for account in accounts:
         if account.api_key:
             per_key[account.api_key] += account.max_connections
+    index = index_account(accounts)
+    if index is not None and index.api_key:
+        per_key[index.api_key] += INDEX_CONNECTIONS
     over = sorted(k for k, n in per_key.items() if n > KITE_CONNECTIONS_PER_API_KEY)
     if over:
         raise AccountConfigError(
             f"api keys {', '.join(over)} would open more than "
-            f"{KITE_CONNECTIONS_PER_API_KEY} connections; lower max_connections"
+            f"{KITE_CONNECTIONS_PER_API_KEY} connections (the index stream takes one on "
+            f"account {index.account_id if index else '-'}'s key); lower max_connections"
         )
+
+
+def index_account(accounts: list[Account]) -> Account | None:
+    """The account whose session the underlying stream uses: the first with credentials."""
+    return next((a for a in accounts if a.has_credentials), None)
+
+
+def _default_connections(entry: AccountEntry, first: bool, settings: Settings) -> int:
+    """Connections of an account that names none; the index account leaves one for the index."""
+    if entry.max_connections is not None:
+        return entry.max_connections
+    wanted = settings.connections_per_account
+    if first and entry.api_key and entry.access_token:
+        return max(1, min(wanted, KITE_CONNECTIONS_PER_API_KEY - INDEX_CONNECTIONS))
+    return wanted
 
 
 def load_accounts(settings: Settings) -> list[Account]:
@@ -92,14 +126,20 @@ def load_accounts(settings: Settings) -> list[Account]:
     entries = _read_entries(settings)
     if not entries:
         return [Account(SIMULATED_ACCOUNT_ID, None, None, settings.connections_per_account)]
+    first = next((e for e in entries if e.api_key and e.access_token), None)
     accounts = [
         Account(
             account_id=e.account_id,
             api_key=e.api_key,
             access_token=e.access_token,
-            max_connections=e.max_connections or settings.connections_per_account,
+            max_connections=_default_connections(e, e is first, settings),
         )
         for e in entries
     ]
     _check(accounts)
     return accounts
+
+
+def find_account(settings: Settings, account_id: str) -> Account | None:
+    """One configured account, read afresh (the accounts file may have changed)."""
+    return next((a for a in load_accounts(settings) if a.account_id == account_id), None)

@@ -13,7 +13,7 @@ import signal
 from typing import Any
 
 from tickfleet import names
-from tickfleet.accounts import load_accounts
+from tickfleet.accounts import find_account, load_accounts
 from tickfleet.clock import clock_from_settings
 from tickfleet.settings import get_settings
 from tickfleet.stream.build import build_account_stream, build_underlying_stream
@@ -44,7 +44,7 @@ def _run(runner: StreamRunner) -> str:
 @app.task(name=names.TASK_STREAM_ACCOUNT, **STREAM_TASK_OPTIONS)
 def stream_account(self: Any, account_id: str) -> str:
     settings = get_settings()
-    account = next((a for a in load_accounts(settings) if a.account_id == account_id), None)
+    account = find_account(settings, account_id)
     if account is None:
         return f"account {account_id} is not configured"
     clock = clock_from_settings(settings)

@@ -3,7 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from tickfleet.accounts import SIMULATED_ACCOUNT_ID, AccountConfigError, load_accounts
+from tickfleet.accounts import (
+    SIMULATED_ACCOUNT_ID,
+    AccountConfigError,
+    index_account,
+    load_accounts,
+)
 from tickfleet.settings import Settings
 
 
@@ -52,3 +57,29 @@ def test_bad_configuration_is_refused_with_a_clear_message(raw: str, needle: str
 def test_unreadable_accounts_file(tmp_path: Path) -> None:
     with pytest.raises(AccountConfigError, match="cannot read accounts file"):
         load_accounts(Settings(accounts_file=tmp_path / "missing.json"))
+
+
+def test_kite_credentials_in_the_environment_make_one_account() -> None:
+    settings = Settings(
+        accounts=None, accounts_file=None, kite_api_key="k", kite_access_token="t",
+        kite_account_id="desk",
+    )  # fmt: skip
+    [account] = load_accounts(settings)
+    assert (account.account_id, account.api_key, account.has_credentials) == ("desk", "k", True)
+    assert account.max_connections == 2  # the third connection of the key is the index's
+
+
+def test_the_index_connection_counts_against_the_first_credentialed_key() -> None:
+    raw = json.dumps(
+        [
+            {"account_id": "sim"},
+            {"account_id": "a", "api_key": "k1", "access_token": "t1"},
+            {"account_id": "b", "api_key": "k2", "access_token": "t2"},
+        ]
+    )
+    accounts = load_accounts(Settings(accounts=raw, connections_per_account=3))
+    assert index_account(accounts) == accounts[1]
+    assert [a.max_connections for a in accounts] == [3, 2, 3]
+    explicit = raw.replace('"t1"', '"t1", "max_connections": 3')
+    with pytest.raises(AccountConfigError, match="index stream takes one on account a"):
+        load_accounts(Settings(accounts=explicit))
