@@ -80,6 +80,26 @@ CATALOG: dict[str, MetricSpec] = _specs(
     MetricSpec(
         "subscription_events_failed_total", "counter", "Subscription events Redis did not take."
     ),
+    MetricSpec("kite_frames_total", "counter", "Kite tick frames received.", ("connection",)),
+    MetricSpec(
+        "kite_malformed_total", "counter", "Kite packets or frames skipped.", ("connection",)
+    ),
+    MetricSpec("kite_text_messages_total", "counter", "Kite text frames.", ("connection", "kind")),
+    MetricSpec(
+        "kite_reconnects_total", "counter", "Kite connections lost or refused.", ("connection",)
+    ),
+    MetricSpec(
+        "kite_session_refusals_total",
+        "counter",
+        "Kite handshakes refused (HTTP 403).",
+        ("account",),
+    ),
+    MetricSpec(
+        "live_greeks_missing_total",
+        "counter",
+        "Live option ticks published without IV and greeks.",
+        ("reason",),
+    ),
 )
 
 

@@ -101,6 +101,19 @@ class Keys:
         """Capped list of the latest supervised-task failures (JSON)."""
         return self._k("failures")
 
+    # Kite sessions
+    def session(self, account_id: str) -> str:
+        """Hash: the account's session state (valid or refused), why, since when."""
+        return self._k("session", account_id, "state")
+
+    def session_token(self, account_id: str) -> str:
+        """Hash: the access token an operator posted for the account (api key, time)."""
+        return self._k("session", account_id, "token")
+
+    def session_refused(self, account_id: str) -> str:
+        """Set of fingerprints of the account's credentials Kite refused."""
+        return self._k("session", account_id, "refused")
+
     # simulated market
     @property
     def market_snapshot(self) -> str:

@@ -9,6 +9,7 @@ it and carry on: nothing here raises on what the server sends.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, get_args
@@ -38,6 +39,14 @@ def redact(url: str) -> str:
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+
+
+_TOKEN_IN_TEXT: Final = re.compile(r"(access_token=)[^&\s\"']+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every ``access_token=...`` value replaced by ``***``."""
+    return _TOKEN_IN_TEXT.sub(r"\1" + _REDACTED, text)
 
 
 def subscribe(tokens: Iterable[int]) -> str:
