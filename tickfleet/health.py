@@ -2,7 +2,8 @@
 
 ``down`` means this API cannot reach Redis or the database (HTTP 503). ``degraded``
 means it can, but part of the fleet is not doing its job: a stream that should run has
-no lease or no status, a streaming one has had no tick for a while, an active
+no lease or no status, a streaming one has had no tick for a while (live: a Kite
+connection has been down for a while), Kite refused an account's session, an active
 subscription is not streaming (beyond the grace of a transient reason), the publish
 breaker is open, the last reload failed, the registry is empty, or this API reads
 another database than the fleet's assignment came from. ``warnings`` say what will
@@ -29,6 +30,7 @@ from tickfleet.failures import RedisFailureLog
 from tickfleet.names import PUBLISH_BREAKER, UNDERLYING_STREAM, account_stream, stream_account
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
+from tickfleet.sessions import SessionState, read_sessions
 from tickfleet.stream.status import EXCLUDED_REASONS, read_excluded, read_streams
 from tickfleet.subscriptions import Subscription
 
@@ -61,6 +63,7 @@ def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[
     covered = fleet_coverage(services, assignment, active, doc["streams"])
     doc["subscriptions"] = covered.to_dict()
     doc["registry"] = {"instruments": services.registry.count()}
+    doc["sessions"] = {a: state.to_dict() for a, state in kite_sessions(services).items()}
     doc["breaker"] = _breaker(services, doc["streams"].values())
     recent = RedisFailureLog(services.redis, services.keys.task_failures).recent(10)
     doc["failures"] = [f.to_dict() for f in recent]
@@ -129,6 +132,7 @@ def _problems(doc: dict[str, Any], services: Services, assignment: Assignment | 
             f"this API reads database {services.database_id}, the fleet's assignment "
             f"v{assignment.version} comes from {assignment.database}: check DATABASE_URL"
         )
+    problems.extend(_session_problems(doc["sessions"]))
     if doc["breaker"]["state"] != "closed":
         problems.append(f"publish breaker is {doc['breaker']['state']}")
     if doc["reload"]["last_error"]:
@@ -137,6 +141,15 @@ def _problems(doc: dict[str, Any], services: Services, assignment: Assignment | 
         if stream["problem"]:
             problems.append(f"stream {name}: {stream['problem']}")
     return problems
+
+
+def _session_problems(sessions: dict[str, dict[str, Any]]) -> list[str]:
+    return [
+        f"account {account_id}: Kite refused its session ({session['reason']}); post a new "
+        f"access token to /admin/accounts/{account_id}/token"
+        for account_id, session in sessions.items()
+        if session["state"] == "refused"
+    ]
 
 
 def _warnings(services: Services) -> list[str]:
@@ -148,6 +161,12 @@ def _warnings(services: Services) -> list[str]:
         f"exchange calendar {calendar.name} lists holidays only up to {calendar.last_known}; "
         "after that only weekends are known (upgrade exchange-calendars)"
     ]
+
+
+def kite_sessions(services: Services) -> dict[str, SessionState]:
+    """The session state of every account with Kite credentials."""
+    accounts = [a.account_id for a in services.accounts if a.has_credentials]
+    return read_sessions(services.redis, services.keys, accounts)
 
 
 def current_coverage(services: Services) -> Coverage:
@@ -199,4 +218,21 @@ class CoverageCollector(Collector):
         counts = covered.by_reason()
         for reason in sorted({*REASONS, *EXCLUDED_REASONS, *counts}):
             family.add_metric([reason], counts.get(reason, 0))
+        yield family
+
+
+class SessionCollector(Collector):
+    """``kite_session_valid{account}``: 1 while Kite takes the account's token, 0 once it
+    refused it, absent until a stream has tried one."""
+
+    def __init__(self, read: Callable[[], dict[str, SessionState]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "kite_session_valid", "Kite accepts the account's access token.", labels=["account"]
+        )
+        for account_id, state in sorted(self._read().items()):
+            if state.verdict is not None:
+                family.add_metric([account_id], 1.0 if state.verdict == "valid" else 0.0)
         yield family

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from tickfleet.subscriptions import Mode, Status, Subscription, SubscriptionRequest
 
@@ -120,3 +120,19 @@ class ReloadRan(BaseModel):
 class TaskQueued(BaseModel):
     task_id: str
     task: str
+
+
+class AccessTokenIn(BaseModel):
+    """A fresh Kite access token for one account (Kite issues one a day)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: SecretStr = Field(min_length=1)
+    api_key: str | None = Field(None, min_length=1, description="default: the configured one")
+
+
+class AccessTokenPosted(BaseModel):
+    account_id: str
+    source: str = "admin"
+    posted_at: float
+    detail: str

@@ -1,7 +1,8 @@
 """The seam between a stream and where its ticks come from.
 
 A stream runs one feed at a time: the simulated market outside trading hours, the live
-Kite feed in them, or none (simulation switched off and the market closed). ``Feed`` is
+Kite feed in them (given credentials), or none (simulation switched off and the market
+closed). ``Feed`` is
 all the runner needs from any of them; ``FeedSwitch`` is itself a feed that runs the one
 the market hours call for and moves over when that changes, so neither the runner nor
 the publisher knows which is running.
@@ -22,7 +23,10 @@ from tickfleet.supervision.cancel import cancel_and_wait
 log = logging.getLogger("tickfleet.stream")
 
 STOP_SECONDS = 5.0
-LIVE_UNAVAILABLE = "the live Kite feed is not available in this release; streaming nothing"
+LIVE_UNAVAILABLE = (
+    "the live feed needs an account with Kite credentials (KITE_API_KEY and "
+    "KITE_ACCESS_TOKEN, or the accounts file); streaming nothing"
+)
 
 
 class Feed(Protocol):

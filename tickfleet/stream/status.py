@@ -10,6 +10,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
+from tickfleet.kite.connection import ConnectionStatus
 from tickfleet.names import Keys
 
 STATUS_TTL_SECONDS = 30
@@ -47,13 +48,20 @@ class StreamStatus:
     breaker_failures: int = 0
     breaker_opened_at: float | None = None
     excluded: dict[int, str] = field(default_factory=dict)
+    session: str | None = None  # live: connecting, valid or refused
+    connections: dict[int, ConnectionStatus] = field(default_factory=dict)  # live only
 
     def fields(self, reported_at: float) -> dict[str, str]:
         values: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name != "excluded"
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("excluded", "connections")
         }
         values["reported_at"] = reported_at
         values["excluded_count"] = len(self.excluded)
+        values["connections"] = orjson.dumps(
+            [c.to_dict() for _, c in sorted(self.connections.items())]
+        ).decode()
         return {k: "" if v is None else str(v) for k, v in values.items()}
 
 
@@ -92,6 +100,7 @@ def _parse(raw: dict[bytes, bytes]) -> dict[str, Any]:
     out: dict[str, Any] = {k: (v or None) for k, v in text.items()}
     for name in ("tokens", "ticks", "breaker_failures", "excluded_count"):
         out[name] = int(text.get(name) or 0)
+    out["connections"] = orjson.loads(text["connections"]) if text.get("connections") else []
     out["assignment_version"] = (
         int(text["assignment_version"]) if text.get("assignment_version") else None
     )
@@ -146,11 +155,27 @@ def _problem(
         return "the stream holding the lease reports no status"
     if status.get("unavailable"):
         return f"the stream is idle: {status['unavailable']}"
+    if status.get("mode") == "live":
+        return _disconnected(status, now, stale_seconds)
     return _stale(status, now, stale_seconds)
 
 
+def _disconnected(status: dict[str, Any], now: float, grace: float) -> str | None:
+    """A live stream's first connection down for longer than ``grace``, if any.
+
+    Live liveness is the connections': an illiquid option may not tick for minutes,
+    while Kite's heartbeats keep a healthy connection talking every second.
+    """
+    for connection in status.get("connections", []):
+        since = connection.get("since") or status.get("started_at") or now
+        if not connection.get("connected") and now - since > grace:
+            why = connection.get("last_error") or "never connected"
+            return f"Kite connection {connection['connection']} down for {now - since:.0f}s ({why})"
+    return None
+
+
 def _stale(status: dict[str, Any], now: float, stale_seconds: float) -> str | None:
-    if status.get("mode") not in ("mock", "live"):
+    if status.get("mode") != "mock":
         return None
     last = status.get("last_tick_at") or status.get("started_at")
     if status.get("tokens", 0) > 0 and (last is None or now - last > stale_seconds):

@@ -1,14 +1,22 @@
-"""Admin actions: reloads (scheduled or immediate) and instrument refresh."""
+"""Admin actions: reloads (scheduled or immediate), instrument refresh, Kite access tokens."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from producers.api.deps import ApiKey, CeleryDep, CoordinatorDep, RebalancerDep
+from producers.api.deps import ApiKey, CeleryDep, CoordinatorDep, RebalancerDep, ServicesDep
 from producers.api.reloads import request_reload
-from producers.api.schemas import ReloadRan, ReloadRequested, TaskQueued
+from producers.api.schemas import (
+    AccessTokenIn,
+    AccessTokenPosted,
+    ReloadRan,
+    ReloadRequested,
+    TaskQueued,
+)
 from tickfleet import names
+from tickfleet.accounts import find_account
 from tickfleet.reload import ReloadBusyError
+from tickfleet.sessions import Credentials, TokenAlreadyRefusedError, post_token
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
 
@@ -38,3 +46,38 @@ def reload(
 def instrument_refresh(celery: CeleryDep) -> TaskQueued:
     result = celery.send_task(names.TASK_REFRESH_INSTRUMENTS)
     return TaskQueued(task_id=result.id, task=names.TASK_REFRESH_INSTRUMENTS)
+
+
+@router.post(
+    "/accounts/{account_id}/token",
+    response_model=AccessTokenPosted,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def post_access_token(
+    account_id: str, body: AccessTokenIn, services: ServicesDep
+) -> AccessTokenPosted:
+    """The account's streams pick the token up by themselves (no restart), within
+    ``TICKFLEET_KITE_SESSION_CHECK_SECONDS``. The token is never echoed or logged."""
+    account = find_account(services.settings, account_id)
+    if account is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"account {account_id} is not configured")
+    api_key = body.api_key or account.api_key
+    if api_key is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"account {account_id} has no api key configured: send api_key with the token",
+        )
+    now = services.clock.time()
+    try:
+        post_token(
+            services.redis, services.keys, account_id,
+            Credentials(api_key, body.access_token, "admin"), now,
+        )  # fmt: skip
+    except TokenAlreadyRefusedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return AccessTokenPosted(
+        account_id=account_id,
+        posted_at=now,
+        detail="the account's streams reconnect with it within "
+        f"{services.settings.kite_session_check_seconds:g}s",
+    )

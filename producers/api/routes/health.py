@@ -7,7 +7,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from producers.api.deps import CoordinatorDep, ServicesDep
-from tickfleet.health import CoverageCollector, current_coverage, health_document
+from tickfleet.health import (
+    CoverageCollector,
+    SessionCollector,
+    current_coverage,
+    health_document,
+    kite_sessions,
+)
 from tickfleet.metrics import FleetCollector
 
 router = APIRouter(tags=["health"])
@@ -24,4 +30,5 @@ def metrics(services: ServicesDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(services.redis, services.settings.key_prefix))
     registry.register(CoverageCollector(lambda: current_coverage(services)))
+    registry.register(SessionCollector(lambda: kite_sessions(services)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
