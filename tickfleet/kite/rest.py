@@ -1,0 +1,169 @@
+"""The fleet's Kite REST calls, made by the official ``kiteconnect`` client.
+
+Two calls: the instruments dump, for the registry refresh of an account with a session,
+and last prices, to seed the simulated market where the real one closed. The official
+client knows Kite's routes, headers and envelopes; this adapter checks and types what
+comes back, and sorts failures into the two a caller acts on differently:
+``KiteSessionRefused`` (Kite refused the access token: retrying will not help until
+there is a new one) and ``KiteUnavailable`` (network, timeout, 5xx: try again later).
+Anything else Kite refuses, or answers unreadably, is their base ``KiteRestError``.
+No message carries the access token: it travels only in the Authorization header,
+and is masked should a message ever echo it.
+
+``kiteconnect`` is synchronous (``requests``): code on an event loop calls these methods
+in a thread (``asyncio.to_thread``). One client per thread, since the ``requests``
+session it keeps is not documented as thread-safe. The client joins its routes to the
+root's host, so a path in ``root`` is not kept (Kite's own root has none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Final, Self
+from urllib.parse import quote_plus
+
+from kiteconnect import KiteConnect
+from kiteconnect.exceptions import KiteException, TokenException
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import Timeout
+
+from tickfleet.settings import Settings
+
+KITE_API_URL: Final = "https://api.kite.trade"
+DEFAULT_TIMEOUT: Final = 30.0
+"""Seconds per request: the full dump is tens of megabytes."""
+LTP_BATCH: Final = 1000
+"""Kite answers last prices for at most this many instruments a request."""
+
+_MASK: Final = "***"
+
+
+class KiteRestError(Exception):
+    """Kite did not give what was asked: a refused request or an answer not understood."""
+
+
+class KiteSessionRefused(KiteRestError):  # noqa: N818 - the name callers are specified with
+    """Kite refused the access token (403, ``TokenException``): invalid, expired or revoked."""
+
+
+class KiteUnavailable(KiteRestError):  # noqa: N818 - the name callers are specified with
+    """Kite could not be reached, did not answer in time, or failed (5xx)."""
+
+
+class KiteRestClient:
+    """One account's REST session with Kite: its api key, access token and root URL."""
+
+    def __init__(
+        self,
+        api_key: str,
+        access_token: str,
+        *,
+        root: str = KITE_API_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.api_key = api_key
+        self.root = root
+        self._secrets = [s for s in (access_token, quote_plus(access_token)) if s]
+        self._kite = KiteConnect(api_key, access_token, root=root, timeout=timeout)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> Self:
+        """The account of ``KITE_API_KEY``/``KITE_ACCESS_TOKEN`` at ``KITE_API_URL``."""
+        if not settings.kite_api_key or settings.kite_access_token is None:
+            raise ValueError("KITE_API_KEY and KITE_ACCESS_TOKEN are both needed for Kite REST")
+        return cls(
+            settings.kite_api_key,
+            settings.kite_access_token.get_secret_value(),
+            root=settings.kite_api_url,
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self._kite.reqsession.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KiteRestClient(api_key={self.api_key!r}, root={self.root!r})"
+
+    def instruments_dump(self, exchange: str | None = None) -> str:
+        """The dump's CSV text, as ``tickfleet.instruments.parse_dump`` reads it.
+
+        Every exchange's instruments, or only ``exchange``'s ("NFO"). The official
+        ``instruments()`` would parse the CSV into its own dicts; the fleet's parser
+        wants the text, so this asks the client's request layer (``_get``, with the
+        client's route names) for the answer before that step.
+        """
+        what = "instruments dump"
+        with self._translated(what):
+            if exchange is None:
+                body = self._kite._get("market.instruments.all")
+            else:
+                body = self._kite._get("market.instruments", url_args={"exchange": exchange})
+        if not isinstance(body, bytes):
+            raise KiteRestError(f"{what}: Kite answered {type(body).__name__}, not CSV")
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise KiteRestError(f"{what}: the CSV is not UTF-8 ({exc.reason})") from None
+
+    def last_prices(self, keys: Iterable[str]) -> dict[str, float]:
+        """Last traded price of each ``EXCHANGE:TRADINGSYMBOL`` key ("NSE:NIFTY 50").
+
+        Kite leaves out keys it does not know, and so does the result.
+        """
+        wanted = list(dict.fromkeys(keys))
+        prices: dict[str, float] = {}
+        for start in range(0, len(wanted), LTP_BATCH):
+            with self._translated("last prices"):
+                answer = self._kite.ltp(wanted[start : start + LTP_BATCH])
+            prices |= _last_prices(answer)
+        return prices
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """The official client's and ``requests``' failures as this module's errors."""
+        try:
+            yield
+        except TokenException as exc:
+            raise KiteSessionRefused(self._describe(what, exc)) from None
+        except KiteException as exc:
+            kind = KiteUnavailable if exc.code >= 500 else KiteRestError
+            raise kind(self._describe(what, exc)) from None
+        except (RequestsConnectionError, Timeout) as exc:
+            raise KiteUnavailable(self._describe(what, exc)) from None
+
+    def _describe(self, what: str, exc: BaseException) -> str:
+        """Why ``what`` failed, fit for a log. The cause is not chained, so that a
+        traceback cannot show what this message masks."""
+        code = getattr(exc, "code", None)
+        status = f" (HTTP {code})" if isinstance(code, int) else ""
+        message = f"{what} from {self.root}: {type(exc).__name__}{status}: {exc}"
+        for secret in self._secrets:
+            message = message.replace(secret, _MASK)
+        return message
+
+
+def _last_prices(answer: object) -> dict[str, float]:
+    """``{key: {"instrument_token": ..., "last_price": ...}}`` as ``{key: price}``."""
+    if not isinstance(answer, dict):
+        raise KiteRestError(f"last prices: Kite answered {type(answer).__name__}, not an object")
+    prices: dict[str, float] = {}
+    for key, quote in answer.items():
+        price = quote.get("last_price") if isinstance(quote, dict) else None
+        if isinstance(price, bool) or not isinstance(price, int | float):
+            raise KiteRestError(f"last prices: no last_price for {key!r}")
+        prices[str(key)] = float(price)
+    return prices
