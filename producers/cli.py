@@ -15,6 +15,7 @@ from datetime import datetime
 
 import orjson
 
+from producers import kite_sim
 from tickfleet.db import DatabaseNotReadyError, describe, initialise, make_engine
 from tickfleet.instruments import choose_source, refresh_instruments
 from tickfleet.readiness import wait_until_ready
@@ -139,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--seconds", type=float, help="stop after this long")
     tail.add_argument("--channel", choices=["options", "underlying", "all"], default="all")
     tail.set_defaults(func=cmd_tail)
+    kite_sim.add_arguments(sub.add_parser("kite-sim", help="serve Kite's ticker and REST locally"))
     return parser
 
 
@@ -146,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "kite-sim":  # no database, no Redis: only the settings
+        return kite_sim.run(settings, args)
     services = Services(settings)
     try:
         func: Command = args.func
