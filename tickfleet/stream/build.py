@@ -6,12 +6,13 @@ and closes what is built here, and no stream part sees more than it uses.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from tickfleet.accounts import Account
+from tickfleet.accounts import Account, AccountConfigError, find_account, index_account
 from tickfleet.breaker import BreakerConfig
 from tickfleet.catalog import read_catalog
 from tickfleet.clock import Clock
@@ -19,17 +20,24 @@ from tickfleet.connections import RedisRoles
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.model import INDEX_UNDERLYINGS
 from tickfleet.instruments.universe import INDEX_TOKEN
+from tickfleet.kite.connection import ConnectionConfig
 from tickfleet.market.hours import MarketHours, StreamMode
 from tickfleet.market.options import MockOptionBook
 from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
 from tickfleet.names import UNDERLYING_STREAM, Channels, Keys, account_stream
+from tickfleet.sessions import ConfiguredCredentials, Credentials, SessionStore
 from tickfleet.settings import Settings
 from tickfleet.stream.feed import Feed, FeedSwitch
+from tickfleet.stream.live_index import LiveIndex
+from tickfleet.stream.live_options import LiveOptions, SpotWatch
+from tickfleet.stream.live_session import LiveSession
 from tickfleet.stream.pacing import Simulation
 from tickfleet.stream.publisher import PublisherConfig
 from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
 from tickfleet.stream.simulated_index import Index, SimulatedIndex
 from tickfleet.stream.simulated_options import RowLookup, SimulatedOptions
+
+log = logging.getLogger("tickfleet.stream")
 
 
 def stream_config(settings: Settings) -> StreamConfig:
@@ -61,19 +69,35 @@ def build_account_stream(
 
     def feed(parts: StreamParts) -> Feed:
         snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot)
+        lookup = _row_lookup(parts, config.keys)
         options = SimulatedOptions(
             account.account_id,
             MockOptionBook.from_settings(settings, parts.metrics),
             settings.mock_state_max_size,
             snapshots,
-            _row_lookup(parts, config.keys),
+            lookup,
             parts.outlet,
             parts.status,
             _simulation(settings, clock),
             parts.may_publish,
         )
+        live = LiveOptions(
+            account.account_id,
+            _live_session(settings, account.account_id, parts, clock),
+            settings.kite_ticker_url,
+            connection_config(settings),
+            lookup,
+            parts.outlet,
+            parts.status,
+            SpotWatch(snapshots, clock),
+            hours,
+            settings.mock_risk_free_rate,
+            clock,
+            ZoneInfo(settings.market_timezone),
+            parts.metrics,
+        )
         decide = _feed_mode(settings, hours, clock, account.has_credentials)
-        return FeedSwitch({"mock": options}, decide, parts.status)
+        return FeedSwitch({"mock": options, "live": live}, decide, parts.status)
 
     name = account_stream(account.account_id)
     return StreamRunner(name, hostname, config, feed, clock, {"account": account.account_id})
@@ -103,11 +127,64 @@ def build_underlying_stream(
             parts.may_publish,
         )
         parts.status.tokens = 1  # the index itself
-        credentials = any(a.has_credentials for a in accounts)
-        decide = _feed_mode(settings, hours, clock, credentials)
-        return FeedSwitch({"mock": simulated}, decide, parts.status)
+        feeds: dict[StreamMode, Feed] = {"mock": simulated}
+        session = index_account(list(accounts))
+        if session is not None:
+            feeds["live"] = LiveIndex(
+                index,
+                _live_session(settings, session.account_id, parts, clock),
+                settings.kite_ticker_url,
+                connection_config(settings),
+                RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot),
+                parts.outlet,
+                parts.status,
+                clock,
+                ZoneInfo(settings.market_timezone),
+                parts.metrics,
+            )
+        decide = _feed_mode(settings, hours, clock, session is not None)
+        return FeedSwitch(feeds, decide, parts.status)
 
     return StreamRunner(UNDERLYING_STREAM, hostname, config, feed, clock)
+
+
+def connection_config(settings: Settings) -> ConnectionConfig:
+    return ConnectionConfig(
+        stale_seconds=settings.kite_stale_seconds,
+        connect_timeout=settings.kite_connect_timeout_seconds,
+        backoff_base=settings.kite_reconnect_base_seconds,
+        backoff_max=settings.kite_reconnect_max_seconds,
+    )
+
+
+def _live_session(
+    settings: Settings, account_id: str, parts: StreamParts, clock: Clock
+) -> LiveSession:
+    keys = Keys(settings.key_prefix)
+    return LiveSession(
+        SessionStore(parts.clients.fleet, keys, account_id),
+        configured_credentials(settings, account_id),
+        settings.kite_session_check_seconds,
+        parts.status,
+        clock,
+        parts.metrics,
+    )
+
+
+def configured_credentials(settings: Settings, account_id: str) -> ConfiguredCredentials:
+    """The account's credentials as configured now (the accounts file is read afresh)."""
+
+    def read() -> Credentials | None:
+        try:
+            account = find_account(settings, account_id)
+        except AccountConfigError as exc:
+            log.warning("accounts configuration unreadable, ignored: %s", exc)
+            return None
+        if account is None or not account.api_key or account.access_token is None:
+            return None
+        return Credentials(account.api_key, account.access_token, "configuration")
+
+    return read
 
 
 def _simulation(settings: Settings, clock: Clock) -> Simulation:
