@@ -86,9 +86,7 @@ class Settings(BaseSettings):
 
     # --- Kite Connect (the live feed) ---------------------------------------------------
     kite_api_key: str | None = Field(None, validation_alias=_kite("KITE_API_KEY"))
-    kite_access_token: SecretStr | None = Field(
-        None, validation_alias=_kite("KITE_ACCESS_TOKEN")
-    )
+    kite_access_token: SecretStr | None = Field(None, validation_alias=_kite("KITE_ACCESS_TOKEN"))
     kite_account_id: str = "primary"  # the account KITE_API_KEY/KITE_ACCESS_TOKEN make
     kite_ticker_url: str = Field("wss://ws.kite.trade", validation_alias=_kite("KITE_TICKER_URL"))
     kite_api_url: str = Field("https://api.kite.trade", validation_alias=_kite("KITE_API_URL"))
