@@ -119,13 +119,18 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def make_settings(redis_url: str, sqlite_url: str) -> Callable[..., Settings]:
     """Settings for this test: its Redis and database, its clock reading ``FLEET_NOW`` as
-    the test starts (whatever the real date), with any field overridden."""
+    the test starts (whatever the real date), Kite on a closed local port, with any
+    field overridden."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "redis_url": redis_url,
             "database_url": sqlite_url,
             "clock_offset_seconds": offset_to(FLEET_NOW),
+            # Kite is never asked from a test: a closed loopback port unless a test
+            # points these at its local Kite servers.
+            "kite_ticker_url": "ws://127.0.0.1:9",
+            "kite_api_url": "http://127.0.0.1:9",
         }
         values.update(overrides)
         return Settings(**values)

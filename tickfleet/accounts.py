@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
+from tickfleet.sessions import Credentials
 from tickfleet.settings import Settings
 
 KITE_CONNECTIONS_PER_API_KEY = 3
@@ -51,6 +52,13 @@ class Account:
     @property
     def has_credentials(self) -> bool:
         return bool(self.api_key and self.access_token)
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The configured api key and access token (a posted token may replace them)."""
+        if not self.api_key or self.access_token is None:
+            return None
+        return Credentials(self.api_key, self.access_token, "configuration")
 
 
 _ENTRIES = TypeAdapter(list[AccountEntry])

@@ -15,7 +15,7 @@ import redis
 from redis import Redis
 from sqlalchemy import Engine
 
-from tickfleet.accounts import Account, load_accounts
+from tickfleet.accounts import Account, index_account, load_accounts
 from tickfleet.assignment_store import AssignmentStore
 from tickfleet.clock import Clock, clock_from_settings
 from tickfleet.connections import fail_fast_client, patient_client
@@ -31,6 +31,7 @@ from tickfleet.metrics import MetricsBuffer, MetricsFlusher
 from tickfleet.names import Channels, Keys
 from tickfleet.rebalance import Rebalancer
 from tickfleet.reload import ReloadConfig, ReloadCoordinator, ReloadScheduler
+from tickfleet.sessions import Credentials, rest_credentials
 from tickfleet.settings import Settings
 from tickfleet.subscriptions import SubscriptionStore
 
@@ -78,6 +79,13 @@ class Services:
     @cached_property
     def accounts(self) -> list[Account]:
         return load_accounts(self.settings)
+
+    def kite_credentials(self) -> Credentials | None:
+        """The index account's credentials for Kite's REST side; None without one."""
+        account = index_account(self.accounts)
+        if account is None:
+            return None
+        return rest_credentials(self.redis, self.keys, account.account_id, account.credentials)
 
     @cached_property
     def subscriptions(self) -> SubscriptionStore:

@@ -87,10 +87,7 @@ class SessionStore:
         return None
 
     async def posted(self) -> Credentials | None:
-        fields = _fields(await self._client.hgetall(self._keys.session_token(self.account_id)))
-        if not fields.get("access_token") or not fields.get("api_key"):
-            return None
-        return Credentials(fields["api_key"], SecretStr(fields["access_token"]), "admin")
+        return _posted(await self._client.hgetall(self._keys.session_token(self.account_id)))
 
     async def accepted(self, credentials: Credentials, now: float) -> None:
         """Kite took these credentials: the session is valid."""
@@ -139,6 +136,19 @@ def post_token(
     )
 
 
+def rest_credentials(
+    client: redis.Redis, keys: Keys, account_id: str, configured: Credentials | None
+) -> Credentials | None:
+    """What Kite's REST side is asked with (the instruments dump, quotes): the same
+    choice a stream makes, read synchronously."""
+    refused = {_text(p) for p in client.smembers(keys.session_refused(account_id))}
+    posted = _posted(client.hgetall(keys.session_token(account_id)))
+    for candidate in (posted, configured):
+        if candidate is not None and candidate.fingerprint not in refused:
+            return candidate
+    return None
+
+
 def read_sessions(
     client: redis.Redis, keys: Keys, account_ids: Iterable[str]
 ) -> dict[str, SessionState]:
@@ -152,6 +162,13 @@ def read_sessions(
 
 def _fields(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _posted(raw: Mapping[bytes | str, bytes | str]) -> Credentials | None:
+    fields = _fields(raw)
+    if not fields.get("access_token") or not fields.get("api_key"):
+        return None
+    return Credentials(fields["api_key"], SecretStr(fields["access_token"]), "admin")
 
 
 def _text(value: bytes | str) -> str:

@@ -11,13 +11,12 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-import httpx
-import orjson
-
 from tickfleet.instruments.csv_dump import parse_dump, read_dump
 from tickfleet.instruments.errors import InstrumentSourceError
 from tickfleet.instruments.model import DERIVATIVE_TYPES, Instrument
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
+from tickfleet.kite.rest import KiteRestClient, KiteRestError
+from tickfleet.sessions import Credentials
 from tickfleet.settings import Settings
 
 FLEET_UNDERLYINGS = ("NIFTY",)
@@ -69,52 +68,38 @@ class CsvFileSource:
         return select_underlyings(read_dump(self.path), self.underlyings)
 
 
-def _kite_error_message(response: httpx.Response) -> str:
-    """Kite explains refusals in a JSON ``message``; anything else is quoted briefly."""
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return response.text[:200]
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return f"{body.get('error_type', 'error')}: {body['message']}"
-    return response.text[:200]
-
-
 class KiteDumpSource:
-    """Kite Connect's daily instruments dump, downloaded with the account's credentials."""
+    """Kite Connect's daily instruments dump, through the official client (``KITE_API_URL``).
+
+    The whole dump, not the NFO part alone: the index itself is listed on NSE.
+    """
 
     def __init__(
         self,
-        url: str,
-        api_key: str,
-        access_token: str,
+        root: str,
+        credentials: Credentials,
         timeout: float = 30.0,
         underlyings: Collection[str] | None = FLEET_UNDERLYINGS,
     ) -> None:
-        self.url = url
+        self.root = root
         self.timeout = timeout
         self.underlyings = underlyings
-        self.name = f"kite dump {url}"
-        self._headers = {
-            "X-Kite-Version": "3",
-            "Authorization": f"token {api_key}:{access_token}",
-        }
+        self.name = f"kite dump {root} ({credentials.source} token)"
+        self._credentials = credentials
 
     def fetch(self, today: date) -> list[Instrument]:
         return select_underlyings(parse_dump(self._download()), self.underlyings)
 
     def _download(self) -> str:
+        c = self._credentials
+        client = KiteRestClient(
+            c.api_key, c.access_token.get_secret_value(), root=self.root, timeout=self.timeout
+        )
         try:
-            response = httpx.get(
-                self.url, headers=self._headers, timeout=self.timeout, follow_redirects=True
-            )
-        except httpx.HTTPError as exc:
-            raise InstrumentSourceError(f"{self.name}: download failed: {exc!r}") from exc
-        if response.status_code != httpx.codes.OK:
-            raise InstrumentSourceError(
-                f"{self.name}: HTTP {response.status_code}: {_kite_error_message(response)}"
-            )
-        return response.text
+            with client:
+                return client.instruments_dump()
+        except KiteRestError as exc:
+            raise InstrumentSourceError(f"{self.name}: {exc}") from None
 
 
 SpotProvider = Callable[[], float]
@@ -137,14 +122,10 @@ class OfflineUniverseSource:
         return generate_universe(today, spot, self.spec)
 
 
-def choose_source(settings: Settings) -> InstrumentSource:
-    """A configured CSV file first, then Kite when credentials exist, else offline."""
+def choose_source(settings: Settings, kite: Credentials | None) -> InstrumentSource:
+    """A configured CSV file first, then Kite with ``kite``'s session, else offline."""
     if settings.instruments_csv is not None:
         return CsvFileSource(settings.instruments_csv)
-    if settings.kite_api_key and settings.kite_access_token:
-        return KiteDumpSource(
-            f"{settings.kite_api_url.rstrip('/')}/instruments",
-            settings.kite_api_key,
-            settings.kite_access_token.get_secret_value(),
-        )
+    if kite is not None:
+        return KiteDumpSource(settings.kite_api_url, kite)
     return OfflineUniverseSource(UniverseSpec.from_settings(settings))

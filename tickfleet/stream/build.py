@@ -34,6 +34,7 @@ from tickfleet.stream.live_session import LiveSession
 from tickfleet.stream.pacing import Simulation
 from tickfleet.stream.publisher import PublisherConfig
 from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
+from tickfleet.stream.seed import kite_last_price, no_seed
 from tickfleet.stream.simulated_index import Index, SimulatedIndex
 from tickfleet.stream.simulated_options import RowLookup, SimulatedOptions
 
@@ -115,10 +116,19 @@ def build_underlying_stream(
 
     def feed(parts: StreamParts) -> Feed:
         publish, latest = parts.clients.publish, config.channels.latest_underlying
+        session = index_account(list(accounts))
+        seed = no_seed()
+        if session is not None:
+            store = SessionStore(parts.clients.fleet, config.keys, session.account_id)
+            configured = configured_credentials(settings, session.account_id)
+            seed = kite_last_price(
+                store, configured, settings.kite_api_url, f"NSE:{index.tradingsymbol}"
+            )
         simulated = SimulatedIndex(
             index,
             spec,
             settings.mock_underlying_price,
+            seed,
             RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot),
             lambda: publish.hget(latest, index.underlying),
             parts.outlet,
@@ -128,7 +138,6 @@ def build_underlying_stream(
         )
         parts.status.tokens = 1  # the index itself
         feeds: dict[StreamMode, Feed] = {"mock": simulated}
-        session = index_account(list(accounts))
         if session is not None:
             feeds["live"] = LiveIndex(
                 index,
@@ -180,9 +189,7 @@ def configured_credentials(settings: Settings, account_id: str) -> ConfiguredCre
         except AccountConfigError as exc:
             log.warning("accounts configuration unreadable, ignored: %s", exc)
             return None
-        if account is None or not account.api_key or account.access_token is None:
-            return None
-        return Credentials(account.api_key, account.access_token, "configuration")
+        return account.credentials if account is not None else None
 
     return read
 

@@ -5,9 +5,10 @@ script that refuses older versions), then sends the index tick. Account streams 
 host read that value; nobody ever locks.
 
 A new writer resumes from the stored snapshot, else from the last index tick consumers
-received (the publish target may have outlived the fleet's Redis), else it starts at the
-configured price with the clock's milliseconds as its first version: versions then keep
-rising across any restart, since a writer never ticks faster than once a millisecond.
+received (the publish target may have outlived the fleet's Redis), else it starts at
+Kite's last price (when an account has a session) or the configured price, with the
+clock's milliseconds as its first version: versions then keep rising across any
+restart, since a writer never ticks faster than once a millisecond.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tickfleet.market.snapshot import (
 from tickfleet.payloads import IndexQuote, Stamp, index_tick
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.pacing import Simulation, tick_forever
+from tickfleet.stream.seed import SeedPrice
 from tickfleet.stream.status import StreamStatus
 
 log = logging.getLogger("tickfleet.stream")
@@ -51,6 +53,7 @@ class SimulatedIndex:
         index: Index,
         spec: WalkSpec,
         start_price: float,
+        seed: SeedPrice,
         snapshots: RedisSnapshotStore,
         last_published: LastPublished,
         outlet: Outlet,
@@ -61,6 +64,7 @@ class SimulatedIndex:
         self._index = index
         self._spec = spec
         self._start_price = start_price
+        self._seed = seed
         self._snapshots = snapshots
         self._last_published = last_published
         self._outlet = outlet
@@ -100,8 +104,11 @@ class SimulatedIndex:
         last = await self._snapshots.read() or await self._from_last_tick()
         if last is None:
             first = int(self._sim.clock.time() * 1000)
-            log.info("underlying starts at %.2f, version %d", self._start_price, first + 1)
-            return UnderlyingBuilder(self._spec, self._start_price, version=first)
+            seeded = await self._seed()
+            start = seeded or self._start_price
+            source = "Kite's last price" if seeded else "the configured price"
+            log.info("underlying starts at %.2f (%s), version %d", start, source, first + 1)
+            return UnderlyingBuilder(self._spec, start, version=first)
         log.info("underlying resumes from v%d at %.2f", last.version, last.price)
         return UnderlyingBuilder.resume(self._spec, last)
 

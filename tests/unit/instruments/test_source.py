@@ -17,6 +17,7 @@ from tickfleet.instruments.source import (
     select_underlyings,
 )
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
+from tickfleet.sessions import Credentials
 from tickfleet.settings import Settings
 
 NOV_4 = date(2025, 11, 4)
@@ -97,27 +98,23 @@ def base_settings(**overrides: object) -> Settings:
 
 def test_choose_source_prefers_a_configured_csv_file(tmp_path: Path) -> None:
     path = tmp_path / "dump.csv"
-    settings = base_settings(instruments_csv=path, kite_api_key="k", kite_access_token="t")
-    source = choose_source(settings)
+    settings = base_settings(instruments_csv=path)
+    source = choose_source(settings, Credentials("k", SecretStr("t"), "configuration"))
     assert isinstance(source, CsvFileSource)
     assert source.path == path
 
 
-def test_choose_source_uses_kite_with_credentials() -> None:
-    settings = base_settings(
-        kite_api_key="key123",
-        kite_access_token=SecretStr("tok456"),
-        kite_api_url="http://127.0.0.1:9",
-    )
-    source = choose_source(settings)
+def test_choose_source_uses_kite_with_a_session() -> None:
+    settings = base_settings(kite_api_url="http://127.0.0.1:9")
+    source = choose_source(settings, Credentials("key123", SecretStr("tok456"), "admin"))
     assert isinstance(source, KiteDumpSource)
-    assert source.url == "http://127.0.0.1:9/instruments"
+    assert source.root == "http://127.0.0.1:9"
     assert source.underlyings == ("NIFTY",)
     assert "tok456" not in source.name
 
 
 def test_choose_source_falls_back_to_the_offline_universe() -> None:
-    settings = base_settings(kite_api_key="key-without-token", mock_strikes_each_side=4)
-    source = choose_source(settings)
+    settings = base_settings(mock_strikes_each_side=4)
+    source = choose_source(settings, None)
     assert isinstance(source, OfflineUniverseSource)
     assert source.spec == UniverseSpec.from_settings(settings)
