@@ -7,8 +7,8 @@ and the package must not import from the tests.
 from tickfleet.kite.local_server import (
     DEFAULT_CREDENTIALS,
     MALFORMED,
+    AccessTokens,
     ClientState,
-    Credentials,
     KiteServer,
     TextKind,
 )
@@ -16,8 +16,8 @@ from tickfleet.kite.local_server import (
 __all__ = [
     "DEFAULT_CREDENTIALS",
     "MALFORMED",
+    "AccessTokens",
     "ClientState",
-    "Credentials",
     "KiteServer",
     "TextKind",
 ]

@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from tickfleet.clock import Clock
 from tickfleet.kite.messages import (
     ErrorMessage,
+    RedactingLogger,
     Unreadable,
     parse_text,
     redact,
@@ -98,15 +99,6 @@ class ConnectionStatus:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The websockets library's logger: its debug lines show the URL with the token."""
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            text = str(msg) % args if args else str(msg)
-            self.logger.log(level, redact_text(text), **kwargs)
-
-
 class KiteConnection:
     """One socket's worth of tokens (at most 3000), kept subscribed in their modes."""
 
@@ -133,7 +125,7 @@ class KiteConnection:
         self._wanted: dict[int, TickMode] = {}
         self._changed = asyncio.Event()
         self._delivered = False  # the current socket has received something
-        self._wire_log = _RedactingLogger(logging.getLogger("tickfleet.kite.wire"), {})
+        self._wire_log = RedactingLogger(logging.getLogger("tickfleet.kite.wire"), {})
 
     def want(self, modes: Mapping[int, TickMode]) -> None:
         """Stream exactly ``modes`` (token → mode) from now on; sent at once when connected."""

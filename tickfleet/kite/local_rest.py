@@ -7,7 +7,7 @@ quotes (``GET /quote``, ``/quote/ltp``, ``/quote/ohlc`` with ``i=EXCHANGE:TRADIN
 in the shapes of Kite's published reference responses) from a price table the test
 sets. Every request must carry ``Authorization: token api_key:access_token`` with an
 account's current token, else 403 and Kite's ``TokenException`` envelope; the accounts
-are ``local_server.Credentials``, so a token is renewed or refused here as on the
+are ``local_server.AccessTokens``, so a token is renewed or refused here as on the
 ticker server.
 
 It is the standard library's threaded HTTP server on 127.0.0.1 in a background thread:
@@ -41,7 +41,7 @@ import orjson
 
 from tickfleet.instruments.csv_dump import write_dump
 from tickfleet.instruments.model import Instrument
-from tickfleet.kite.local_server import DEFAULT_CREDENTIALS, Credentials
+from tickfleet.kite.local_server import DEFAULT_CREDENTIALS, AccessTokens
 
 _KITE_TIMEZONE: Final = ZoneInfo("Asia/Kolkata")  # Kite stamps quotes in exchange time
 _INSTRUMENTS_OF_EXCHANGE: Final = re.compile(r"/instruments/([A-Z]+)")
@@ -113,7 +113,7 @@ class KiteRestServer:
         port: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._credentials = Credentials(credentials)
+        self._credentials = AccessTokens(credentials)
         self.api_key = self._credentials.first_api_key
         self._instruments = list(instruments)
         self._quotes: dict[str, _Quote] = {}

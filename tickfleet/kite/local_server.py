@@ -29,7 +29,6 @@ import itertools
 import logging
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,7 +45,7 @@ from websockets.http11 import Request, Response
 
 from tickfleet.instruments.tokens import SEGMENT_IDS
 from tickfleet.kite.encode import HEARTBEAT, encode_frame, encode_packet
-from tickfleet.kite.messages import connect_url
+from tickfleet.kite.messages import RedactingLogger, connect_url
 from tickfleet.kite.packets import Tick, TickMode, price_divisor
 
 DEFAULT_CREDENTIALS: Final[Mapping[str, str]] = MappingProxyType(
@@ -63,25 +62,10 @@ _MAX_TOKEN: Final = 2**32 - 1
 _MAX_WIRE_PRICE: Final = 2**32 - 1  # prices travel as unsigned 32-bit integers
 _TICK_SIZE: Final = 0.05
 _COMMAND_TIMEOUT: Final = 10.0
-_HANDSHAKE_TOKEN: Final = re.compile(r"(access_token=)[^&\s]*")
 _T = TypeVar("_T")
 
 
-class _MaskTokens(logging.Filter):
-    """websockets logs each handshake's request line at DEBUG: mask its access token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "access_token=" in message:
-            record.msg, record.args = _HANDSHAKE_TOKEN.sub(r"\1***", message), ()
-        return True
-
-
-_log = logging.getLogger(__name__)
-_log.addFilter(_MaskTokens())
-
-
-class Credentials:
+class AccessTokens:
     """Which access token each api key holds now, and which api keys are refused.
 
     Both local servers (this one and ``local_rest``'s) check a request's pair here, so
@@ -193,7 +177,7 @@ class KiteServer:
         seed: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._credentials = Credentials(credentials)
+        self._credentials = AccessTokens(credentials)
         self.api_key = self._credentials.first_api_key
         self._interval = interval
         self._heartbeat_interval = heartbeat_interval
@@ -372,7 +356,7 @@ class KiteServer:
             ping_interval=None,  # the client pings; a stalled server must send nothing
             close_timeout=1,
             compression=None,
-            logger=_log,
+            logger=RedactingLogger(logging.getLogger(__name__), {}),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._walker = asyncio.create_task(self._walk())

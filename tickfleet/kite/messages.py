@@ -9,10 +9,11 @@ it and carry on: nothing here raises on what the server sends.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, get_args
+from typing import Any, Final, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -47,6 +48,16 @@ _TOKEN_IN_TEXT: Final = re.compile(r"(access_token=)[^&\s\"']+")
 def redact_text(text: str) -> str:
     """``text`` with every ``access_token=...`` value replaced by ``***``."""
     return _TOKEN_IN_TEXT.sub(r"\1" + _REDACTED, text)
+
+
+class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger for the websockets library, whose debug lines show the handshake's URL
+    (and so the access token): every message is redacted before it is logged."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, redact_text(text), **kwargs)
 
 
 def subscribe(tokens: Iterable[int]) -> str:
