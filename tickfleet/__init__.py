@@ -3,4 +3,4 @@
 Workers (``workers/``) and producers (``producers/``) are thin adapters around it.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
