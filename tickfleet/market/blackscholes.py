@@ -8,7 +8,8 @@ thousands of options costs a few array operations, not a Python loop per option.
 Time is in calendar years of 365 days, the same basis as theta per day. Time and
 volatility are floored (one minute, 0.01 %) so expiry-day and degenerate inputs give
 finite numbers instead of divisions by zero; a non-positive or non-finite spot or
-strike gives NaN for that option only, without a NumPy warning.
+strike gives NaN for that option only, without a NumPy warning. ``implied_vol`` turns
+prices into the coordinates of ``tickfleet.market.implied``, which does the search.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from tickfleet.market.implied import implied_total_vol
 from tickfleet.market.normal import cdf_pair, pdf
 
 FloatArray = NDArray[np.float64]
@@ -149,104 +151,10 @@ def greeks(
     )
 
 
-@dataclass(slots=True)
-class _Search:
-    """Per-option state of the implied-volatility search (flattened arrays)."""
-
-    target: FloatArray
-    inputs: _Inputs
-    shape: tuple[int, ...]
-    solvable: NDArray[np.bool_]
-    tolerance: FloatArray
-    sigma: FloatArray
-    low: FloatArray
-    high: FloatArray
-
-    def take(self, rows: NDArray[np.intp]) -> _Inputs:
-        x = self.inputs
-        return _Inputs(
-            x.spot[rows], x.strike[rows], x.years[rows], self.sigma[rows], x.is_call[rows], x.rate
-        )
-
-
-def _prepare(option_price: ArrayLike, x: _Inputs) -> _Search:
-    """Flattened search state; options whose price no volatility reaches are unsolvable."""
-    target = np.asarray(option_price, dtype=np.float64)
-    shape = np.broadcast_shapes(target.shape, x.spot.shape)
-    target = np.broadcast_to(target, shape).ravel()
-    x = _flat(x, shape)
-    low_price, high_price = _bounds(x)
-    tolerance = 1e-9 * np.maximum(target - low_price, 0.0) + 1e-13 * x.spot
-    return _Search(
-        target=target,
-        inputs=x,
-        shape=shape,
-        solvable=(target >= low_price - tolerance) & (target <= high_price + tolerance),
-        tolerance=tolerance,
-        sigma=_initial_sigma(target - low_price, x),
-        low=np.full_like(target, IV_LOW),
-        high=np.full_like(target, IV_HIGH),
-    )
-
-
-def _flat(x: _Inputs, shape: tuple[int, ...]) -> _Inputs:
-    def flat(values: NDArray[_Element]) -> NDArray[_Element]:
-        return np.broadcast_to(values, shape).ravel()
-
-    return _Inputs(
-        flat(x.spot), flat(x.strike), flat(x.years), flat(x.vol), flat(x.is_call), x.rate
-    )
-
-
-def _price_and_vega(x: _Inputs) -> tuple[FloatArray, FloatArray]:
-    """Price and raw vega (per unit sigma), what a Newton step on sigma needs."""
-    terms = _terms(x)
-    return _price(x, terms), x.spot * pdf(terms.d1) * terms.sqrt_t
-
-
-def _bounds(x: _Inputs) -> tuple[FloatArray, FloatArray]:
-    """Prices at the lowest and highest volatility searched: the attainable range."""
-    low = _price(*_with_vol(x, IV_LOW))
-    high = _price(*_with_vol(x, IV_HIGH))
-    return low, high
-
-
-def _with_vol(x: _Inputs, vol: float) -> tuple[_Inputs, _Terms]:
-    y = _Inputs(x.spot, x.strike, x.years, np.full_like(x.spot, vol), x.is_call, x.rate)
-    return y, _terms(y)
-
-
-def _initial_sigma(time_value: FloatArray, x: _Inputs) -> FloatArray:
-    """Start where the price is most linear in sigma (Manaster-Koehler), else near ATM.
-
-    From that inflection point Newton's method converges monotonically; the
-    Brenner-Subrahmanyam estimate (on the time value) covers the at-the-money case,
-    where the inflection point is zero.
-    """
-    forward_moneyness = np.abs(np.log(x.spot / x.strike) + x.rate * x.years)
-    inflection = np.sqrt(2.0 * forward_moneyness / x.years)
-    at_the_money = np.sqrt(2.0 * np.pi / x.years) * np.maximum(time_value, 0.0) / x.spot
-    start = np.nan_to_num(np.maximum(inflection, at_the_money), nan=0.2)
-    clipped: FloatArray = np.clip(start, 2.0 * IV_LOW, 0.5 * IV_HIGH)
-    return clipped
-
-
-def _step(search: _Search, rows: NDArray[np.intp], vol_tolerance: float) -> NDArray[np.bool_]:
-    """One safeguarded Newton step on ``rows``; returns which of them have converged."""
-    model, vega = _price_and_vega(search.take(rows))
-    error = model - search.target[rows]
-    sigma = search.sigma[rows]
-    high = np.where(error > 0, sigma, search.high[rows])
-    low = np.where(error < 0, sigma, search.low[rows])
-    newton = np.full_like(sigma, np.nan)
-    np.divide(error, vega, out=newton, where=vega > 1e-300)
-    newton = sigma - newton
-    inside = (newton > low) & (newton < high)
-    following = np.where(inside, newton, 0.5 * (low + high))
-    converged = np.abs(error) <= search.tolerance[rows]
-    search.sigma[rows] = np.where(converged, sigma, following)
-    search.low[rows], search.high[rows] = low, high
-    return converged | (high - low <= vol_tolerance)
+def _flat(values: NDArray[_Element], shape: tuple[int, ...]) -> NDArray[_Element]:
+    if values.shape != shape:  # broadcast_to costs microseconds even when it has nothing to do
+        values = np.broadcast_to(values, shape)
+    return values.ravel()
 
 
 def implied_vol(
@@ -257,25 +165,34 @@ def implied_vol(
     is_call: ArrayLike,
     rate: float,
     *,
-    max_iter: int = 100,
-    vol_tolerance: float = 1e-10,
+    max_iter: int = 50,
+    vol_tolerance: float = 1e-4,
 ) -> FloatArray:
     """The volatility that reproduces each price; NaN where none exists or none was found.
 
     No volatility exists for a price outside the range that volatilities between
     ``IV_LOW`` and ``IV_HIGH`` produce, e.g. below the European no-arbitrage bound
-    ``S - K e^{-rT}`` of a call. Newton steps are kept inside a shrinking bracket and
-    replaced by bisection whenever they would leave it, so every option converges
-    within ``max_iter`` iterations (bisection alone needs about 36).
+    ``S - K e^{-rT}`` of a call. The search (``tickfleet.market.implied``) stops an
+    option once a step moves its volatility by less than ``vol_tolerance`` of itself;
+    that step is still taken, and Halley's cubic convergence leaves it within about
+    1e-11 (relative) of where the steps stop moving. It usually takes two steps; an
+    option still moving after ``max_iter`` steps is NaN. A price with no time value
+    left in a double (deep in the money, far from expiry) determines no volatility; it
+    is NaN unless rounding left it a trace of time value.
     """
-    search = _prepare(option_price, _inputs(spot, strike, years, IV_LOW, is_call, rate))
-    result = np.full_like(search.target, np.nan)
-    rows = np.flatnonzero(search.solvable)
-    for _ in range(max_iter):
-        if rows.size == 0:
-            break
-        done = _step(search, rows, vol_tolerance)
-        result[rows[done]] = search.sigma[rows[done]]
-        rows = rows[~done]
-    shaped: FloatArray = result.reshape(search.shape)
+    x = _inputs(spot, strike, years, IV_LOW, is_call, rate)
+    target = np.asarray(option_price, dtype=np.float64)
+    shape = np.broadcast_shapes(target.shape, x.spot.shape)
+    s, k, t = _flat(x.spot, shape), _flat(x.strike, shape), _flat(x.years, shape)
+    sqrt_t = np.sqrt(t)
+    total = implied_total_vol(
+        _flat(target, shape) * np.exp(0.5 * x.rate * t) / np.sqrt(s * k),
+        np.log(s / k) + x.rate * t,
+        _flat(x.is_call, shape),
+        IV_LOW * sqrt_t,
+        IV_HIGH * sqrt_t,
+        max_iter=max_iter,
+        tolerance=vol_tolerance,
+    )
+    shaped: FloatArray = (total / sqrt_t).reshape(shape)
     return shaped
