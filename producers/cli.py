@@ -53,7 +53,10 @@ def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
 def cmd_refresh(services: Services, _args: argparse.Namespace) -> int:
     now = _now(services)
     summary = refresh_instruments(
-        services.registry, choose_source(services.settings, services.kite_credentials()), now.date(), now
+        services.registry,
+        choose_source(services.settings, services.kite_credentials()),
+        now.date(),
+        now,
     )
     print(
         f"instruments: added {summary.added}, updated {summary.updated}, "

@@ -221,18 +221,42 @@ class CoverageCollector(Collector):
         yield family
 
 
-class SessionCollector(Collector):
-    """``kite_session_valid{account}``: 1 while Kite takes the account's token, 0 once it
-    refused it, absent until a stream has tried one."""
+class KiteCollector(Collector):
+    """The live feed's state at scrape time, from the same reads as ``/health``.
 
-    def __init__(self, read: Callable[[], dict[str, SessionState]]) -> None:
-        self._read = read
+    ``kite_session_valid{account}``: 1 while Kite takes the account's token, 0 once it
+    refused it, absent until a stream has tried one. ``kite_connection_up{stream,
+    connection}``: 1 while a live stream's Kite connection is open, 0 while it is down.
+    """
+
+    def __init__(
+        self,
+        sessions: Callable[[], dict[str, SessionState]],
+        streams: Callable[[], dict[str, dict[str, Any]]],
+    ) -> None:
+        self._sessions = sessions
+        self._streams = streams
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
+        valid = GaugeMetricFamily(
             "kite_session_valid", "Kite accepts the account's access token.", labels=["account"]
         )
-        for account_id, state in sorted(self._read().items()):
+        for account_id, state in sorted(self._sessions().items()):
             if state.verdict is not None:
-                family.add_metric([account_id], 1.0 if state.verdict == "valid" else 0.0)
-        yield family
+                valid.add_metric([account_id], 1.0 if state.verdict == "valid" else 0.0)
+        yield valid
+        up = GaugeMetricFamily(
+            "kite_connection_up",
+            "A live stream's Kite connection is open.",
+            labels=["stream", "connection"],
+        )
+        for name, stream in sorted(self._streams().items()):
+            if stream.get("mode") == "live":
+                for c in stream.get("connections", []):
+                    up.add_metric([name, str(c["connection"])], 1.0 if c["connected"] else 0.0)
+        yield up
+
+
+def current_streams(services: Services) -> dict[str, dict[str, Any]]:
+    """Every expected stream's status (for the metrics, without the rest of /health)."""
+    return _fleet_reads(services)[2]

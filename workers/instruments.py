@@ -17,7 +17,9 @@ def refresh_instruments_task() -> dict[str, Any]:
     """Reload the registry, then request a reload so unlisted or expired tokens drop out."""
     svc = services()
     now = datetime.fromtimestamp(svc.clock.time(), ZoneInfo(svc.settings.market_timezone))
-    summary = refresh_instruments(svc.registry, choose_source(svc.settings, svc.kite_credentials()), now.date(), now)
+    summary = refresh_instruments(
+        svc.registry, choose_source(svc.settings, svc.kite_credentials()), now.date(), now
+    )
     svc.coordinator(reload_scheduler()).request("instrument refresh")
     return {
         "added": summary.added,

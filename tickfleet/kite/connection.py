@@ -163,7 +163,7 @@ class KiteConnection:
             lost = _LostAfterServingError if self._delivered else _ConnectionFailedError
             raise lost(_describe(exc)) from exc
         finally:
-            self.status.connected = False
+            self.status.connected, self.status.subscribed = False, 0
             await socket.close()
 
     async def _open(self) -> ClientConnection:

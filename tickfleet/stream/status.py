@@ -137,11 +137,20 @@ def read_streams(
         status, holder = _parse(results[2 * i]), results[2 * i + 1]
         if not results[2 * i] and holder is None and name not in wanted:
             continue
+        _add_ages(status["connections"], now)
         status["lease_holder"] = holder.decode() if holder else None
         status["expected"] = name in wanted
         status["problem"] = _problem(status, bool(results[2 * i]), now, stale_seconds)
         out[name] = status
     return out
+
+
+def _add_ages(connections: list[dict[str, Any]], now: float) -> None:
+    """Seconds since each connection's last tick and heartbeat, as an operator reads them."""
+    for c in connections:
+        for moment in ("last_tick_at", "last_heartbeat_at"):
+            at = c.get(moment)
+            c[moment.replace("_at", "_age")] = round(now - at, 1) if at is not None else None
 
 
 def _problem(

@@ -9,8 +9,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from producers.api.deps import CoordinatorDep, ServicesDep
 from tickfleet.health import (
     CoverageCollector,
-    SessionCollector,
+    KiteCollector,
     current_coverage,
+    current_streams,
     health_document,
     kite_sessions,
 )
@@ -30,5 +31,7 @@ def metrics(services: ServicesDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(services.redis, services.settings.key_prefix))
     registry.register(CoverageCollector(lambda: current_coverage(services)))
-    registry.register(SessionCollector(lambda: kite_sessions(services)))
+    registry.register(
+        KiteCollector(lambda: kite_sessions(services), lambda: current_streams(services))
+    )
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

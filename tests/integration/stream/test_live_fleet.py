@@ -159,6 +159,7 @@ def test_live_ticks_carry_kites_prices_with_greeks_and_survive_drops_stalls_and_
     _mode_change_reaches_kite(live, modes)
     owner = _stream_owner(redis_client, live.settings)
     _drop_then_stall(live, modes)
+    _connections_in_health(live)
     _new_day(live, modes)
     assert _stream_owner(redis_client, live.settings) == owner, "the stream never restarted"
     _no_secret_anywhere(live)
@@ -216,6 +217,31 @@ def _drop_then_stall(live: LiveFleet, modes: dict[int, str]) -> None:
         assert back < limit
 
 
+def _connections_in_health(live: LiveFleet) -> None:
+    name = account_stream(ACCOUNT)
+
+    def connections() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = live.health()["streams"][name]["connections"]
+        return found
+
+    def settled() -> bool:
+        found = connections()
+        subscribed = sum(c["subscribed"] for c in found)
+        return all(c["connected"] for c in found) and subscribed == len(live.chain)
+
+    # Statuses are reported once a second: wait for the one after the stall's reconnection.
+    wait_until(settled, 5, 0.2, "connections reported up")
+    stream = live.health()["streams"][name]
+    assert (stream["mode"], stream["session"]) == ("live", "valid")
+    metrics = live.api.get("/metrics").text
+    for c in stream["connections"]:
+        assert c["connected"] is True, stream["connections"]
+        assert c["reconnects"] >= 2 and c["frames"] > 0  # the drop, the stall
+        assert c["last_tick_age"] is not None and c["last_tick_age"] < 2.0
+        up = f'kite_connection_up{{connection="{c["connection"]}",stream="{name}"}}'
+        assert f"{up} 1.0" in metrics
+
+
 def _all_ticking(live: LiveFleet, tokens: set[int], since: float) -> bool:
     return live.tokens_ticking_since(since) == tokens
 
@@ -229,6 +255,8 @@ def _new_day(live: LiveFleet, modes: dict[int, str]) -> None:
     assert any(f"account {ACCOUNT}: Kite refused" in p for p in doc["problems"]), doc["problems"]
     metrics = live.api.get("/metrics").text
     assert f'kite_session_valid{{account="{ACCOUNT}"}} 0.0' in metrics
+    down = f'kite_connection_up{{connection="0",stream="{account_stream(ACCOUNT)}"}} 0.0'
+    wait_until(lambda: down in live.api.get("/metrics").text, 5, 0.2, "the connection down")
     refusals = live.kite.refused_handshakes
     time.sleep(3.0)
     assert live.kite.refused_handshakes == refusals, "a refused token is not retried"
