@@ -5,9 +5,12 @@ with realistic prices, volumes and depth, 200 to a frame, encoded by
 ``tickfleet.kite.encode``. Both parsers run on the same frames in the same run
 (``KiteTicker._parse_binary``, no connection opened); rounds alternate which goes first
 and figures are medians over rounds. Smaller frames and other modes follow, for the
-per-frame cost and the struct path. The last line printed is one JSON object.
+per-frame cost and the struct path. Then the live feed's other per-frame work, IV and
+greeks for the frame's options (``bench/greeks.py``'s measurement: ``enrich`` against
+vollib's per-option loop). The last line printed is one JSON object.
 
     python bench/parse.py [--packets 200] [--frames 40] [--rounds 7] [--seconds 0.8]
+                          [--enrich-seconds 2]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.greeks import measure_enrichment  # noqa: E402
 from tickfleet.instruments.tokens import SEGMENT_IDS, encode_token  # noqa: E402
 from tickfleet.kite import Tick, TickMode, encode_frame, parse_frame  # noqa: E402
 
@@ -126,6 +130,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="distinct frames cycled through")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.8, help="per round and parser")
+    parser.add_argument("--enrich-seconds", type=float, default=2.0, help="IV + greeks, total")
     args = parser.parse_args()
 
     baseline: Parser = KiteTicker("api_key", "access_token")._parse_binary
@@ -144,7 +149,8 @@ def main() -> None:
         )
         for mode, packets in sizes
     }
-    report(args, main_run, others, wrong)
+    enrichment = measure_enrichment(args.packets, 20, args.enrich_seconds)
+    report(args, main_run, others, wrong, enrichment)
 
 
 def report(
@@ -152,6 +158,7 @@ def report(
     main_run: dict[str, Any],
     others: dict[str, dict[str, Any]],
     wrong: int,
+    enrichment: dict[str, float],
 ) -> None:
     ratio, paired = main_run["ratio"], main_run["paired"]
     verdict = "OK" if ratio >= TARGET_RATIO else "MISSED"
@@ -170,6 +177,12 @@ def report(
             f"  {name:10s} frames: {run['ours']:10,.0f} packets/s vs {run['baseline']:9,.0f}"
             f" ({run['ratio']:.1f}x)"
         )
+    print(
+        f"IV + greeks per frame of {args.packets} options: "
+        f"{enrichment['enrich_options_per_s']:,.0f} options/s "
+        f"({enrichment['enrich_frame_ms']:.2f} ms a frame) vs vollib's loop "
+        f"{enrichment['vollib_options_per_s']:,.0f} ({enrichment['enrich_ratio']:.1f}x)"
+    )
     summary = {
         "packets_per_s": round(main_run["ours"]),
         "baseline_packets_per_s": round(main_run["baseline"]),
@@ -180,6 +193,10 @@ def report(
             f"{name.replace(' x', '_x')}_packets_per_s": round(run["ours"])
             for name, run in others.items()
         },
+        "enrich_options_per_s": round(enrichment["enrich_options_per_s"]),
+        "vollib_options_per_s": round(enrichment["vollib_options_per_s"]),
+        "enrich_ratio": round(enrichment["enrich_ratio"], 2),
+        "enrich_frame_ms": round(enrichment["enrich_frame_ms"], 3),
     }
     print(json.dumps(summary))
 
