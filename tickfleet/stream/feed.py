@@ -32,6 +32,11 @@ LIVE_UNAVAILABLE = (
 class Feed(Protocol):
     """Where a stream's ticks come from."""
 
+    @property
+    def excluded(self) -> Mapping[int, str]:
+        """Assigned tokens this feed does not stream, and why (shown while it runs)."""
+        ...
+
     async def run(self) -> None:
         """Produce ticks until cancelled, handing each to the publisher."""
         ...
@@ -65,6 +70,11 @@ class FeedSwitch:
         self._status = status
         self._every = check_every
 
+    @property
+    def excluded(self) -> Mapping[int, str]:
+        """The running feed's."""
+        return self._status.excluded
+
     async def apply(self, assignment: Assignment) -> None:
         for feed in self._feeds.values():
             await feed.apply(assignment)
@@ -89,6 +99,7 @@ class FeedSwitch:
     def _start(self, mode: StreamMode) -> asyncio.Task[None] | None:
         feed = self._feeds.get(mode)
         self._status.mode = mode if feed is not None else "idle"
+        self._status.excluded = feed.excluded if feed is not None else {}
         self._status.unavailable = LIVE_UNAVAILABLE if mode == "live" and feed is None else None
         log.info("stream %s: feed mode %s", self._status.stream, self._status.mode)
         return asyncio.create_task(feed.run(), name=f"feed:{mode}") if feed else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import tzinfo
 
 from tickfleet.assignment import Assignment
@@ -71,6 +71,11 @@ class LiveIndex:
         finally:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+
+    @property
+    def excluded(self) -> Mapping[int, str]:
+        """The index has no assigned tokens to leave out."""
+        return {}
 
     async def apply(self, assignment: Assignment) -> None:
         """The index is always streamed, whatever the assignment."""

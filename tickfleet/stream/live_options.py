@@ -35,7 +35,7 @@ from tickfleet.payloads import OptionPayload, Stamp
 from tickfleet.stream.live_session import LiveSession, pool_connections
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.simulated_options import RowLookup
-from tickfleet.stream.status import StreamStatus
+from tickfleet.stream.status import EXCLUDED_NOT_CATALOGUED, StreamStatus
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -122,6 +122,7 @@ class LiveOptions:
         self._tz = tz
         self._metrics = metrics
         self._contracts: dict[int, LiveContract] = {}
+        self.excluded: dict[int, str] = {}  # assigned, not streamed, and why
         self._plan: dict[int, dict[int, TickMode]] = {}
         self._versions = itertools.count(int(clock.time() * 1000))
         self.pool = ConnectionPool(
@@ -149,12 +150,29 @@ class LiveOptions:
             rows = await self._lookup(added)
             self._contracts.update((t, LiveContract.of(r, self._hours)) for t, r in rows.items())
         self._drop(removed)
-        self._replan(plan)
+        self._exclude_uncatalogued(wanted)
+        self._replan(
+            {
+                n: {t: m for t, m in modes.items() if t in self._contracts}
+                for n, modes in plan.items()
+            }
+        )
         if added or removed:
             log.info(
                 "stream %s applied assignment v%d: +%d -%d tokens (%d total)",
                 self._status.stream, assignment.version, len(added), len(removed), len(wanted),
             )  # fmt: skip
+
+    def _exclude_uncatalogued(self, wanted: set[int]) -> None:
+        """Assigned tokens without a registry row are not streamed; /health names them."""
+        missing = {t: EXCLUDED_NOT_CATALOGUED for t in wanted if t not in self._contracts}
+        if missing.keys() - self.excluded.keys():
+            log.warning(
+                "stream %s: %d assigned tokens have no registry row in the catalog; "
+                "not streamed (see /health)", self._status.stream, len(missing),
+            )  # fmt: skip
+        self.excluded.clear()
+        self.excluded.update(missing)
 
     def forget(self, tokens: Collection[int]) -> None:
         gone = set(tokens)

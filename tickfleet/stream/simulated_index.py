@@ -14,7 +14,7 @@ restart, since a writer never ticks faster than once a millisecond.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import NamedTuple
 
 import orjson
@@ -75,6 +75,11 @@ class SimulatedIndex:
 
     async def run(self) -> None:
         await tick_forever(self._sim.interval, self.tick, self._may_tick, self._status.stream)
+
+    @property
+    def excluded(self) -> Mapping[int, str]:
+        """The index has no assigned tokens to leave out."""
+        return {}
 
     async def apply(self, assignment: Assignment) -> None:
         """The index is always streamed, whatever the assignment."""

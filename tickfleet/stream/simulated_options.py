@@ -6,7 +6,8 @@ ticking, so a change never restarts the stream or leaves a gap on unchanged toke
 
 The book holds at most ``MOCK_STATE_MAX_SIZE`` contracts. When more are assigned, the
 feed chooses which to hold (those it already holds, then the lowest tokens) and reports
-every other one as excluded, with its reason, in the stream's status, so ``/health``
+every other one as excluded, with its reason (the stream's status shows the running
+feed's), so ``/health``
 names them; the moment room frees up (a token removed, a contract expired) the lowest
 excluded tokens are taken in. The cap never silently stops an assigned token.
 """
@@ -69,6 +70,7 @@ class SimulatedOptions:
         self._sim = simulation
         self._may_tick = may_tick
         self.tokens: set[int] = set()  # assigned to this account
+        self.excluded: dict[int, str] = {}  # assigned, not simulated, and why
         self._payloads: dict[int, OptionPayload] = {}  # of the tokens the book holds
 
     async def run(self) -> None:
@@ -123,19 +125,19 @@ class SimulatedOptions:
     def _drop(self, tokens: Collection[int]) -> None:
         self.book.forget(tokens)
         for token in tokens:
-            self._status.excluded.pop(token, None)
+            self.excluded.pop(token, None)
             self._payloads.pop(token, None)
         self._outlet.retract_options(tokens)
 
     def _exclude(self, tokens: Collection[int], reason: str) -> None:
         if not tokens:
             return
-        self._status.excluded.update(dict.fromkeys(tokens, reason))
+        self.excluded.update(dict.fromkeys(tokens, reason))
         self._outlet.retract_options(tokens)
 
     async def _fill(self) -> None:
         """Hold as many assigned tokens as the cap allows; report the rest as excluded."""
-        excluded = self._status.excluded
+        excluded = self.excluded
         settled = {t for t, why in excluded.items() if why != EXCLUDED_MOCK_CAP}
         waiting = sorted(self.tokens - set(self.book.tokens) - settled)
         room = max(0, self._cap - len(self.book))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -19,7 +19,13 @@ STATUS_TTL_SECONDS = 30
 EXCLUDED_MOCK_CAP = "mock_cap"
 EXCLUDED_EXPIRED = "expired"
 EXCLUDED_NOT_SIMULATED = "not_simulated"
-EXCLUDED_REASONS = (EXCLUDED_MOCK_CAP, EXCLUDED_EXPIRED, EXCLUDED_NOT_SIMULATED)
+EXCLUDED_NOT_CATALOGUED = "not_catalogued"  # live: no registry row in the stream's catalog
+EXCLUDED_REASONS = (
+    EXCLUDED_MOCK_CAP,
+    EXCLUDED_EXPIRED,
+    EXCLUDED_NOT_SIMULATED,
+    EXCLUDED_NOT_CATALOGUED,
+)
 
 
 @dataclass(slots=True)
@@ -47,7 +53,7 @@ class StreamStatus:
     breaker_source: str | None = None
     breaker_failures: int = 0
     breaker_opened_at: float | None = None
-    excluded: dict[int, str] = field(default_factory=dict)
+    excluded: Mapping[int, str] = field(default_factory=dict)  # the running feed's
     session: str | None = None  # live: connecting, valid or refused
     connections: dict[int, ConnectionStatus] = field(default_factory=dict)  # live only
 
