@@ -91,16 +91,17 @@ def test_ticks_carry_the_servers_prices_in_each_tokens_mode(kite: KiteServer) ->
     heard = Heard()
     made = connection(kite.connect_url(), heard, {T0: "full", T1: "quote", T2: "ltp"})
 
-    async def scenario() -> object:
+    async def scenario() -> tuple[object, int]:
         async with running(made):
             await await_until(lambda: heard.tokens() == set(prices), 5, what="all three tick")
-            return await asyncio.to_thread(kite.subscriptions)
+            return await asyncio.to_thread(kite.subscriptions), made.status.subscribed
 
-    assert run(scenario()) == [{T0: "full", T1: "quote", T2: "ltp"}]
+    subscribed, reported = run(scenario())
+    assert subscribed == [{T0: "full", T1: "quote", T2: "ltp"}] and reported == 3
     assert {t: heard.last(t).last_price for t in prices} == prices
     assert [heard.last(t).mode for t in (T0, T1, T2)] == ["full", "quote", "ltp"]
     assert heard.last(T0).depth is not None and heard.last(T1).depth is None
-    assert made.status.subscribed == 3 and made.status.reconnects == 0
+    assert made.status.reconnects == 0 and made.status.subscribed == 0  # stopped now
 
 
 def test_changes_are_sent_on_the_open_socket(kite: KiteServer) -> None:
