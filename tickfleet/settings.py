@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     breaker_redis_url: str | None = Field(None, validation_alias=_plain("BREAKER_REDIS_URL"))
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_plain("DATABASE_URL"))
     redis_socket_timeout: float = 2.0
+    database_timeout_seconds: float = Field(5.0, gt=0)  # a locked or slow database: 503 after
 
     # --- names -----------------------------------------------------------------
     key_prefix: str = "tickfleet:"
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     # --- API -------------------------------------------------------------------
     api_key: SecretStr | None = None
     api_port: int = Field(8000, validation_alias=_plain("API_PORT"))
+    api_max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies get 413
 
     # --- bounded reload ----------------------------------------------------------
     reload_debounce_seconds: float = Field(1.0, ge=0)
