@@ -10,4 +10,6 @@ RUN pip install --no-cache-dir .
 RUN useradd --create-home tickfleet
 USER tickfleet
 EXPOSE 8000 5555
-CMD ["uvicorn", "producers.api:app", "--host", "0.0.0.0", "--port", "8000"]
+# The API on every interface of the container: it refuses to start without TICKFLEET_API_KEY.
+ENV API_HOST=0.0.0.0 API_PORT=8000
+CMD ["python", "-m", "producers.api"]

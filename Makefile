@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-unit test-integration lint bench redis venv clean
+.PHONY: run logs test test-unit test-integration lint bench redis venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ redis: venv
 
 run: venv redis
 	@scripts/run-fleet.sh
+
+# Follow the logs of the fleet `make run` started (supervisord's own: starts, exits, restarts)
+FLEET_LOGS := supervisord stream control beat api flower
+logs:
+	@d="$${TICKFLEET_RUN_DIR:-var}/log"; tail -n 20 -F $(foreach p,$(FLEET_LOGS),"$$d/$(p).log")
 
 test: venv redis
 	scripts/run-tests.sh tests

@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
-# Start API, control worker, stream worker, beat and Flower together (see Procfile).
-# Defaults give a simulated market on a SQLite file; every one can be overridden by env.
+# `make run`: the whole fleet under supervisord (supervisord.conf), one program per process
+# kind. A program that dies is restarted and the restart logged; the others keep running.
+# Environment defaults: scripts/fleet-env.sh. Ctrl-C stops everything.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-mkdir -p var
-export DATABASE_URL="${DATABASE_URL:-sqlite:///$PWD/var/tickfleet.db}"
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
-export TICKFLEET_FEED="${TICKFLEET_FEED:-mock}"
-export API_HOST="${API_HOST:-127.0.0.1}"
-export API_PORT="${API_PORT:-8000}"
-export FLOWER_PORT="${FLOWER_PORT:-5555}"
-export FLOWER_BASIC_AUTH="${FLOWER_BASIC_AUTH:-admin:tickfleet}"
-export STREAM_CONCURRENCY="${STREAM_CONCURRENCY:-4}"
-export PYTHONUNBUFFERED=1
-.venv/bin/tickfleet init-db
+# shellcheck source=scripts/fleet-env.sh
+source "$(dirname "$0")/fleet-env.sh"
+cd "$TICKFLEET_ROOT"
+
+# Refuse, before anything starts, an environment that opens the API or Flower beyond
+# loopback without a real secret (each refuses again on its own at start-up).
+python -m tickfleet.exposure || exit 2
+tickfleet init-db
+
+flower_auth="none: loopback only"
+[ -n "${FLOWER_BASIC_AUTH:-}" ] && flower_auth="basic auth, user ${FLOWER_BASIC_AUTH%%:*}"
 cat <<MSG
-tickfleet is starting (Ctrl-C stops everything)
-  API      http://${API_HOST}:${API_PORT}        (docs: /docs, health: /health, metrics: /metrics)
-  Flower   http://127.0.0.1:${FLOWER_PORT}        (basic auth: ${FLOWER_BASIC_AUTH%%:*})
+tickfleet is starting under supervisord (Ctrl-C stops everything; a program that dies is restarted)
+  API      http://${API_HOST}:${API_PORT}   (docs: /docs, health: /health, metrics: /metrics)
+  Flower   http://${FLOWER_ADDRESS}:${FLOWER_PORT}   (${flower_auth})
   Redis    ${REDIS_URL}
   Database ${DATABASE_URL}
-  Ticks    .venv/bin/tickfleet tail
+  Logs     ${TICKFLEET_RUN_DIR}/log/<program>.log   (make logs)
+  Control  scripts/fleetctl.sh status | restart <program> | tail -f <program>
+  Ticks    tickfleet tail
 MSG
-exec .venv/bin/honcho start -f Procfile
+if [ -z "${TICKFLEET_API_KEY:-}" ]; then
+  echo "The API has no key (TICKFLEET_API_KEY unset): it is open to anyone on this machine, on loopback only."
+fi
+exec supervisord -c supervisord.conf
