@@ -32,7 +32,10 @@ def _now(services: Services) -> datetime:
 
 
 def _initialise(services: Services) -> None:
-    engine = make_engine(services.settings.database_url, create=True)
+    settings = services.settings
+    engine = make_engine(
+        settings.database_url, create=True, timeout=settings.database_timeout_seconds
+    )
     try:
         database = initialise(engine, _now(services))
     finally:
@@ -41,7 +44,7 @@ def _initialise(services: Services) -> None:
 
 
 def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
-    """Create the tables; load instruments when the registry is empty (or --refresh)."""
+    """Create or migrate the schema; load instruments when the registry is empty (or --refresh)."""
     wait_until_ready(lambda: _initialise(services), "database", args.wait)
     wait_until_ready(services.redis.ping, "redis", args.wait)
     if args.refresh or services.registry.count() == 0:
@@ -122,7 +125,7 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    init = sub.add_parser("init-db", help="create tables, load instruments if empty")
+    init = sub.add_parser("init-db", help="create or migrate the schema, load instruments if empty")
     init.add_argument("--refresh", action="store_true", help="reload instruments anyway")
     init.add_argument("--wait", type=float, default=30.0, help="seconds to wait for DB/Redis")
     init.set_defaults(func=cmd_init_db)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from tickfleet.breaker.view import read_shared, worst_local
 from tickfleet.coverage import REASONS, Coverage, Grace, coverage
 from tickfleet.failures import RedisFailureLog
 from tickfleet.names import PUBLISH_BREAKER, UNDERLYING_STREAM, account_stream, stream_account
+from tickfleet.presence import Capacity, Presence, fleet_capacity
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
 from tickfleet.sessions import SessionState, read_sessions
@@ -67,10 +69,24 @@ def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[
     doc["breaker"] = _breaker(services, doc["streams"].values())
     recent = RedisFailureLog(services.redis, services.keys.task_failures).recent(10)
     doc["failures"] = [f.to_dict() for f in recent]
+    room, doc["stream_workers"] = _stream_workers(services)
     doc["problems"] = _problems(doc, services, assignment) + covered.problems()
-    doc["warnings"] = _warnings(services)
+    waiting = sum(1 for s in doc["streams"].values() if s["expected"] and not s["lease_holder"])
+    doc["problems"] += [p for p in [room.problem(waiting)] if p]
+    doc["warnings"] = _warnings(services) + room.warnings(services.clock.time())
     doc["status"] = "degraded" if doc["problems"] else "ok"
     return doc
+
+
+def _stream_workers(services: Services) -> tuple[Capacity, dict[str, Any]]:
+    """The stream workers as they announce themselves, and the room they have left."""
+    now = services.clock.time()
+    room = fleet_capacity(services.redis, services.keys, now)
+    workers = [
+        {**asdict(r), "state": r.state(now)}
+        for r in Presence(services.redis, services.keys).read(now)
+    ]
+    return room, {"free_slots": room.free_slots, "workers": workers}
 
 
 def expected_streams(assignment: Assignment | None, active: Sequence[Subscription]) -> list[str]:

@@ -1,6 +1,7 @@
 """Make sure a stream runs for every stream name that should: start what has no lease.
 
-Used by the reload (right after a new assignment) and by the watchdog beat task. A
+Used by the reload (right after a new assignment) and by the watchdog beat task, only
+where a live stream worker has a free slot (``tickfleet.presence``). A
 "starting" marker with a grace TTL stops both from enqueueing the same start twice while
 the first one waits for a free worker; if that start is lost, the marker lapses and the
 next pass enqueues again. Duplicates that slip through are harmless: the second stream
@@ -10,13 +11,14 @@ task cannot take the lease and exits at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import redis
 
 from tickfleet.metrics import Metrics
 from tickfleet.names import Keys
+from tickfleet.presence import Capacity
 
 log = logging.getLogger("tickfleet.launcher")
 
@@ -35,8 +37,10 @@ class StreamLauncher:
         starter: StreamStarter,
         metrics: Metrics,
         grace_seconds: float,
+        room: Callable[[], Capacity],
     ) -> None:
         self._client = client
+        self._room = room
         self._keys = keys
         self._starter = starter
         self._metrics = metrics
@@ -51,9 +55,20 @@ class StreamLauncher:
         return [n for n, found in zip(names, pipe.execute(), strict=True) if not found]
 
     def ensure(self, streams: Iterable[str]) -> list[str]:
-        """Start every stream that is not running; returns the ones started."""
+        """Start every stream that is not running and has room; returns the ones started.
+
+        Only as many as the live stream workers have free slots for: a start nobody can
+        run would wait in the queue for nobody (``/health`` says why the rest wait).
+        """
+        missing = self.missing(streams)
+        if not missing:
+            return []
+        room = self._room()
+        allowed = missing[: room.free_slots] if room.live else []
+        if len(allowed) < len(missing):
+            log.warning("%s", room.problem(len(missing) - len(allowed)))
         started = []
-        for name in self.missing(streams):
+        for name in allowed:
             if not self._client.set(
                 self._keys.stream_starting(name), "1", nx=True, px=self._grace_ms
             ):

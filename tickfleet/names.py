@@ -92,6 +92,11 @@ class Keys:
         return self._k("stream", stream, "excluded")
 
     @property
+    def stream_workers(self) -> str:
+        """Hash hostname → the stream worker's own record (see ``tickfleet.presence``)."""
+        return self._k("workers", "stream")
+
+    @property
     def streams_known(self) -> str:
         """Set of stream names that have ever reported status (for /health)."""
         return self._k("streams")

@@ -29,6 +29,7 @@ from tickfleet.launcher import StreamLauncher, StreamStarter
 from tickfleet.market.hours import MarketHours
 from tickfleet.metrics import MetricsBuffer, MetricsFlusher
 from tickfleet.names import Channels, Keys
+from tickfleet.presence import fleet_capacity
 from tickfleet.rebalance import Rebalancer
 from tickfleet.reload import ReloadConfig, ReloadCoordinator, ReloadScheduler
 from tickfleet.sessions import Credentials, rest_credentials
@@ -61,7 +62,9 @@ class Services:
     @cached_property
     def engine(self) -> Engine:
         """The database engine; a missing SQLite file raises ``DatabaseNotReadyError``."""
-        return make_engine(self.settings.database_url)
+        return make_engine(
+            self.settings.database_url, timeout=self.settings.database_timeout_seconds
+        )
 
     @cached_property
     def database_id(self) -> str:
@@ -146,7 +149,12 @@ class Services:
 
     def launcher(self, starter: StreamStarter) -> StreamLauncher:
         return StreamLauncher(
-            self.redis, self.keys, starter, self.metrics, self.settings.stream_start_grace_seconds
+            self.redis,
+            self.keys,
+            starter,
+            self.metrics,
+            self.settings.stream_start_grace_seconds,
+            lambda: fleet_capacity(self.redis, self.keys, self.clock.time()),
         )
 
     def rebalancer(self, starter: StreamStarter) -> Rebalancer:

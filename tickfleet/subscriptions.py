@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, func, select, update
+from sqlalchemy import BigInteger, DateTime, Integer, String, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -33,7 +33,7 @@ class Status(enum.StrEnum):
 class SubscriptionRow(Base):
     __tablename__ = "subscriptions"
 
-    token: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    token: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     mode: Mapped[str] = mapped_column(String(8))
     pinned_account: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(8), index=True)

@@ -6,6 +6,7 @@ from celery import Celery
 
 import celeryconfig
 from tickfleet.settings import Settings, get_settings
+from workers.presence import StreamWorkerPresence
 
 TASK_MODULES = [
     "workers.signals",
@@ -21,6 +22,7 @@ def make_app(settings: Settings | None = None, include: list[str] | None = None)
     app = Celery("tickfleet", include=include or [], set_as_current=settings is None)
     app.config_from_object(celeryconfig)
     app.add_defaults(lambda: celeryconfig.from_settings(settings or get_settings()))
+    app.steps["worker"].add(StreamWorkerPresence)
     return app
 
 

@@ -16,10 +16,8 @@ from celery.signals import (
     task_revoked,
     worker_process_init,
     worker_process_shutdown,
-    worker_shutting_down,
 )
 
-from tickfleet import control
 from tickfleet.failures import RedisFailureLog, TaskFailure
 from workers import runtime
 
@@ -93,13 +91,3 @@ def _task_revoked(
         None,
         f"revoked terminated={terminated} signal={signum}",
     )
-
-
-@worker_shutting_down.connect
-def _shutting_down(sender: Any = None, **_: Any) -> None:
-    """Tell this worker's streams to stop and release their leases for a fast takeover."""
-    svc = runtime.services()
-    try:
-        control.publish(svc.redis, svc.keys.control_channel, control.Shutdown(hostname=str(sender)))
-    except Exception as exc:  # shutting down anyway: the leases lapse on their own
-        log.warning("could not announce shutdown of %s: %s", sender, exc)

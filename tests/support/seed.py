@@ -18,8 +18,11 @@ def now_of(settings: Settings) -> datetime:
 
 
 def init_database(settings: Settings) -> str:
-    """What ``tickfleet init-db`` does to the schema: create it and stamp the database."""
-    engine = make_engine(settings.database_url, create=True)
+    """What ``tickfleet init-db`` does to the schema: migrate it to the newest revision and
+    stamp the database."""
+    engine = make_engine(
+        settings.database_url, create=True, timeout=settings.database_timeout_seconds
+    )
     try:
         return initialise(engine, now_of(settings))
     finally:

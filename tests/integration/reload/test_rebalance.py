@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.support.seed import expired_option, init_database, now_of, seed_universe
+from tickfleet.presence import Presence, WorkerRecord
 from tickfleet.rebalance import Rebalancer, RefusedReloadError
 from tickfleet.services import Services
 from tickfleet.settings import Settings
@@ -51,6 +52,10 @@ def world(
     tokens = [o.instrument_token for o in seed_universe(settings)]
     services = Services(settings)
     starter = RecordingStarter()
+    now = services.clock.time()
+    # A live stream worker with room: the launcher starts streams only where one runs them.
+    worker = WorkerRecord("stream@test", pid=1, concurrency=4, started_at=now, seen_at=now)
+    Presence(services.redis, services.keys).announce(worker)
     yield services, services.rebalancer(starter), starter, tokens
     services.close()
 

@@ -12,7 +12,7 @@ import asyncio
 import gc
 import os
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 
 import pytest
@@ -51,6 +51,10 @@ class Broken:
 
     def forget(self, tokens: Collection[int]) -> None:
         return None
+
+    @property
+    def excluded(self) -> Mapping[int, str]:
+        return {}
 
 
 def open_fds() -> int:

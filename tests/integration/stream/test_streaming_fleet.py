@@ -344,3 +344,29 @@ def test_a_warm_shutdown_hands_the_stream_over_before_the_lease_would_lapse(
     print(f"handover after warm shutdown took {handover:.2f}s")
     assert handover < LEASE_TTL, "a released lease must not have to lapse first"
     assert len(assert_one_publisher_at_a_time(records, "account:sim-1")) == 2
+
+
+def test_a_worker_shut_down_by_remote_control_is_named_and_its_streams_move(
+    streaming: Streaming,
+) -> None:
+    streaming.subscribe(streaming.chain(1))
+    streaming.ticks.wait_for(lambda c: len(c.options()) > 2, 20, "ticks before the shutdown")
+    leaving = owner_worker(streaming, "account:sim-1")
+    staying = next(w for w in streaming.workers if w is not leaving)
+    hostname = streaming.health()["streams"]["account:sim-1"]["hostname"]
+    told = time.monotonic()
+    subprocess.run(
+        [str(BIN / "celery"), "-A", APP, "control", "shutdown", "--destination", hostname],
+        env=streaming.fleet.env, capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+
+    def named_and_moved(doc: dict[str, Any]) -> bool:
+        said = " ".join(doc["problems"] + doc["warnings"])
+        holder = doc["streams"]["account:sim-1"]["hostname"] or ""
+        return hostname in said and holder.startswith(staying.name + "@")
+
+    doc = streaming.wait_health(named_and_moved, timeout=10)
+    took = time.monotonic() - told
+    print(f"remote shutdown of {hostname}: named and stream moved after {took:.2f}s")
+    assert named_and_moved(doc), (doc["problems"], doc["warnings"], doc["streams"]["account:sim-1"])
+    wait_until(lambda: not leaving.alive(), 15, 0.2, "the told worker exits")
