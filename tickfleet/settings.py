@@ -59,6 +59,8 @@ class Settings(BaseSettings):
 
     # --- API -------------------------------------------------------------------
     api_key: SecretStr | None = None
+    # Where the API listens: outside loopback it needs a real api_key (tickfleet.exposure).
+    api_host: str = Field("127.0.0.1", validation_alias=_plain("API_HOST"))
     api_port: int = Field(8000, validation_alias=_plain("API_PORT"))
     api_max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies get 413
 
@@ -152,6 +154,12 @@ class Settings(BaseSettings):
         if path.startswith("file:") or Path(path).is_absolute():
             return value
         return url.set(database=str(Path(path).resolve())).render_as_string(hide_password=False)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        """``TICKFLEET_API_KEY=`` (compose's empty default) means no key, not the key ""."""
+        return None if value == "" else value
 
     @field_validator("key_prefix")
     @classmethod

@@ -39,15 +39,37 @@ RebalancerDep = Annotated[Rebalancer, Depends(get_rebalancer)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 
 
-def require_api_key(
-    services: ServicesDep, x_api_key: Annotated[str | None, Header()] = None
-) -> None:
-    """Guard for mutating routes when an API key is configured (constant-time compare)."""
+def _given_key(x_api_key: str | None, authorization: str | None) -> str:
+    if x_api_key:
+        return x_api_key
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def is_authorised(
+    services: ServicesDep,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> bool:
+    """Whether the caller may see details and change things (constant-time compare).
+
+    True when no key is configured: an open API, which ``producers.api.security`` keeps
+    on loopback. The key arrives as ``X-API-Key``, or as ``Authorization: Bearer`` (what
+    Prometheus sends from a scrape configuration).
+    """
     expected = services.settings.api_key
     if expected is None:
-        return
-    given = (x_api_key or "").encode()
-    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        return True
+    given = _given_key(x_api_key, authorization).encode()
+    return hmac.compare_digest(given, expected.get_secret_value().encode())
+
+
+Authorised = Annotated[bool, Depends(is_authorised)]
+
+
+def require_api_key(authorised: Authorised) -> None:
+    """Guard for mutating routes and ``/metrics`` when an API key is configured."""
+    if not authorised:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key")
 
 

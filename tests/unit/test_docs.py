@@ -28,7 +28,7 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     assert (
         documented
         - env_names()
-        - {"API_HOST", "FLOWER_PORT", "FLOWER_BASIC_AUTH", "STREAM_CONCURRENCY"}
+        - {"API_HOST", "FLOWER_ADDRESS", "FLOWER_PORT", "FLOWER_BASIC_AUTH", "STREAM_CONCURRENCY"}
         == set()
     )
 

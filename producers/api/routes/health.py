@@ -1,4 +1,10 @@
-"""Health and Prometheus metrics of the whole fleet."""
+"""Health and Prometheus metrics of the whole fleet.
+
+Read policy (README, "Security"): with an API key configured, ``/health`` shows callers
+without it a public summary (``producers.api.public``) and the full document only to
+callers with it; ``/metrics`` needs the key. Without a key the API is open, on loopback
+only, and both show everything.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from producers.api.deps import CoordinatorDep, ServicesDep
+from producers.api.deps import ApiKey, Authorised, CoordinatorDep, ServicesDep
+from producers.api.public import public_health
 from tickfleet.health import (
     CoverageCollector,
     KiteCollector,
@@ -21,12 +28,15 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(services: ServicesDep, coordinator: CoordinatorDep) -> JSONResponse:
+def health(
+    services: ServicesDep, coordinator: CoordinatorDep, authorised: Authorised
+) -> JSONResponse:
     doc = health_document(services, coordinator)
-    return JSONResponse(doc, status_code=503 if doc["status"] == "down" else 200)
+    body = doc if authorised else public_health(doc)
+    return JSONResponse(body, status_code=503 if doc["status"] == "down" else 200)
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[ApiKey])
 def metrics(services: ServicesDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(services.redis, services.settings.key_prefix))
