@@ -53,6 +53,7 @@ bench: venv redis
 	$(BIN)/python bench/breaker.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/greeks.py
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
