@@ -119,6 +119,17 @@ class Keys:
         """Set of fingerprints of the account's credentials Kite refused."""
         return self._k("session", account_id, "refused")
 
+    # Kite historical candles
+    def history_rate(self, api_key: str) -> str:
+        """Sorted set: when the fleet's latest historical requests on ``api_key`` were
+        admitted (Redis time, µs), for the per-key rate limit."""
+        return self._k("history", "rate", api_key)
+
+    def history_candles(self, query: str) -> str:
+        """Candles of a closed range, as Kite answered them (JSON rows, with a TTL);
+        ``query`` names token, interval, range and flags."""
+        return self._k("history", "candles", query)
+
     # simulated market
     @property
     def market_snapshot(self) -> str:

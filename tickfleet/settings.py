@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     kite_reconnect_base_seconds: float = Field(0.5, gt=0)
     kite_reconnect_max_seconds: float = Field(60.0, gt=0)
     kite_session_check_seconds: float = Field(5.0, gt=0)  # an invalid session: look for a token
+    # Kite's historical requests per second per api key, for the whole fleet (Kite: 3).
+    history_rate_per_second: int = Field(3, gt=0)
 
     # --- simulated market --------------------------------------------------------------
     mock_underlying_price: float = Field(24000.0, gt=0)

@@ -2,17 +2,21 @@
 
 The official ``kiteconnect`` client, pointed at it with ``root=server.url``, gets what
 api.kite.trade would give it for the calls the fleet makes: the instruments dump
-(``GET /instruments``, ``/instruments/{exchange}``, CSV in Kite's column order) and
+(``GET /instruments``, ``/instruments/{exchange}``, CSV in Kite's column order),
 quotes (``GET /quote``, ``/quote/ltp``, ``/quote/ohlc`` with ``i=EXCHANGE:TRADINGSYMBOL``,
 in the shapes of Kite's published reference responses) from a price table the test
-sets. Every request must carry ``Authorization: token api_key:access_token`` with an
-account's current token, else 403 and Kite's ``TokenException`` envelope; the accounts
-are ``local_server.AccessTokens``, so a token is renewed or refused here as on the
-ticker server.
+sets, and historical candles (``GET /instruments/historical/{token}/{interval}``, rows
+the test sets, cut to ``from``..``to`` read as exchange time, ``oi`` only when asked,
+Kite's 400 for a range over its per-interval limit). Every request must carry
+``Authorization: token api_key:access_token`` with an account's current token, else 403
+and Kite's ``TokenException`` envelope; the accounts are ``local_server.AccessTokens``,
+so a token is renewed or refused here as on the ticker server. Failures (any status,
+429 included) and slow answers are set for every account or for one api key.
 
 It is the standard library's threaded HTTP server on 127.0.0.1 in a background thread:
 the client is synchronous, the volumes are a test's, and nothing else is needed. Every
-request is recorded (path, instruments asked for, api key, status), never its token.
+request is recorded (path, instruments and parameters asked for, api key, status, when it
+arrived), never its token.
 
     with KiteRestServer({"key": "token"}, instruments=rows) as rest:
         rest.set_price("NSE:NIFTY 50", 24012.5, close=23950.0)
@@ -25,8 +29,8 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
 from functools import partial
@@ -39,12 +43,15 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from tickfleet.history.candles import Interval
 from tickfleet.instruments.csv_dump import write_dump
 from tickfleet.instruments.model import Instrument
 from tickfleet.kite.local_server import DEFAULT_CREDENTIALS, AccessTokens
 
 _KITE_TIMEZONE: Final = ZoneInfo("Asia/Kolkata")  # Kite stamps quotes in exchange time
 _INSTRUMENTS_OF_EXCHANGE: Final = re.compile(r"/instruments/([A-Z]+)")
+_HISTORICAL: Final = re.compile(r"/instruments/historical/(\d+)/([0-9a-z]+)")
+_KITE_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 _CIRCUIT: Final = 0.1  # the price band around the previous close
 _TICK_SIZE: Final = 0.05
 _DEPTH_LEVELS: Final = 5
@@ -58,7 +65,9 @@ class RestRequest:
     """One request as the server saw it; its access token is never kept.
 
     ``instruments`` are the ``i`` query parameters, ``kite_version`` the
-    ``X-Kite-Version`` header (None when absent), ``status`` the answer's HTTP status.
+    ``X-Kite-Version`` header (None when absent), ``status`` the answer's HTTP status,
+    ``params`` the other query parameters, ``received`` when the request arrived
+    (``time.monotonic``, before any stall or delay: when Kite would count it).
     """
 
     path: str
@@ -66,6 +75,8 @@ class RestRequest:
     api_key: str | None
     kite_version: str | None
     status: int
+    params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    received: float = field(default=0.0, compare=False)
 
 
 @dataclass
@@ -118,7 +129,10 @@ class KiteRestServer:
         self._instruments = list(instruments)
         self._quotes: dict[str, _Quote] = {}
         self._clock = clock
-        self._failure: HTTPStatus | None = None
+        self._candles: dict[tuple[int, Interval], list[tuple[datetime, list[object]]]] = {}
+        # Keyed by api key; None: every account (a key's own setting comes first).
+        self._failures: dict[str | None, HTTPStatus] = {}
+        self._delays: dict[str | None, float] = {}
         self._log: list[RestRequest] = []
         self._lock = threading.Lock()
         self._flowing = threading.Event()
@@ -222,13 +236,42 @@ class KiteRestServer:
         with self._lock:
             self._credentials.refuse(refusing, api_key)
 
-    def fail(self, status: int | None = HTTPStatus.SERVICE_UNAVAILABLE) -> None:
-        """Answer every request with ``status`` and Kite's error envelope; None ends it.
+    def set_candles(
+        self, token: int, interval: Interval | str, rows: Iterable[Sequence[object]]
+    ) -> None:
+        """Serve these candles of ``token`` at ``interval`` from now on: rows in Kite's
+        shape, ``[date, open, high, low, close, volume(, oi)]``, the date as Kite writes
+        it (``2017-12-15T09:15:00+0530``)."""
+        table = sorted(
+            ((datetime.fromisoformat(str(row[0])), list(row)) for row in rows),
+            key=lambda dated: dated[0],
+        )
+        with self._lock:
+            self._candles[(token, Interval(interval))] = table
 
-        503 comes as Kite's ``NetworkException``, any other status as ``GeneralException``.
+    def fail(
+        self, status: int | None = HTTPStatus.SERVICE_UNAVAILABLE, *, api_key: str | None = None
+    ) -> None:
+        """Answer ``api_key``'s requests (None: every account's) with ``status`` and
+        Kite's error envelope; None ends it.
+
+        503 and 429 come as Kite's ``NetworkException``, any other status as
+        ``GeneralException``.
         """
         with self._lock:
-            self._failure = None if status is None else HTTPStatus(status)
+            if status is None:
+                self._failures.pop(api_key, None)
+            else:
+                self._failures[api_key] = HTTPStatus(status)
+
+    def slow(self, seconds: float | None, *, api_key: str | None = None) -> None:
+        """Answer ``api_key``'s requests (None: every account's) ``seconds`` late; None
+        ends it."""
+        with self._lock:
+            if seconds is None:
+                self._delays.pop(api_key, None)
+            else:
+                self._delays[api_key] = seconds
 
     def stall(self) -> None:
         """Hold every request unanswered until ``resume`` (or ``stop``)."""
@@ -248,28 +291,39 @@ class KiteRestServer:
 
     def _answer(self, target: str, headers: Message) -> _Reply:
         """Runs on a request's thread."""
+        received = time.monotonic()
         self._flowing.wait()
         parts = urlsplit(target)
         query = parse_qs(parts.query)
         api_key, access_token = _header_credentials(headers.get("Authorization"))
         with self._lock:
-            if self._failure is not None:
-                reply = _failure(self._failure)
+            delay = self._delays.get(api_key, self._delays.get(None, 0.0))
+        if delay:
+            time.sleep(delay)
+        with self._lock:
+            failure = self._failures.get(api_key, self._failures.get(None))
+            if failure is not None:
+                reply = _failure(failure)
             elif not self._credentials.accepts(api_key, access_token):
                 reply = _error(HTTPStatus.FORBIDDEN, "TokenException", _REFUSED)
             else:
-                reply = self._route(parts.path, query.get("i", []))
+                reply = self._route(parts.path, query)
             request = RestRequest(
                 parts.path,
                 tuple(query.get("i", [])),
                 api_key,
                 headers.get("X-Kite-Version"),
                 int(reply.status),
+                tuple((k, v) for k, values in query.items() if k != "i" for v in values),
+                received,
             )
             self._log.append(request)
         return reply
 
-    def _route(self, path: str, keys: list[str]) -> _Reply:
+    def _route(self, path: str, query: Mapping[str, list[str]]) -> _Reply:
+        historical = _HISTORICAL.fullmatch(path)
+        if historical is not None:
+            return self._historical(int(historical.group(1)), historical.group(2), query)
         if path == "/instruments":
             return _csv(write_dump(self._instruments))
         listed = _INSTRUMENTS_OF_EXCHANGE.fullmatch(path)
@@ -281,8 +335,27 @@ class KiteRestServer:
             return _error(HTTPStatus.NOT_FOUND, "GeneralException", "Route not found")
         stamp = datetime.fromtimestamp(self._clock(), _KITE_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
         # Kite leaves out the instruments it does not know.
+        keys = query.get("i", [])
         data = {key: shape(self._quotes[key], stamp) for key in keys if key in self._quotes}
         return _json(HTTPStatus.OK, {"status": "success", "data": data})
+
+    def _historical(self, token: int, name: str, query: Mapping[str, list[str]]) -> _Reply:
+        """The candles set for ``token`` from ``from`` to ``to``, both included."""
+        try:
+            interval = Interval(name)
+        except ValueError:
+            return _error(HTTPStatus.BAD_REQUEST, "InputException", "invalid interval")
+        try:
+            start, end = (_kite_time(query[end][0]) for end in ("from", "to"))
+        except (KeyError, ValueError):
+            return _error(HTTPStatus.BAD_REQUEST, "InputException", "invalid from or to date")
+        if end - start > interval.max_range:
+            message = f"interval exceeds max limit: {interval.max_days} days"
+            return _error(HTTPStatus.BAD_REQUEST, "InputException", message)
+        width = 7 if query.get("oi") == ["1"] else 6
+        table = self._candles.get((token, interval), [])
+        candles = [row[:width] for when, row in table if start <= when <= end]
+        return _json(HTTPStatus.OK, {"status": "success", "data": {"candles": candles}})
 
     def _listed_token(self, exchange: str, symbol: str) -> int:
         for instrument in self._instruments:
@@ -341,9 +414,16 @@ def _error(status: HTTPStatus, error_type: str, message: str) -> _Reply:
     return _json(status, envelope)
 
 
+def _kite_time(text: str) -> datetime:
+    """``yyyy-mm-dd hh:mm:ss`` as Kite reads it: exchange time."""
+    return datetime.strptime(text, _KITE_TIME_FORMAT).replace(tzinfo=_KITE_TIMEZONE)
+
+
 def _failure(status: HTTPStatus) -> _Reply:
     if status == HTTPStatus.SERVICE_UNAVAILABLE:
         return _error(status, "NetworkException", "Service unavailable, try again later.")
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        return _error(status, "NetworkException", "Too many requests")
     return _error(status, "GeneralException", f"{status.value} {status.phrase}")
 
 

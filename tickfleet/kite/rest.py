@@ -1,12 +1,14 @@
 """The fleet's Kite REST calls, made by the official ``kiteconnect`` client.
 
-Two calls: the instruments dump, for the registry refresh of an account with a session,
-and last prices, to seed the simulated market where the real one closed. The official
-client knows Kite's routes, headers and envelopes; this adapter checks and types what
-comes back, and sorts failures into the two a caller acts on differently:
-``KiteSessionRefused`` (Kite refused the access token: retrying will not help until
-there is a new one) and ``KiteUnavailable`` (network, timeout, 5xx: try again later).
-Anything else Kite refuses, or answers unreadably, is their base ``KiteRestError``.
+Three calls: the instruments dump, for the registry refresh of an account with a
+session; last prices, to seed the simulated market where the real one closed; and
+historical candles. The official client knows Kite's routes, headers and envelopes;
+this adapter checks and types what comes back, and sorts failures into the two a caller
+acts on differently: ``KiteSessionRefused`` (Kite refused the access token: retrying
+will not help until there is a new one) and ``KiteUnavailable`` (network, timeout, 5xx,
+and ``KiteRateLimited`` for 429: try again later). Anything else Kite refuses, or
+answers unreadably, is their base ``KiteRestError``; each carries Kite's HTTP status
+when there was one.
 No message carries the access token: it travels only in the Authorization header,
 and is masked should a message ever echo it.
 
@@ -23,12 +25,14 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Final, Self
 from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo
 
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import KiteException, TokenException
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
+from tickfleet.history.candles import KITE_TIMEZONE, Candle, CandleError, CandleQuery
 from tickfleet.settings import Settings
 
 KITE_API_URL: Final = "https://api.kite.trade"
@@ -41,7 +45,13 @@ _MASK: Final = "***"
 
 
 class KiteRestError(Exception):
-    """Kite did not give what was asked: a refused request or an answer not understood."""
+    """Kite did not give what was asked: a refused request or an answer not understood.
+
+    ``status`` is Kite's HTTP status, None when no answer came (or none was readable)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class KiteSessionRefused(KiteRestError):  # noqa: N818 - the name callers are specified with
@@ -50,6 +60,10 @@ class KiteSessionRefused(KiteRestError):  # noqa: N818 - the name callers are sp
 
 class KiteUnavailable(KiteRestError):  # noqa: N818 - the name callers are specified with
     """Kite could not be reached, did not answer in time, or failed (5xx)."""
+
+
+class KiteRateLimited(KiteUnavailable):
+    """Kite refused the request as one too many for the api key (429)."""
 
 
 class KiteRestClient:
@@ -132,16 +146,42 @@ class KiteRestClient:
             prices |= _last_prices(answer)
         return prices
 
+    def historical_data(self, query: CandleQuery, tz: ZoneInfo = KITE_TIMEZONE) -> list[Candle]:
+        """``query``'s candles, in one request, their dates in ``tz``.
+
+        Kite reads ``from`` and ``to`` as exchange time, so both ends are sent as such
+        whatever their zone. The range is not checked here (``CandleQuery.check``): a
+        range too large is Kite's 400.
+        """
+        what = f"{query.interval.value} candles of {query.token}"
+        with self._translated(what):
+            records = self._kite.historical_data(
+                query.token,
+                query.start.astimezone(KITE_TIMEZONE),
+                query.end.astimezone(KITE_TIMEZONE),
+                query.interval.value,
+                continuous=query.continuous,
+                oi=query.oi,
+            )
+        if not isinstance(records, list):
+            raise KiteRestError(f"{what}: Kite answered {type(records).__name__}, not candles")
+        try:
+            return [Candle.from_kite(record, tz) for record in records]
+        except CandleError as exc:
+            raise KiteRestError(f"{what}: {exc}") from None
+
     @contextlib.contextmanager
     def _translated(self, what: str) -> Iterator[None]:
         """The official client's and ``requests``' failures as this module's errors."""
         try:
             yield
         except TokenException as exc:
-            raise KiteSessionRefused(self._describe(what, exc)) from None
+            raise KiteSessionRefused(self._describe(what, exc), status=exc.code) from None
         except KiteException as exc:
-            kind = KiteUnavailable if exc.code >= 500 else KiteRestError
-            raise kind(self._describe(what, exc)) from None
+            raise _kind(exc.code)(self._describe(what, exc), status=exc.code) from None
+        except (LookupError, TypeError, ValueError) as exc:
+            # The official client read an envelope without the fields it expects.
+            raise KiteRestError(self._describe(what, exc)) from None
         except (RequestsConnectionError, Timeout) as exc:
             raise KiteUnavailable(self._describe(what, exc)) from None
 
@@ -154,6 +194,12 @@ class KiteRestClient:
         for secret in self._secrets:
             message = message.replace(secret, _MASK)
         return message
+
+
+def _kind(status: int) -> type[KiteRestError]:
+    if status == 429:
+        return KiteRateLimited
+    return KiteUnavailable if status >= 500 else KiteRestError
 
 
 def _last_prices(answer: object) -> dict[str, float]:
