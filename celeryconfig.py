@@ -67,8 +67,16 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
-beat_scheduler = "workers.beat:LeaderScheduler"
+# Beat: celery-redbeat keeps the schedule in Redis (each entry's last run included) and
+# sends only while it holds a Redis lock, so any number of beats never double-fire and a
+# new leader continues the schedule where the old one left it, mid-period included. The
+# leader extends the lock on every tick (at most beat_max_loop_interval apart); a standby
+# blocks on the lock, polling every beat_max_loop_interval, so a killed leader is replaced
+# within the lock timeout + 1 s. ``workers.beat`` keeps a beat alive through Redis outages
+# and restarts (RedBeat's own would exit): it stands by until it can take the lock again.
+beat_scheduler = "workers.beat:FleetBeatScheduler"
 beat_max_loop_interval = 1.0
+redbeat_lock_timeout = 5
 
 
 def from_settings(settings: Settings) -> dict[str, Any]:
@@ -82,6 +90,20 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": prefix,
         "timezone": settings.market_timezone,
         "beat_schedule": _beat_schedule(settings),
+        **_redbeat(settings),
+    }
+
+
+def _redbeat(settings: Settings) -> dict[str, Any]:
+    """RedBeat's keys under the fleet's prefix, and its client as patient as the fleet's:
+    a tick never hangs on a dead connection (the scheduler tries again next tick)."""
+    keys = names.Keys(settings.key_prefix)
+    timeout = settings.redis_socket_timeout
+    return {
+        "redbeat_redis_url": settings.redis_url,
+        "redbeat_key_prefix": keys.beat_entries,
+        "redbeat_lock_key": keys.beat_leader,
+        "redbeat_redis_options": {"socket_timeout": timeout, "socket_connect_timeout": timeout},
     }
 
 

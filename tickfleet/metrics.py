@@ -5,6 +5,15 @@ Prometheus registries would show each a sliver of the truth. Every process recor
 a ``MetricsBuffer`` (a dict update, no I/O on the hot path) and flushes it to Redis in
 one pipeline; the API's ``/metrics`` renders the fleet totals with ``FleetCollector``.
 A failed flush keeps the numbers for the next one, so an outage loses no counts.
+
+Counters and histograms are fleet totals: every process adds its deltas to one hash per
+metric, so a total never goes backwards when the process that counted part of it dies.
+Gauges are the other kind: a value a live process reports (``redis_circuit_state`` per
+worker), meaningless once the process is gone. Each flush rewrites a process's gauges
+with a deadline ``GAUGE_TTL_FLUSHES`` flush periods ahead, in Redis time so hosts' clocks
+do not matter; a series whose deadline has passed is deleted by the next flush of any
+process and by every scrape, so a killed worker's series leave ``/metrics`` within
+that many flush periods (5 s by default), and a clean stop removes them at once.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import redis.asyncio as aioredis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from tickfleet.names import Keys, MetricKeys
+
 _log = logging.getLogger("tickfleet.metrics")
 
 Kind = Literal["counter", "gauge", "histogram"]
@@ -31,6 +42,11 @@ Labels = Mapping[str, str] | None
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# A gauge outlives its last flush by this many flush periods: a few missed flushes (a
+# slow loop, a Redis blip) do not make a live worker's series blink out.
+GAUGE_TTL_FLUSHES = 5
+DEFAULT_GAUGE_TTL_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +145,12 @@ def _spec(name: str, kind: Kind) -> MetricSpec:
     return spec
 
 
+Deltas = dict[tuple[str, str], float]
+
+
 class MetricsBuffer:
-    """Thread-safe in-memory deltas, drained into Redis by ``flush``."""
+    """Thread-safe in-memory deltas, drained into Redis by ``flush``, and current gauges,
+    rewritten by every flush so they stay alive exactly as long as their process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -166,58 +186,137 @@ class MetricsBuffer:
         with self._lock:
             return dict(self._deltas)
 
-    def flush(self, client: redis.Redis, prefix: str) -> None:
-        """Write the deltas in one pipeline; on failure they are kept and re-raised."""
+    def flush(
+        self, client: redis.Redis, prefix: str, gauge_ttl: float = DEFAULT_GAUGE_TTL_SECONDS
+    ) -> None:
+        """Write the deltas and gauges in one pipeline; on failure the deltas are kept and
+        the error re-raised."""
         deltas, gauges = self._take()
         if not deltas and not gauges:
             return
         try:
             pipe = client.pipeline(transaction=False)
-            _queue(pipe, prefix, deltas, gauges)
+            _queue(pipe, MetricKeys(prefix), deltas, gauges, gauge_ttl)
             pipe.execute()
         except Exception:
-            self._restore(deltas, gauges)
+            self._restore(deltas)
             raise
 
-    async def flush_async(self, client: aioredis.Redis, prefix: str) -> None:
+    async def flush_async(
+        self, client: aioredis.Redis, prefix: str, gauge_ttl: float = DEFAULT_GAUGE_TTL_SECONDS
+    ) -> None:
         """``flush`` for a stream's event loop, with its async client."""
         deltas, gauges = self._take()
         if not deltas and not gauges:
             return
         try:
             async with client.pipeline(transaction=False) as pipe:
-                _queue(pipe, prefix, deltas, gauges)
+                _queue(pipe, MetricKeys(prefix), deltas, gauges, gauge_ttl)
                 await pipe.execute()
         except BaseException:
-            self._restore(deltas, gauges)
+            self._restore(deltas)
             raise
 
-    def _take(self) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    def retire(self, client: redis.Redis, prefix: str) -> None:
+        """Delete this buffer's gauge series: its process stops reporting them."""
+        pipe = client.pipeline(transaction=False)
+        _queue_retire(pipe, MetricKeys(prefix), self._take_gauges())
+        pipe.execute()
+
+    async def retire_async(self, client: aioredis.Redis, prefix: str) -> None:
+        async with client.pipeline(transaction=False) as pipe:
+            _queue_retire(pipe, MetricKeys(prefix), self._take_gauges())
+            await pipe.execute()
+
+    def _take(self) -> tuple[Deltas, Deltas]:
+        """The deltas (drained) and the gauges (kept: each flush refreshes them)."""
         with self._lock:
             deltas, self._deltas = self._deltas, {}
-            gauges, self._gauges = self._gauges, {}
-        return deltas, gauges
+            return deltas, dict(self._gauges)
 
-    def _restore(
-        self, deltas: dict[tuple[str, str], float], gauges: dict[tuple[str, str], float]
-    ) -> None:
+    def _take_gauges(self) -> Deltas:
+        with self._lock:
+            gauges, self._gauges = self._gauges, {}
+        return gauges
+
+    def _restore(self, deltas: Deltas) -> None:
         with self._lock:
             for key, amount in deltas.items():
                 self._deltas[key] = self._deltas.get(key, 0.0) + amount
-            for key, value in gauges.items():
-                self._gauges.setdefault(key, value)
+
+
+# Redis time in milliseconds, so every host's process agrees on when a gauge expires.
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Drop the expired series of one gauge, then write this process's, each with a deadline.
+_WRITE_GAUGES = (
+    """
+local series = KEYS[1]
+local deadlines = KEYS[2]
+local ttl_ms = tonumber(ARGV[1])
+"""
+    + _NOW_MS
+    + """
+for _, field in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', now)) do
+    redis.call('HDEL', series, field)
+end
+redis.call('ZREMRANGEBYSCORE', deadlines, '-inf', now)
+for i = 2, #ARGV, 2 do
+    redis.call('HSET', series, ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', deadlines, now + ttl_ms, ARGV[i])
+end
+return 0
+"""
+)
+
+# The live series of one gauge, label values and value alternating; a series past its
+# deadline, or without one (written before gauges expired), is deleted instead.
+_READ_GAUGES = (
+    """
+local series = KEYS[1]
+local deadlines = KEYS[2]
+"""
+    + _NOW_MS
+    + """
+local live = {}
+local fields = redis.call('HGETALL', series)
+for i = 1, #fields, 2 do
+    local deadline = redis.call('ZSCORE', deadlines, fields[i])
+    if deadline and tonumber(deadline) > now then
+        live[#live + 1] = fields[i]
+        live[#live + 1] = fields[i + 1]
+    else
+        redis.call('HDEL', series, fields[i])
+        redis.call('ZREM', deadlines, fields[i])
+    end
+end
+return live
+"""
+)
+
+Pipeline = redis.client.Pipeline | aioredis.client.Pipeline
 
 
 def _queue(
-    pipe: redis.client.Pipeline | aioredis.client.Pipeline,
-    prefix: str,
-    deltas: dict[tuple[str, str], float],
-    gauges: dict[tuple[str, str], float],
+    pipe: Pipeline, keys: MetricKeys, deltas: Deltas, gauges: Deltas, gauge_ttl: float
 ) -> None:
     for (name, field), amount in deltas.items():
-        pipe.hincrbyfloat(prefix + name, field, amount)
+        pipe.hincrbyfloat(keys.series(name), field, amount)
+    by_name: dict[str, list[str | float]] = {}
     for (name, field), value in gauges.items():
-        pipe.hset(prefix + name, field, value)
+        by_name.setdefault(name, []).extend((field, value))
+    ttl_ms = max(1, round(gauge_ttl * 1000))
+    for name, pairs in by_name.items():
+        pipe.eval(_WRITE_GAUGES, 2, keys.series(name), keys.deadlines(name), ttl_ms, *pairs)
+
+
+def _queue_retire(pipe: Pipeline, keys: MetricKeys, gauges: Deltas) -> None:
+    for name, field in gauges:
+        pipe.hdel(keys.series(name), field)
+        pipe.zrem(keys.deadlines(name), field)
 
 
 _VECTOR_MIN = 64  # below this many values a Python loop beats NumPy's fixed cost
@@ -237,23 +336,44 @@ def _bucket_counts(bounds: tuple[float, ...], values: Sequence[float]) -> dict[f
 
 
 def metrics_prefix(key_prefix: str) -> str:
-    return key_prefix + "metrics:"
+    return Keys(key_prefix).metrics.prefix
 
 
 class FleetCollector(Collector):
-    """Prometheus collector rendering the fleet totals that processes flushed to Redis."""
+    """Prometheus collector rendering the fleet totals that processes flushed to Redis,
+    and the gauges of the processes still reporting them."""
 
     def __init__(self, client: redis.Redis, key_prefix: str) -> None:
         self._client = client
-        self._prefix = metrics_prefix(key_prefix)
+        self._keys = Keys(key_prefix).metrics
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         pipe = self._client.pipeline(transaction=False)
-        for name in CATALOG:
-            pipe.hgetall(self._prefix + name)
+        for spec in CATALOG.values():
+            _queue_read(pipe, self._keys, spec)
         for spec, raw in zip(CATALOG.values(), pipe.execute(), strict=True):
-            values = {k.decode(): float(v) for k, v in raw.items()}
-            yield _family(spec, values)
+            yield _family(spec, _values(raw))
+
+
+def _queue_read(pipe: redis.client.Pipeline, keys: MetricKeys, spec: MetricSpec) -> None:
+    if spec.kind == "gauge":
+        pipe.eval(_READ_GAUGES, 2, keys.series(spec.name), keys.deadlines(spec.name))
+    else:
+        pipe.hgetall(keys.series(spec.name))
+
+
+def _values(raw: dict[bytes, bytes] | list[bytes]) -> dict[str, float]:
+    """A hash as HGETALL returns it, or alternating fields and values from a script."""
+    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    return {field.decode(): float(value) for field, value in pairs}
+
+
+def read_gauges(client: redis.Redis, key_prefix: str, name: str) -> dict[str, float]:
+    """One gauge's live series, label values (JSON) → value (for /health and tests)."""
+    spec = _spec(name, "gauge")
+    keys = Keys(key_prefix).metrics
+    raw = client.eval(_READ_GAUGES, 2, keys.series(spec.name), keys.deadlines(spec.name))
+    return _values(raw)
 
 
 def _family(
@@ -319,18 +439,23 @@ class MetricsFlusher:
 
     def flush(self) -> bool:
         try:
-            self._buffer.flush(self._client, self._prefix)
+            self._buffer.flush(self._client, self._prefix, GAUGE_TTL_FLUSHES * self._every)
             return True
         except redis.RedisError as exc:
             _log.warning("metrics flush failed, kept for the next one: %s", exc)
             return False
 
     def stop(self) -> None:
+        """Flush what is left and retire this process's gauges."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self._every + 5)
             self._thread = None
-        self.flush()
+        if self.flush():
+            try:
+                self._buffer.retire(self._client, self._prefix)
+            except redis.RedisError as exc:
+                _log.warning("metrics gauges not retired, they expire instead: %s", exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self._every):
@@ -363,8 +488,18 @@ class AsyncMetricsFlusher:
 
     async def flush(self) -> bool:
         try:
-            await self._buffer.flush_async(self._client, self._prefix)
+            await self._buffer.flush_async(
+                self._client, self._prefix, GAUGE_TTL_FLUSHES * self._every
+            )
         except (redis.RedisError, OSError) as exc:
             _log.warning("metrics flush failed, kept for the next one: %s", exc)
             return False
         return True
+
+    async def close(self) -> None:
+        """The last flush, then this stream's gauges retired (they would expire anyway)."""
+        if await self.flush():
+            try:
+                await self._buffer.retire_async(self._client, self._prefix)
+            except (redis.RedisError, OSError) as exc:
+                _log.warning("metrics gauges not retired, they expire instead: %s", exc)

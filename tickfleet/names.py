@@ -150,10 +150,37 @@ class Keys:
     def breaker_channel(self, name: str) -> str:
         return self._k("breaker", name, "events")
 
-    # beat
+    # beat (celery-redbeat)
+    @property
+    def beat_entries(self) -> str:
+        """RedBeat's key prefix: one hash per schedule entry (definition and last run),
+        ``<prefix>:schedule`` (due times) and ``<prefix>:statics``."""
+        return self._k("beat") + ":"
+
     @property
     def beat_leader(self) -> str:
+        """RedBeat's lock: only the beat holding it sends anything. The key the previous
+        lease-based scheduler used, so an old and a new beat exclude each other too."""
         return self._k("beat", "leader")
+
+    # metrics
+    @property
+    def metrics(self) -> MetricKeys:
+        return MetricKeys(self._k("metrics") + ":")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricKeys:
+    """Metric hashes (label values → value), see ``tickfleet.metrics``."""
+
+    prefix: str
+
+    def series(self, name: str) -> str:
+        return self.prefix + name
+
+    def deadlines(self, name: str) -> str:
+        """Sorted set: a gauge's label values → when the series expires (Redis time, ms)."""
+        return self.prefix + name + ":deadlines"
 
 
 @dataclass(frozen=True, slots=True)
