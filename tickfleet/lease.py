@@ -1,7 +1,7 @@
 """Leases: a Redis key owned by one holder for a TTL, renewed while the holder lives.
 
-One mechanism serves the reload singleton lock and the beat leader (``Lease``, for
-synchronous code) and the per-stream leases (``AsyncLease``, on a stream's event loop).
+One mechanism serves the reload singleton lock (``Lease``, for synchronous code) and the
+per-stream leases (``AsyncLease``, on a stream's event loop).
 The owner token is random per holder, so only the holder can renew or release; renewal
 and release are compare-and-set scripts, never a read followed by a write.
 """
@@ -65,7 +65,7 @@ class LeaseInfo:
 
 
 class Lease:
-    """A renewable, owner-checked Redis lease for synchronous code (reload lock, beat)."""
+    """A renewable, owner-checked Redis lease for synchronous code (the reload lock)."""
 
     def __init__(self, client: redis.Redis, key: str, ttl_seconds: float, owner: str | None = None):
         if ttl_seconds <= 0:
