@@ -48,14 +48,41 @@ def _timed(check: Callable[[], object]) -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-def _db_ping(services: Services) -> None:
+def _db_write_probe(services: Services) -> None:
+    """Take the lock a subscription write takes, in a transaction rolled back at once.
+
+    ``SELECT 1`` once said "ok" while a write lock held on the SQLite file made every
+    ``POST /subscriptions`` fail. SQLite: ``BEGIN IMMEDIATE`` waits for the file's write
+    lock; PostgreSQL: a read-only server refuses ``ROW EXCLUSIVE`` on the table, and a
+    migration's lock makes it wait. Both waits end within the database timeout.
+    """
+    with services.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.execute(text("LOCK TABLE subscriptions IN ROW EXCLUSIVE MODE"))
+        conn.rollback()
+
+
+def _database(services: Services) -> dict[str, Any]:
+    """Whether the database answers and takes writes: not ok when either fails."""
+    check = _timed(lambda: _db_read(services))
+    if not check["ok"]:
+        return {**check, "writable": False}
+    write = _timed(lambda: _db_write_probe(services))
+    if not write["ok"]:
+        return {"ok": False, "writable": False, "error": f"not writable: {write['error']}"}
+    return {**check, "writable": True}
+
+
+def _db_read(services: Services) -> None:
     with services.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
 
 def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[str, Any]:
     redis_check = _timed(services.redis.ping)
-    db_check = _timed(lambda: _db_ping(services))
+    db_check = _database(services)
     doc: dict[str, Any] = {"redis": redis_check, "database": db_check}
     if not redis_check["ok"] or not db_check["ok"]:
         doc["status"] = "down"

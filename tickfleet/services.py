@@ -92,8 +92,7 @@ class Services:
 
     @cached_property
     def subscriptions(self) -> SubscriptionStore:
-        """Its SQLite write slot waits no longer than any other database wait."""
-        return SubscriptionStore(self.sessions, self.settings.database_timeout_seconds)
+        return SubscriptionStore(self.sessions)
 
     @cached_property
     def registry(self) -> InstrumentRegistry:

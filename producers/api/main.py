@@ -8,8 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import celeryconfig
+from producers.api import errors
 from producers.api.routes import admin, health, instruments, subscriptions
 from tickfleet import __version__
+from tickfleet.connections import fail_fast_client
 from tickfleet.db import DatabaseNotReadyError, describe
 from tickfleet.services import Services
 from tickfleet.settings import Settings, get_settings
@@ -17,6 +20,7 @@ from workers.app import make_app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
 
 log = logging.getLogger("tickfleet.api")
+DEFAULT_MAX_BODY: int = Settings.model_fields["api_max_body_bytes"].default
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,16 +36,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise  # refuse to serve a database the fleet was not set up with
         services.flusher.start()
         celery = make_app(chosen)
+        celery.conf.update(celeryconfig.producer_options(chosen))  # publishes fail in time
         app.state.services = services
         app.state.reload_scheduler = CeleryReloadScheduler(celery)
         app.state.stream_starter = CeleryStreamStarter(celery, chosen.stream_start_grace_seconds)
         app.state.celery = celery
+        app.state.redis_probe = fail_fast_client(chosen.redis_url, chosen.redis_socket_timeout)
+        app.state.max_body_bytes = chosen.api_max_body_bytes
         try:
             yield
         finally:
+            app.state.redis_probe.close()
             services.close()
 
     app = FastAPI(title="tickfleet", version=__version__, lifespan=lifespan)
+    errors.install(app, lambda: int(getattr(app.state, "max_body_bytes", DEFAULT_MAX_BODY)))
     app.include_router(subscriptions.router)
     app.include_router(instruments.router)
     app.include_router(admin.router)

@@ -18,8 +18,10 @@ from tickfleet.subscriptions import Mode, Status, Subscription, SubscriptionRequ
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    instrument_token: int = Field(gt=0, lt=2**32)
-    mode: Mode | None = None
+    # Strict: JSON integers only. ``true`` was once taken as token 1, ``1.0`` and "1"
+    # are not tokens either; Kite's tokens are unsigned 32-bit.
+    instrument_token: int = Field(gt=0, lt=2**32, strict=True)
+    mode: Mode | None = Field(None, description="absent: an active subscription keeps its mode")
     requested_mode: Mode | None = Field(None, description="the predecessor's name for mode")
     pinned_account: str | None = Field(None, min_length=1, max_length=64)
     account_id: str | None = Field(
@@ -40,7 +42,8 @@ class SubscriptionIn(BaseModel):
         return self
 
     def request(self) -> SubscriptionRequest:
-        mode = self.mode or self.requested_mode or Mode.FULL
+        """No mode given: an active subscription keeps its mode, a new one streams FULL."""
+        mode = self.mode or self.requested_mode
         return SubscriptionRequest(
             self.instrument_token, mode, self.pinned_account or self.account_id
         )
@@ -127,8 +130,10 @@ class AccessTokenIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    access_token: SecretStr = Field(min_length=1)
-    api_key: str | None = Field(None, min_length=1, description="default: the configured one")
+    access_token: SecretStr = Field(min_length=1, max_length=200)
+    api_key: str | None = Field(
+        None, min_length=1, max_length=200, description="default: the configured one"
+    )
 
 
 class AccessTokenPosted(BaseModel):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from producers.api.deps import ApiKey, CeleryDep, CoordinatorDep, RebalancerDep, ServicesDep
-from producers.api.reloads import request_reload
+from producers.api.errors import RedisUp, declared
 from producers.api.schemas import (
     AccessTokenIn,
     AccessTokenPosted,
+    ReloadInfo,
     ReloadRan,
     ReloadRequested,
     TaskQueued,
@@ -18,17 +21,25 @@ from tickfleet.accounts import find_account
 from tickfleet.reload import ReloadBusyError
 from tickfleet.sessions import Credentials, TokenAlreadyRefusedError, post_token
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
+# Every admin action goes through Redis (the reload state, the broker, the token store):
+# with Redis gone it answers 503 at once, before anything changed.
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey, RedisUp])
 
 
-@router.post("/reload", response_model=ReloadRequested | ReloadRan)
+@router.post("/reload", response_model=ReloadRequested | ReloadRan, responses=declared(401, 409))
 def reload(
     coordinator: CoordinatorDep,
     rebalancer: RebalancerDep,
     immediate: bool = Query(False, description="run now and wait, skipping the debounce"),
 ) -> ReloadRequested | ReloadRan:
     if not immediate:
-        return ReloadRequested(reload=request_reload(coordinator, "admin"))
+        # The reload is this request's whole point: a failure to request it is the
+        # answer (503 when Redis or the broker is unavailable), not a field of a 200.
+        request = coordinator.request("admin")
+        info = ReloadInfo(
+            requested=True, scheduled=request.scheduled, generation=request.generation
+        )
+        return ReloadRequested(reload=info)
     try:
         outcome = coordinator.run_now(rebalancer)
     except ReloadBusyError as exc:
@@ -42,7 +53,12 @@ def reload(
     )
 
 
-@router.post("/instrument-refresh", response_model=TaskQueued, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/instrument-refresh",
+    response_model=TaskQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=declared(401),
+)
 def instrument_refresh(celery: CeleryDep) -> TaskQueued:
     result = celery.send_task(names.TASK_REFRESH_INSTRUMENTS)
     return TaskQueued(task_id=result.id, task=names.TASK_REFRESH_INSTRUMENTS)
@@ -52,9 +68,12 @@ def instrument_refresh(celery: CeleryDep) -> TaskQueued:
     "/accounts/{account_id}/token",
     response_model=AccessTokenPosted,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=declared(400, 401, 404, 409, 413),
 )
 def post_access_token(
-    account_id: str, body: AccessTokenIn, services: ServicesDep
+    account_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: AccessTokenIn,
+    services: ServicesDep,
 ) -> AccessTokenPosted:
     """The account's streams pick the token up by themselves (no restart), within
     ``TICKFLEET_KITE_SESSION_CHECK_SECONDS``. The token is never echoed or logged."""

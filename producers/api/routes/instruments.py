@@ -7,22 +7,23 @@ from datetime import date
 from fastapi import APIRouter, HTTPException, Query, status
 
 from producers.api.deps import ServicesDep
+from producers.api.errors import declared
 from tickfleet.instruments import Instrument
 
 router = APIRouter(prefix="/instruments", tags=["instruments"])
 
 
-@router.get("", response_model=list[Instrument])
+@router.get("", response_model=list[Instrument], responses=declared())
 def list_instruments(
     services: ServicesDep,
     underlying: str | None = Query(None, max_length=40),
     expiry: date | None = None,
     instrument_type: str | None = Query(None, max_length=8),
-    strike_min: float | None = Query(None, ge=0),
-    strike_max: float | None = Query(None, ge=0),
+    strike_min: float | None = Query(None, ge=0, allow_inf_nan=False),
+    strike_max: float | None = Query(None, ge=0, allow_inf_nan=False),
     include_expired: bool = Query(False, description="also list contracts already expired"),
     limit: int = Query(1000, ge=1, le=10000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31),  # beyond SQL's 64-bit integers: 422, not 500
 ) -> list[Instrument]:
     if strike_min is not None and strike_max is not None and strike_min > strike_max:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "strike_min exceeds strike_max")

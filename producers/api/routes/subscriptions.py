@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 
 from producers.api.deps import ApiKey, CoordinatorDep, ServicesDep
+from producers.api.errors import RedisUp, declared
 from producers.api.reloads import request_reload
 from producers.api.schemas import (
     ReloadInfo,
@@ -57,7 +58,7 @@ def _reject(rejections: list[Rejection]) -> HTTPException:
     return HTTPException(_STATUS_OF[kind], detail=detail)
 
 
-@router.get("", response_model=list[SubscriptionOut])
+@router.get("", response_model=list[SubscriptionOut], responses=declared())
 def list_subscriptions(
     services: ServicesDep,
     status: Annotated[Status | None, Query()] = None,
@@ -71,7 +72,14 @@ def list_subscriptions(
     "",
     response_model=SubscriptionSaved | SubscriptionsChanged,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[ApiKey],
+    dependencies=[ApiKey, RedisUp],
+    responses={
+        **declared(400, 401, 404, 409, 413),
+        200: {
+            "description": "an active subscription updated, or a list saved",
+            "model": SubscriptionSaved | SubscriptionsChanged,
+        },
+    },
 )
 def create_subscriptions(
     services: ServicesDep,
@@ -98,7 +106,12 @@ def create_subscriptions(
     return SubscriptionSaved(**record.model_dump(), reload=reload)
 
 
-@router.delete("/{token}", response_model=SubscriptionsChanged, dependencies=[ApiKey])
+@router.delete(
+    "/{token}",
+    response_model=SubscriptionsChanged,
+    dependencies=[ApiKey, RedisUp],
+    responses=declared(401, 404),
+)
 def delete_subscription(
     token: Annotated[int, Path(gt=0, lt=2**32)],
     services: ServicesDep,
