@@ -92,7 +92,8 @@ class Services:
 
     @cached_property
     def subscriptions(self) -> SubscriptionStore:
-        return SubscriptionStore(self.sessions)
+        """Its SQLite write slot waits no longer than any other database wait."""
+        return SubscriptionStore(self.sessions, self.settings.database_timeout_seconds)
 
     @cached_property
     def registry(self) -> InstrumentRegistry:
