@@ -13,7 +13,7 @@ from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -21,15 +21,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_coordinator(request: Request, services: ServicesDep) -> ReloadCoordinator:
+async def get_coordinator(request: Request, services: ServicesDep) -> ReloadCoordinator:
     return services.coordinator(request.app.state.reload_scheduler)
 
 
-def get_rebalancer(request: Request, services: ServicesDep) -> Rebalancer:
+async def get_rebalancer(request: Request, services: ServicesDep) -> Rebalancer:
     return services.rebalancer(request.app.state.stream_starter)
 
 
-def get_celery(request: Request) -> Celery:
+async def get_celery(request: Request) -> Celery:
     celery: Celery = request.app.state.celery
     return celery
 
@@ -46,7 +46,7 @@ def _given_key(x_api_key: str | None, authorization: str | None) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def is_authorised(
+async def is_authorised(
     services: ServicesDep,
     x_api_key: Annotated[str | None, Header()] = None,
     authorization: Annotated[str | None, Header()] = None,
@@ -67,7 +67,7 @@ def is_authorised(
 Authorised = Annotated[bool, Depends(is_authorised)]
 
 
-def require_api_key(authorised: Authorised) -> None:
+async def require_api_key(authorised: Authorised) -> None:
     """Guard for mutating routes and ``/metrics`` when an API key is configured."""
     if not authorised:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key")

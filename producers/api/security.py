@@ -55,7 +55,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def refuse_exposed(request: Request, services: ServicesDep) -> None:
+async def refuse_exposed(request: Request, services: ServicesDep) -> None:
     """Answer nobody on a non-loopback address while the key is missing or weak.
 
     ``scope["server"]`` is the local address the connection arrived on, as the ASGI
