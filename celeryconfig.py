@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from celery.schedules import crontab
 from kombu.entity import Queue
@@ -99,12 +100,29 @@ def _redbeat(settings: Settings) -> dict[str, Any]:
     a tick never hangs on a dead connection (the scheduler tries again next tick)."""
     keys = names.Keys(settings.key_prefix)
     timeout = settings.redis_socket_timeout
+    url, password = _without_password(settings.redis_url)
     return {
-        "redbeat_redis_url": settings.redis_url,
+        "redbeat_redis_url": url,
         "redbeat_key_prefix": keys.beat_entries,
         "redbeat_lock_key": keys.beat_leader,
-        "redbeat_redis_options": {"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        "redbeat_redis_options": {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            **({"password": password} if password else {}),
+        },
     }
+
+
+def _without_password(url: str) -> tuple[str, str | None]:
+    """``url`` without its password, and the password. ``celery inspect conf`` and Flower
+    show the configuration, masking the broker's and backend's URLs and keys named like
+    a password, never a password inside ``redbeat_redis_url``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:

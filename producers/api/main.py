@@ -11,6 +11,7 @@ from fastapi import FastAPI
 import celeryconfig
 from producers.api import errors
 from producers.api.routes import admin, health, instruments, subscriptions
+from producers.api.security import LoopbackOrKey, refuse_exposed_start
 from tickfleet import __version__
 from tickfleet.connections import fail_fast_client
 from tickfleet.db import DatabaseNotReadyError, describe
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         chosen = settings or get_settings()
         logging.basicConfig(level=chosen.log_level)
+        refuse_exposed_start(chosen)  # outside loopback without a real key: not at all
         services = Services(chosen)
         try:
             log.info("database %s (id %s)", describe(chosen.database_url), services.database_id)
@@ -49,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.redis_probe.close()
             services.close()
 
-    app = FastAPI(title="tickfleet", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="tickfleet", version=__version__, lifespan=lifespan, dependencies=[LoopbackOrKey]
+    )
     errors.install(app, lambda: int(getattr(app.state, "max_body_bytes", DEFAULT_MAX_BODY)))
     app.include_router(subscriptions.router)
     app.include_router(instruments.router)
