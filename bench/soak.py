@@ -78,7 +78,7 @@ EXPIRIES_LISTED_AT_START = 6  # 4 weekly + the monthly ones beyond them (the set
 APPLY_TIMEOUT_SECONDS = 60.0
 MB = 1024 * 1024
 # What the option stream reports through shared memory (slots of one array of doubles).
-HELD, ASSIGNED, EXCLUDED, CAPPED, VERSION, LAST_TICK = range(6)
+HELD, ASSIGNED, EXCLUDED, CAPPED, VERSION, LAST_TICK, BLOCKS = range(7)
 
 
 class Server(Protocol):
@@ -138,7 +138,8 @@ async def serve(runner: StreamRunner, probe: Any) -> None:
 
 async def report(status: StreamStatus, probe: Any) -> None:
     """The feed's state in shared memory: held = assigned minus those it does not simulate
-    (over the cap, expired, not simulable), which is what its option book holds."""
+    (over the cap, expired, not simulable), which is what its option book holds; and the
+    Python heap's live blocks, which tell a leak of objects from RSS the allocator keeps."""
     while True:
         probe[HELD] = status.tokens - len(status.excluded)
         probe[ASSIGNED] = status.tokens
@@ -146,6 +147,7 @@ async def report(status: StreamStatus, probe: Any) -> None:
         probe[CAPPED] = sum(1 for why in status.excluded.values() if why == EXCLUDED_MOCK_CAP)
         probe[VERSION] = status.assignment_version or 0
         probe[LAST_TICK] = status.last_tick_at or 0.0
+        probe[BLOCKS] = sys.getallocatedblocks()
         await asyncio.sleep(0.05)
 
 
@@ -181,8 +183,8 @@ def running_streams(values: dict[str, Any], start: float) -> Iterator[Streams]:
     """Both stream processes (spawned: a fresh interpreter, as a pool process is); stopped
     with SIGTERM, which ends a stream cleanly, then waited for."""
     context = multiprocessing.get_context("spawn")
-    streams = Streams(context.Value("d", start, lock=False), context.Array("d", 6, lock=False))
-    probes = {"options": streams.probe, "underlying": context.Array("d", 6, lock=False)}
+    streams = Streams(context.Value("d", start, lock=False), context.Array("d", 7, lock=False))
+    probes = {"options": streams.probe, "underlying": context.Array("d", 7, lock=False)}
     try:
         for kind in ("underlying", "options"):
             process = context.Process(
@@ -333,6 +335,7 @@ class Sample:
     assigned: int
     excluded: int
     capped: int
+    blocks: int
 
 
 class Sampler:
@@ -365,6 +368,7 @@ class Sampler:
                 int(probe[ASSIGNED]),
                 int(probe[EXCLUDED]),
                 int(probe[CAPPED]),
+                int(probe[BLOCKS]),
             )
         )
 
@@ -404,15 +408,23 @@ class Year:
     streams: Streams
     tz: ZoneInfo
     phase_seconds: float
+    tick_seconds: float
     close: tuple[int, int]
+    moved_at: float = 0.0
 
     def move_to(self, moment: datetime) -> None:
+        self.moved_at = moment.timestamp()
         self.streams.offset.value = offset_to(moment)
+
+    def ticked(self) -> None:
+        """Until the option stream has run a tick that began after the clock moved (one
+        that began before may finish, and stamp its tick, after it)."""
+        self.streams.wait_for(LAST_TICK, self.moved_at + self.tick_seconds / 2)
 
     def settle(self, version: int) -> None:
         """Until the option stream runs ``version`` and has ticked at the new time."""
         self.streams.wait_for(VERSION, version)
-        self.streams.wait_for(LAST_TICK, self.control.svc.clock.time() - 1.0)
+        self.ticked()
         time.sleep(self.phase_seconds)
 
     def morning(self, day: date) -> None:
@@ -425,7 +437,7 @@ class Year:
         beat's eviction and the reload it asks for."""
         hour, minute = self.close
         self.move_to(datetime(day.year, day.month, day.day, hour, minute + 1, tzinfo=self.tz))
-        self.streams.wait_for(LAST_TICK, self.control.svc.clock.time() - 1.0)
+        self.ticked()
         self.control.evict_expired()
         self.settle(self.control.reload())
 
@@ -446,22 +458,32 @@ def month_of(sample: Sample, tz: ZoneInfo) -> tuple[int, int]:
     return moment.year, moment.month
 
 
-def end_of_month_rss(samples: Sequence[Sample], month: tuple[int, int], tz: ZoneInfo) -> float:
-    """Median RSS of the month's last simulated week (one sample would be noise)."""
+def end_of_month(
+    samples: Sequence[Sample], month: tuple[int, int], tz: ZoneInfo, of: Callable[[Sample], int]
+) -> float:
+    """Median of ``of`` over the month's last simulated week (one sample would be noise)."""
     inside = [s for s in samples if month_of(s, tz) == month]
     last = max(s.simulated for s in inside)
-    return statistics.median(s.rss_options for s in inside if s.simulated >= last - 7 * 86400)
+    return statistics.median(of(s) for s in inside if s.simulated >= last - 7 * 86400)
+
+
+def growth_pct(
+    samples: Sequence[Sample], tz: ZoneInfo, of: Callable[[Sample], int]
+) -> tuple[float, float, float]:
+    """``of`` at the end of the first and of the last simulated month, and the growth."""
+    months = sorted({month_of(s, tz) for s in samples})
+    first = end_of_month(samples, months[0], tz, of)
+    last = end_of_month(samples, months[-1], tz, of)
+    return first, last, (last / first - 1.0) * 100.0
 
 
 def summarise(
     samples: Sequence[Sample], control: Control, cap: int, tz: ZoneInfo
 ) -> dict[str, Any]:
     months = sorted({month_of(s, tz) for s in samples})
-    first, last = (
-        end_of_month_rss(samples, months[0], tz),
-        end_of_month_rss(samples, months[-1], tz),
-    )
-    growth = (last / first - 1.0) * 100.0
+    first, last, growth = growth_pct(samples, tz, lambda s: s.rss_options)
+    *_, blocks = growth_pct(samples, tz, lambda s: s.blocks)
+    *_, underlying = growth_pct(samples, tz, lambda s: s.rss_underlying)
     max_held = max(s.held for s in samples)
     return {
         "max_state": max_held,
@@ -475,7 +497,8 @@ def summarise(
         "rss_growth_pct": round(growth, 2),
         "rss_growth_within_target": growth <= TARGET_GROWTH_PCT,
         "rss_peak_mb": round(max(s.rss_options for s in samples) / MB, 1),
-        "rss_underlying_growth_pct": round(_underlying_growth(samples, months, tz), 2),
+        "python_heap_blocks_growth_pct": round(blocks, 2),
+        "rss_underlying_growth_pct": round(underlying, 2),
         "evictions": control.evictions(),
         "published": control.published(),
         "deactivated": dict(control.tally.deactivated),
@@ -485,15 +508,6 @@ def summarise(
         "samples": len(samples),
         "months": len(months),
     }
-
-
-def _underlying_growth(
-    samples: Sequence[Sample], months: Sequence[tuple[int, int]], tz: ZoneInfo
-) -> float:
-    def median_in(month: tuple[int, int]) -> float:
-        return statistics.median(s.rss_underlying for s in samples if month_of(s, tz) == month)
-
-    return (median_in(months[-1]) / median_in(months[0]) - 1.0) * 100.0
 
 
 def weekly_series(samples: Sequence[Sample], tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -507,6 +521,7 @@ def weekly_series(samples: Sequence[Sample], tz: ZoneInfo) -> list[dict[str, Any
             "rss_mb": round(s.rss_options / MB, 2),
             "state": s.held,
             "assigned": s.assigned,
+            "heap_blocks": s.blocks,
         }
         for s in by_week.values()
     ]
@@ -552,7 +567,11 @@ def report_figures(figures: Mapping[str, Any], wall: float) -> None:
         f"{figures['rss_last_month_mb']} MB end of last, growth {figures['rss_growth_pct']} % "
         f"(target <= {TARGET_GROWTH_PCT:g} %: {growth}); peak {figures['rss_peak_mb']} MB"
     )
-    print(f"index stream RSS growth (monthly medians): {figures['rss_underlying_growth_pct']} %")
+    print(
+        f"  Python heap (live blocks) of the option stream: "
+        f"{figures['python_heap_blocks_growth_pct']} % over the same months; "
+        f"index stream RSS: {figures['rss_underlying_growth_pct']} %"
+    )
     print(f"book evictions by reason: {figures['evictions']}")
     published = figures["published"]
     print(f"option ticks published {published['ticks']:,}, dropped {published['dropped']:,}")
@@ -599,7 +618,9 @@ def soak(args: argparse.Namespace, values: dict[str, Any]) -> tuple[dict[str, An
         control = Control(settings, clock)
         sampler = Sampler(streams, clock, args.sample_seconds)
         try:
-            year = Year(control, streams, tz, args.phase_seconds, _close(settings))
+            year = Year(
+                control, streams, tz, args.phase_seconds, args.tick_seconds, _close(settings)
+            )
             with sampler:
                 year.run(expiries, _progress(expiries, streams, sampler))
             streams_stopped(streams)
