@@ -315,6 +315,11 @@ class ReloadCoordinator:
 
     # --- observability -----------------------------------------------------------------
 
+    def last_started(self) -> float | None:
+        """Clock time the latest reload run started (None: none since Redis was empty)."""
+        raw = self._client.hget(self._keys.reload_state, "last_started_at")
+        return float(raw) if raw else None
+
     def status(self) -> dict[str, Any]:
         """The ``reload`` section of /health."""
         pipe = self._client.pipeline(transaction=False)

@@ -327,6 +327,12 @@ class SubscriptionStore:
         with self._engine.connect() as conn:
             return _active_pins(conn, tokens)
 
+    def last_change(self) -> datetime | None:
+        """When any subscription last changed (created, updated or deactivated)."""
+        with self._sessions() as session:
+            latest = session.scalar(select(func.max(SubscriptionRow.updated_at)))
+        return _aware(latest) if latest is not None else None
+
     def counts(self) -> dict[str, int]:
         query = select(SubscriptionRow.status, func.count()).group_by(SubscriptionRow.status)
         with self._sessions() as session:

@@ -13,8 +13,9 @@ log = logging.getLogger("tickfleet.api")
 def request_reload(coordinator: ReloadCoordinator, reason: str) -> ReloadInfo:
     """Request a reload; a broker/Redis failure is reported, not raised.
 
-    The change itself is already committed; the beat backstop notices subscriptions
-    that differ from the assignment and reloads them, so nothing is lost.
+    The change itself is already committed; the watchdog sees a subscription that
+    changed after the last reload started and requests one (``tickfleet.watchdog``), so
+    nothing is lost.
     """
     try:
         request = coordinator.request(reason)

@@ -1,0 +1,81 @@
+"""A subscription the API committed without a reload request is reloaded by the watchdog.
+
+The API asks Redis first, but Redis can go away between the commit and the reload
+request: the change is in the database and nothing else knows of it. The watchdog sees a
+subscription changed after the assignment was saved and after the last reload started,
+and requests the reload; once one has started, it asks no more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.seed import now_of, seed_universe
+from tickfleet.presence import Presence, WorkerRecord
+from tickfleet.services import Services
+from tickfleet.settings import Settings
+from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.watchdog import watch
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class RecordingScheduler:
+    def __init__(self) -> None:
+        self.countdowns: list[float] = []
+
+    def schedule(self, countdown: float) -> None:
+        self.countdowns.append(countdown)
+
+
+class RecordingStarter:
+    def start(self, stream: str) -> None:
+        return None
+
+
+@pytest.fixture
+def fleet(make_settings: Callable[..., Settings]) -> Iterator[tuple[Services, list[int]]]:
+    settings = make_settings()
+    tokens = [o.instrument_token for o in seed_universe(settings)]
+    services = Services(settings)
+    now = services.clock.time()
+    worker = WorkerRecord("stream@test", pid=1, concurrency=4, started_at=now, seen_at=now)
+    Presence(services.redis, services.keys).announce(worker)
+    yield services, tokens
+    services.close()
+
+
+def test_a_change_without_a_reload_request_is_reloaded_by_the_watchdog(
+    fleet: tuple[Services, list[int]],
+) -> None:
+    services, tokens = fleet
+    scheduler = RecordingScheduler()
+    coordinator = services.coordinator(scheduler)
+    starter = RecordingStarter()
+    rebalance = services.rebalancer(starter)
+
+    def pass_() -> None:
+        watch(services.assignments, services.subscriptions, services.launcher(starter), coordinator)
+
+    def subscribe(token: int) -> None:
+        # What the API commits; the reload request that should follow never happens.
+        now = now_of(services.settings)
+        services.subscriptions.upsert_many([SubscriptionRequest(token)], now)
+
+    subscribe(tokens[0])
+    assert coordinator.run_now(rebalance).kind == "ran"
+    pass_()
+    assert scheduler.countdowns == [], "nothing changed since the last reload"
+
+    subscribe(tokens[1])
+    pass_()
+    assert len(scheduler.countdowns) == 1, "the committed change is reloaded"
+    assert coordinator.status()["pending"] == 1
+
+    assert coordinator.run_now(rebalance).kind == "ran"
+    assignment = services.assignments.find()
+    assert assignment is not None and tokens[1] in assignment.placements
+    pass_()
+    assert len(scheduler.countdowns) == 1, "a reload that started after the change is enough"
