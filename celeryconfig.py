@@ -48,6 +48,7 @@ task_routes = {
     names.TASK_STREAM_UNDERLYING: {"queue": names.QUEUE_STREAM},
     names.TASK_WATCHDOG: {"queue": names.QUEUE_MAINTENANCE},
     names.TASK_EVICT_EXPIRED: {"queue": names.QUEUE_MAINTENANCE},
+    names.TASK_MOVE_BARS: {"queue": names.QUEUE_MAINTENANCE},
 }
 
 # Short control tasks: acknowledge after they finish and requeue them when their
@@ -180,6 +181,11 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": names.TASK_EVICT_EXPIRED,
             "schedule": crontab(hour=str(after_close.hour), minute=str(after_close.minute)),
             "options": {"expires": sweep},
+        },
+        "move-bars": {
+            "task": names.TASK_MOVE_BARS,
+            "schedule": timedelta(seconds=settings.history_bar_move_seconds),
+            "options": {"expires": settings.history_bar_move_seconds * 2},
         },
         "ensure-reload": {
             "task": names.TASK_ENSURE_RELOAD,

@@ -1,22 +1,29 @@
-"""The ``tickfleet`` command line: set up the database, reload, refresh, watch ticks.
+"""The ``tickfleet`` command line: set up the database, reload, refresh, watch ticks,
+print candles.
 
-Exit status: 0 on success; 1 when a reload did not run or ``tail`` printed no tick; 2 when
-the database is missing or was never initialised (``tickfleet init-db``).
+Exit status: 0 on success; 1 when a reload did not run, ``tail`` printed no tick or
+``history`` was refused (the reason on stderr); 2 when the database is missing or was
+never initialised (``tickfleet init-db``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from producers import kite_sim
 from tickfleet.db import DatabaseNotReadyError, describe, initialise, make_engine
+from tickfleet.history import Interval
+from tickfleet.history.kite_source import HistoryError
+from tickfleet.history.service import HistoryRequest, HistoryService
 from tickfleet.instruments import choose_source, refresh_instruments
 from tickfleet.readiness import wait_until_ready
 from tickfleet.services import Services
@@ -122,6 +129,29 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
     return 0 if printed else 1
 
 
+def cmd_history(services: Services, args: argparse.Namespace) -> int:
+    """Print one instrument's candles as ``GET /history`` answers them (JSON, or CSV)."""
+    tz = ZoneInfo(services.settings.market_timezone)
+    start, end = (t if t.tzinfo else t.replace(tzinfo=tz) for t in (args.start, args.end))
+    request = HistoryRequest(
+        args.token, start, end, Interval(args.interval), args.account, args.continuous, args.oi
+    )
+    try:
+        document = HistoryService.from_services(services).answer(request)
+    except (HistoryError, ValueError, LookupError) as exc:
+        print(f"tickfleet history: {exc}", file=sys.stderr)
+        return 1
+    if not args.csv:
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    candles = document["candles"]
+    if candles:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(candles[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(candles)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +176,19 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--seconds", type=float, help="stop after this long")
     tail.add_argument("--channel", choices=["options", "underlying", "all"], default="all")
     tail.set_defaults(func=cmd_tail)
+    history = sub.add_parser("history", help="print an instrument's candles")
+    history.add_argument("token", type=int)
+    zoned = "ISO 8601; naive means market time"
+    history.add_argument(
+        "--from", dest="start", type=datetime.fromisoformat, required=True, help=zoned
+    )
+    history.add_argument("--to", dest="end", type=datetime.fromisoformat, required=True, help=zoned)
+    history.add_argument("--interval", choices=[i.value for i in Interval], default="minute")
+    history.add_argument("--account", help="the account that asks Kite")
+    history.add_argument("--continuous", action="store_true")
+    history.add_argument("--oi", action="store_true", help="open interest (options: and greeks)")
+    history.add_argument("--csv", action="store_true", help="the candles as CSV")
+    history.set_defaults(func=cmd_history)
     kite_sim.add_arguments(sub.add_parser("kite-sim", help="serve Kite's ticker and REST locally"))
     return parser
 

@@ -23,6 +23,7 @@ TASK_STREAM_ACCOUNT = "tickfleet.stream_account"
 TASK_STREAM_UNDERLYING = "tickfleet.stream_underlying"
 TASK_WATCHDOG = "tickfleet.watchdog"
 TASK_EVICT_EXPIRED = "tickfleet.evict_expired"
+TASK_MOVE_BARS = "tickfleet.move_bars"
 
 UNDERLYING_STREAM = "underlying"
 PUBLISH_BREAKER = "publish"
@@ -129,6 +130,17 @@ class Keys:
         """Candles of a closed range, as Kite answered them (JSON rows, with a TTL);
         ``query`` names token, interval, range and flags."""
         return self._k("history", "candles", query)
+
+    @property
+    def history_bars(self) -> str:
+        """List: the streams' bar segments waiting for the SQL store (one JSON array of
+        segments per flush), see ``tickfleet.history.bars``."""
+        return self._k("history", "bars")
+
+    @property
+    def history_bars_taken(self) -> str:
+        """The segments a move took from ``history_bars``, until they are in SQL."""
+        return self._k("history", "bars", "taken")
 
     # simulated market
     @property

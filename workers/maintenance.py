@@ -1,8 +1,10 @@
-"""Maintenance tasks run by beat: the stream watchdog and expired-contract eviction."""
+"""Maintenance tasks run by beat: the stream watchdog, expired-contract eviction, and
+moving the streams' bars to SQL."""
 
 from __future__ import annotations
 
 from tickfleet import names
+from tickfleet.history.bar_store import BarStore, keep_bars
 from tickfleet.watchdog import watch
 from workers.app import app
 from workers.runtime import reload_scheduler, services, stream_starter
@@ -24,3 +26,12 @@ def evict_expired() -> int:
     if evicted:
         svc.coordinator(reload_scheduler()).request(f"evicted {len(evicted)} expired")
     return len(evicted)
+
+
+@app.task(name=names.TASK_MOVE_BARS, ignore_result=True)
+def move_bars() -> int:
+    """The streams' bars from Redis into SQL, and bars past the retention pruned."""
+    svc = services()
+    settings = svc.settings
+    store = BarStore(svc.sessions)
+    return keep_bars(svc.redis, svc.keys, store, svc.clock.time(), settings.history_retention_days)

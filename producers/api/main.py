@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 import celeryconfig
 from producers.api import errors
-from producers.api.routes import admin, health, instruments, subscriptions
+from producers.api.routes import admin, health, history, instruments, subscriptions
 from producers.api.security import LoopbackOrKey, refuse_exposed_start
 from tickfleet import __version__
 from tickfleet.connections import fail_fast_client
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instruments.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(history.router)
     return app
 
 

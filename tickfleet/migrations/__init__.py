@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, MetaData, inspect
 
 from tickfleet import instruments, subscriptions  # noqa: F401 - they register their tables
 from tickfleet.db import Base, MetaRow
+from tickfleet.history import bar_store  # noqa: F401 - it registers its table
 
 SCRIPTS = Path(__file__).parent
 # The schema ``create_all`` made before there were migrations (tickfleet 0.3.0 and older).

@@ -58,6 +58,8 @@ def stream_config(settings: Settings) -> StreamConfig:
         restart_limit=s.stream_restart_limit,
         publisher=PublisherConfig(s.publish_batch_max, s.publish_timeout_seconds),
         breaker=BreakerConfig.from_settings(s),
+        bar_seconds=s.history_bar_seconds,
+        bar_flush_seconds=s.history_bar_flush_seconds,
     )
 
 

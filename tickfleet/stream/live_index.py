@@ -102,7 +102,7 @@ class LiveIndex:
         payload = index_tick(
             index.underlying, index.tradingsymbol, index.token, quote, Stamp.of(now, self._tz)
         )
-        self._outlet.index(index.underlying, payload)
+        self._outlet.index(index.underlying, payload, index.token, now, price, None, False)
         self._latest = MockUnderlyingSnapshot(
             self._version, index.tradingsymbol, price, quote.open, quote.high, quote.low,
             tick.close or price, 0, now, is_mock=False,

@@ -195,7 +195,7 @@ class LiveOptions:
                 stamp, t.last_price, t.volume_traded, t.oi, *g, version, False, t.close,
                 t.depth, t.total_buy_quantity, t.total_sell_quantity,
             )  # fmt: skip
-            option(t.instrument_token, payload)
+            option(t.instrument_token, payload, now, t.last_price, t.volume_traded, t.oi, False)
         self._status.last_tick_at = now
 
     def _greeks(self, known: list[tuple[Tick, LiveContract]], now: float) -> list[Greeks5]:

@@ -1,29 +1,43 @@
 """Where feeds hand their ticks: each kind of tick to its channel and latest-tick hash.
 
 Every feed, simulated or live, publishes through an ``Outlet``, so the channel names and
-the latest-tick bookkeeping are decided once, not per feed.
+the latest-tick bookkeeping are decided once, not per feed. Each tick also goes into
+the stream's bars (``tickfleet.history.bars``: memory only, flushed by the runner).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tickfleet.history.bars import BarBuilder
 from tickfleet.names import Channels
 from tickfleet.stream.publisher import TickPublisher
 
 
 class Outlet:
-    def __init__(self, publisher: TickPublisher, channels: Channels) -> None:
+    def __init__(self, publisher: TickPublisher, channels: Channels, bars: BarBuilder) -> None:
         self._publisher = publisher
         self._channels = channels
+        self.bars = bars
+        self._bar = bars.add  # bound once: it runs for every tick
 
-    def option(self, token: int, payload: bytes) -> None:
+    # The bar's values travel as plain arguments: a tuple per tick would cost more.
+    def option(
+        self, token: int, payload: bytes, ts: float, price: float, volume: int | None,
+        oi: int | None, mock: bool,
+    ) -> None:  # fmt: skip
+        """One option tick: ``ts`` epoch seconds, ``volume`` the day's cumulative."""
         channels = self._channels
         self._publisher.offer(channels.options, channels.latest_options, str(token), payload)
+        self._bar(token, ts, price, volume, oi, mock)
 
-    def index(self, symbol: str, payload: bytes) -> None:
+    def index(
+        self, symbol: str, payload: bytes, token: int, ts: float, price: float,
+        volume: int | None, mock: bool,
+    ) -> None:  # fmt: skip
         channels = self._channels
         self._publisher.offer(channels.underlying, channels.latest_underlying, symbol, payload)
+        self._bar(token, ts, price, volume, None, mock)
 
     def retract_options(self, tokens: Iterable[int]) -> None:
         """Tokens no longer streamed leave the latest-tick hash (after their last tick)."""

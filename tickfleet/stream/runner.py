@@ -12,6 +12,7 @@ supervisor runs the stream's coroutines on the one event loop, no thread anywher
     breaker    keeps the fleet-shared breaker in step with the others
     failures   writes failure records for /health
     metrics    flushes this stream's metrics
+    bars       hands the stream's bars to Redis (tickfleet.history.bars)
     control    follows the assignment and the control channel
     feed       produces ticks (simulated or live, as the market hours say)
 
@@ -36,6 +37,7 @@ from tickfleet.breaker import BreakerConfig, SharedBreaker
 from tickfleet.clock import Clock
 from tickfleet.connections import RedisRoles, StreamClients, stream_clients
 from tickfleet.failures import AsyncFailureLog, TaskFailure
+from tickfleet.history.bars import BarBuilder, BarFlusher
 from tickfleet.lease import AsyncLease, new_owner
 from tickfleet.metrics import AsyncMetricsFlusher, Metrics, MetricsBuffer
 from tickfleet.names import PUBLISH_BREAKER, Channels, Keys
@@ -91,6 +93,8 @@ class StreamConfig:
     restart_limit: int
     publisher: PublisherConfig
     breaker: BreakerConfig
+    bar_seconds: float = 60.0
+    bar_flush_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +167,7 @@ class StreamRunner:
         keys = self.config.keys
         failures = AsyncFailureLog(clients.fleet, keys.task_failures)
         flusher = AsyncMetricsFlusher(self.metrics, clients.fleet, keys.prefix)
-        stack.push_async_callback(flusher.flush)
+        stack.push_async_callback(flusher.close)
         stack.push_async_callback(failures.flush)
         monitor = TaskMonitor(self._context, self.metrics, failures, self._clock)
         monitor.install(asyncio.get_running_loop())
@@ -208,7 +212,12 @@ class StreamRunner:
         publisher = TickPublisher(
             clients.publish, self.name, self.metrics, config.publisher, breaker, keeper.may_publish
         )
-        outlet = Outlet(publisher, config.channels)
+        bars = BarFlusher(
+            BarBuilder(config.bar_seconds), clients.fleet, keys.history_bars,
+            config.bar_flush_seconds,
+        )  # fmt: skip
+        stack.push_async_callback(bars.close)  # after the feed stopped: its last ticks too
+        outlet = Outlet(publisher, config.channels, bars.builder)
         feed = self._feed(
             StreamParts(self.name, clients, outlet, self.status, self.metrics, keeper.may_publish)
         )
@@ -227,6 +236,7 @@ class StreamRunner:
             ("breaker", breaker.run),
             ("failures", records.failures.run),
             ("metrics", records.metrics.run),
+            ("bars", bars.run),
             ("control", listener.run),
             ("feed", feed.run),
         ):

@@ -101,7 +101,10 @@ class SimulatedIndex:
         )  # fmt: skip
         index, stamp = self._index, Stamp.of(snapshot.ts, self._sim.tz)
         payload = index_tick(index.underlying, index.tradingsymbol, index.token, quote, stamp)
-        self._outlet.index(index.underlying, payload)
+        self._outlet.index(
+            index.underlying, payload, index.token, snapshot.ts, snapshot.price, snapshot.volume,
+            True,
+        )  # fmt: skip
         self._status.last_tick_at = self._sim.clock.time()
 
     async def _resume(self) -> UnderlyingBuilder:

@@ -117,9 +117,12 @@ class SimulatedOptions:
 
     def _publish(self, states: list[MockOptionSnapshot]) -> None:
         payloads, option = self._payloads, self._outlet.option
-        stamp = Stamp.of(states[0].timestamp, self._sim.tz)  # one chain tick, one time
+        ts = states[0].timestamp
+        stamp = Stamp.of(ts, self._sim.tz)  # one chain tick, one time
         for s in states:
-            option(s.instrument_token, option_tick(payloads[s.instrument_token], stamp, s))
+            token = s.instrument_token
+            payload = option_tick(payloads[token], stamp, s)
+            option(token, payload, ts, s.last_price, s.volume, s.oi, True)
         self._status.last_tick_at = self._sim.clock.time()
 
     def _drop(self, tokens: Collection[int]) -> None:

@@ -1,0 +1,96 @@
+"""The stream's bars in memory, and merging their segments: pure, no I/O."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from tickfleet.history.bar_store import collapse, merge
+from tickfleet.history.bars import (
+    CLOSE,
+    HIGH,
+    LOW,
+    MOCK,
+    OI,
+    OPEN,
+    START,
+    VOLUME_FIRST,
+    VOLUME_LAST,
+    BarBuilder,
+    Segment,
+)
+
+pytestmark = pytest.mark.timeout(10)
+
+T0 = 1_764_561_600.0  # a whole minute
+
+
+def test_a_bar_is_first_max_min_last_of_its_ticks() -> None:
+    bars = BarBuilder(60)
+    for i, price in enumerate([100.0, 104.0, 98.0, 101.0]):
+        bars.add(7, T0 + i, price, 1000 + i * 10, 50 + i, True)
+    (bar,) = bars.take()
+    assert bar[START] == T0
+    assert (bar[OPEN], bar[HIGH], bar[LOW], bar[CLOSE]) == (100.0, 104.0, 98.0, 101.0)
+    assert (bar[VOLUME_FIRST], bar[VOLUME_LAST], bar[OI], bar[MOCK]) == (1000, 1030, 53, True)
+
+
+def test_a_new_bar_starts_on_the_boundary_and_the_closed_one_is_still_taken() -> None:
+    bars = BarBuilder(60)
+    bars.add(7, T0 + 59.999, 10.0, None, None, False)
+    bars.add(7, T0 + 60.0, 11.0, None, None, False)
+    taken = bars.take()
+    assert [(b[START], b[OPEN]) for b in taken] == [(T0, 10.0), (T0 + 60, 11.0)]
+    assert bars.take() == []  # nothing changed since
+
+
+def test_take_returns_copies_so_a_growing_bar_is_flushed_again() -> None:
+    bars = BarBuilder(60)
+    bars.add(7, T0, 10.0, None, None, False)
+    (first,) = bars.take()
+    bars.add(7, T0 + 1, 12.0, None, None, False)
+    (second,) = bars.take()
+    assert first[CLOSE] == 10.0 and second[CLOSE] == 12.0 and second[HIGH] == 12.0
+
+
+def test_ltp_ticks_without_volume_or_oi_keep_them_unknown() -> None:
+    bars = BarBuilder(60)
+    bars.add(7, T0, 10.0, None, None, False)
+    bars.add(7, T0 + 1, 9.0, None, None, False)
+    (bar,) = bars.take()
+    assert (bar[VOLUME_FIRST], bar[VOLUME_LAST], bar[OI], bar[LOW]) == (None, None, None, 9.0)
+
+
+def _segments_of(ticks: list[tuple[float, float, int]]) -> Segment:
+    bars = BarBuilder(60)
+    for ts, price, volume in ticks:
+        bars.add(7, ts, price, volume, volume // 10, False)
+    (bar,) = bars.take()
+    return bar
+
+
+def test_segments_merge_to_the_bar_of_all_their_ticks_in_any_order_any_number_of_times() -> None:
+    rng = random.Random(5)
+    ticks = [(T0 + i * 0.5, round(rng.uniform(90, 110), 2), 1000 + i) for i in range(100)]
+    whole = _segments_of(ticks)
+    # a failover: the first worker's ticks up to 40, the second's from 40 on; plus a
+    # flush of the first worker's bar as it was at tick 20 (flushed again later)
+    parts = [_segments_of(ticks[:20]), _segments_of(ticks[:40]), _segments_of(ticks[40:])]
+    for order in itertools.permutations(parts):
+        merged = order[0]
+        for part in order[1:]:
+            merged = merge(merged, part)
+        assert merged == whole
+    assert merge(whole, whole) == whole
+
+
+def test_collapse_merges_per_token_and_start() -> None:
+    a = _segments_of([(T0, 10.0, 1), (T0 + 1, 12.0, 2)])
+    b = _segments_of([(T0 + 2, 8.0, 3)])
+    c = _segments_of([(T0 + 61, 20.0, 4)])
+    bars = collapse([a, c, b])
+    assert set(bars) == {(7, int(T0)), (7, int(T0) + 60)}
+    bar = bars[(7, int(T0))]
+    assert (bar[OPEN], bar[HIGH], bar[LOW], bar[CLOSE]) == (10.0, 12.0, 8.0, 8.0)

@@ -1,0 +1,156 @@
+"""The fleet's own bars, built in the stream from every tick it publishes.
+
+A stream sees every tick, so it keeps one open bar per token in memory: ``BarBuilder.add``
+is one dictionary lookup and a few comparisons per tick, no I/O, beside the publisher's
+``offer``. Streams read and write only Redis, so ``BarFlusher`` hands the bars that
+changed to a Redis list every ``history_bar_flush_seconds`` (and once more when the stream
+stops); a beat task (``bar_store.move_bars``) merges them into SQL.
+
+A flushed bar is a *segment*: the bar as far as this stream saw it, open from its
+earliest tick, close from its latest. Merging segments is idempotent and order-free (open
+of the earliest tick, close and OI of the latest, high the max, low the min), so a bar
+flushed twice, or begun by one stream worker and finished by another after a failover,
+becomes one bar with every tick either worker published. A worker killed outright loses
+what it saw since its last flush (at most ``history_bar_flush_seconds``); a stopped one
+flushes first and loses nothing.
+
+Volume: Kite's tick volume is the day's cumulative count, so a segment keeps the first
+and the latest cumulative volume it saw; the store answers a bar's volume as its latest
+cumulative volume less the previous bar's of the same day (or less its own first, for a
+day's first bar).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+log = logging.getLogger("tickfleet.history")
+
+# A segment, as a list (one per token and bar, updated in place on every tick):
+TOKEN, START, FIRST_TS, OPEN, HIGH, LOW, LAST_TS, CLOSE, VOLUME_FIRST, VOLUME_LAST, OI, MOCK = (
+    range(12)
+)
+Segment = list[Any]
+_TAKEN: Final = 12  # an open bar's last slot: the copy the last take returned
+
+KEEP_FLUSHES: Final = 3600
+"""Flushes the Redis list keeps while nothing moves them to SQL (beat down): an hour at one
+a second, then the oldest go first."""
+
+
+class BarBuilder:
+    """One open bar per token, of ``length`` seconds since the epoch (market offsets are
+    whole minutes, so bars start on the market's minutes too).
+
+    ``add`` runs for every tick, so it does the least it can (measured in the README): the
+    bar's start is computed once per distinct tick time (a chain or a frame shares one);
+    what changed since the last ``take`` is found by ``take`` comparing each open bar with
+    the copy it took last, not marked per tick. ``is_mock`` and the first volume are the
+    opening tick's (a segment's; merged segments: any simulated, the lowest volume).
+    """
+
+    def __init__(self, length: float) -> None:
+        self._length = length
+        self._open: dict[int, Segment] = {}
+        self._closed: list[Segment] = []  # replaced by a newer bar before a take
+        self._ts = -1.0
+        self._start = -1.0
+
+    def add(
+        self, token: int, ts: float, price: float, volume: int | None, oi: int | None, mock: bool
+    ) -> None:
+        """One published tick."""
+        if ts != self._ts:
+            self._ts, self._start = ts, ts - ts % self._length
+        bar = self._open.get(token)
+        if bar is None or bar[START] != self._start:
+            start = self._start
+            self._roll(
+                token, bar,
+                [token, start, ts, price, price, price, ts, price, volume, volume, oi, mock, None],
+            )  # fmt: skip
+            return
+        if price > bar[HIGH]:
+            bar[HIGH] = price
+        elif price < bar[LOW]:
+            bar[LOW] = price
+        bar[LAST_TS] = ts
+        bar[CLOSE] = price
+        if volume is not None:
+            bar[VOLUME_LAST] = volume
+        if oi is not None:
+            bar[OI] = oi
+
+    def _roll(self, token: int, old: Segment | None, new: Segment) -> None:
+        if old is not None and old[:_TAKEN] != old[_TAKEN]:
+            self._closed.append(old[:_TAKEN])
+        self._open[token] = new
+
+    def take(self) -> list[Segment]:
+        """Every bar changed since the last take, as copies (the open ones keep growing)."""
+        taken, self._closed = self._closed, []
+        for bar in self._open.values():
+            segment = bar[:_TAKEN]
+            if segment != bar[_TAKEN]:
+                bar[_TAKEN] = segment
+                taken.append(segment)
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+class BarFlusher:
+    """Hands a builder's changed bars to Redis: every ``interval`` seconds, and at the end.
+
+    A flush that fails (Redis unreachable) keeps its segments for the next one: a segment is
+    the bar so far, so the next take carries the same bars further and nothing is lost.
+    """
+
+    def __init__(
+        self, builder: BarBuilder, client: aioredis.Redis, key: str, interval: float
+    ) -> None:
+        self.builder = builder
+        self._client = client
+        self._key = key
+        self._interval = interval
+        self._pending: dict[tuple[int, float], Segment] = {}
+        self.flushed = 0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Push what changed as one list element; returns how many bars went out."""
+        for segment in self.builder.take():
+            self._pending[(int(segment[TOKEN]), float(segment[START]))] = segment
+        if not self._pending:
+            return 0
+        segments = list(self._pending.values())
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.rpush(self._key, orjson.dumps(segments))
+                pipe.ltrim(self._key, -KEEP_FLUSHES, -1)
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("bars: %d not flushed, kept for the next flush: %s", len(segments), exc)
+            return 0
+        self._pending = {}
+        self.flushed += len(segments)
+        return len(segments)
+
+    async def close(self) -> None:
+        """The last flush, when the stream stops (bounded: a stop must not hang on it)."""
+        try:
+            async with asyncio.timeout(max(1.0, self._interval)):
+                await self.flush()
+        except TimeoutError:
+            log.warning("bars: the last flush timed out")
