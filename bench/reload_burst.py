@@ -142,7 +142,8 @@ def fleet(
         worker = FleetProcess("worker", argv, env, logdir)
         processes.append(worker)
         port = free_port()
-        api_argv = [str(BIN / "uvicorn"), mode.api_app, "--host", "127.0.0.1"]
+        # No access log: what `python -m producers.api` runs by default (TICKFLEET_API_ACCESS_LOG).
+        api_argv = [str(BIN / "uvicorn"), mode.api_app, "--host", "127.0.0.1", "--no-access-log"]
         api = FleetProcess("api", [*api_argv, "--port", str(port)], env, logdir)
         processes.append(api)
         worker.wait_for_log("ready.", timeout=START_TIMEOUT)

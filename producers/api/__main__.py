@@ -21,7 +21,12 @@ def main() -> int:
     if refusal is not None:
         print(f"refused: {refusal}", file=sys.stderr)
         return 2
-    uvicorn.run("producers.api:app", host=settings.api_host, port=settings.api_port)
+    uvicorn.run(
+        "producers.api:app",
+        host=settings.api_host,
+        port=settings.api_port,
+        access_log=settings.api_access_log,
+    )
     return 0
 
 

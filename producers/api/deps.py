@@ -5,9 +5,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
+import redis
 from celery import Celery
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from producers.api.writes import Writes
 from tickfleet.rebalance import Rebalancer
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
@@ -21,8 +23,9 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_coordinator(request: Request, services: ServicesDep) -> ReloadCoordinator:
-    return services.coordinator(request.app.state.reload_scheduler)
+async def get_coordinator(request: Request) -> ReloadCoordinator:
+    coordinator: ReloadCoordinator = request.app.state.coordinator
+    return coordinator
 
 
 async def get_rebalancer(request: Request, services: ServicesDep) -> Rebalancer:
@@ -34,7 +37,20 @@ async def get_celery(request: Request) -> Celery:
     return celery
 
 
+async def get_writes(request: Request) -> Writes:
+    writes: Writes = request.app.state.writes
+    return writes
+
+
+async def get_redis_probe(request: Request) -> redis.Redis:
+    """The fail-fast client that asks Redis before a write (``producers.api.errors``)."""
+    probe: redis.Redis = request.app.state.redis_probe
+    return probe
+
+
 CoordinatorDep = Annotated[ReloadCoordinator, Depends(get_coordinator)]
+RedisProbeDep = Annotated[redis.Redis, Depends(get_redis_probe)]
+WritesDep = Annotated[Writes, Depends(get_writes)]
 RebalancerDep = Annotated[Rebalancer, Depends(get_rebalancer)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 

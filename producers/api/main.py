@@ -12,6 +12,7 @@ import celeryconfig
 from producers.api import errors
 from producers.api.routes import admin, health, history, instruments, subscriptions
 from producers.api.security import LoopbackOrKey, refuse_exposed_start
+from producers.api.writes import Writes
 from tickfleet import __version__
 from tickfleet.connections import fail_fast_client
 from tickfleet.db import DatabaseNotReadyError, describe
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         celery.conf.update(celeryconfig.producer_options(chosen))  # publishes fail in time
         app.state.services = services
         app.state.reload_scheduler = CeleryReloadScheduler(celery)
+        app.state.coordinator = services.coordinator(app.state.reload_scheduler)
+        app.state.writes = Writes()
         app.state.stream_starter = CeleryStreamStarter(celery, chosen.stream_start_grace_seconds)
         app.state.celery = celery
         app.state.redis_probe = fail_fast_client(chosen.redis_url, chosen.redis_socket_timeout)

@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 
-from producers.api.deps import ApiKey, CoordinatorDep, ServicesDep
-from producers.api.errors import RedisUp, declared
+from producers.api.deps import ApiKey, CoordinatorDep, RedisProbeDep, ServicesDep, WritesDep
+from producers.api.errors import declared
 from producers.api.reloads import request_reload
 from producers.api.schemas import (
     ReloadInfo,
@@ -22,9 +22,11 @@ from producers.api.schemas import (
     SubscriptionsChanged,
 )
 from tickfleet.admission import Rejection
+from tickfleet.desk import Subscribed
 from tickfleet.instruments import Instrument
+from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
-from tickfleet.subscriptions import Status, Subscription
+from tickfleet.subscriptions import Status, Subscription, SubscriptionRequest
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
@@ -72,7 +74,7 @@ def list_subscriptions(
     "",
     response_model=SubscriptionSaved | SubscriptionsChanged,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[ApiKey, RedisUp],
+    dependencies=[ApiKey],
     responses={
         **declared(400, 401, 404, 409, 413),
         200: {
@@ -81,20 +83,24 @@ def list_subscriptions(
         },
     },
 )
-def create_subscriptions(
+async def create_subscriptions(
     services: ServicesDep,
     coordinator: CoordinatorDep,
+    writes: WritesDep,
+    probe: RedisProbeDep,
     body: Annotated[SubscriptionIn | list[SubscriptionIn], Body()],
     response: Response,
 ) -> SubscriptionSaved | SubscriptionsChanged:
     items = body if isinstance(body, list) else [body]
     if not items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty subscription list")
-    now = services.hours.at(services.clock.time())
-    done = services.desk().subscribe([i.request() for i in items], now)
-    if isinstance(done, list):
-        raise _reject(done)
-    reload = request_reload(coordinator, f"subscribe {len(done.saved)} tokens")
+    requests = [i.request() for i in items]
+
+    def write() -> tuple[Subscribed, ReloadInfo]:
+        probe.ping()  # Redis first: an outage is a 503 with nothing written
+        return _subscribe(services, coordinator, requests)
+
+    done, reload = await writes.run(write)
     if isinstance(body, list):
         response.status_code = status.HTTP_200_OK
         records = [_record(s, done.rows.get(s.token)) for s in done.saved]
@@ -106,16 +112,39 @@ def create_subscriptions(
     return SubscriptionSaved(**record.model_dump(), reload=reload)
 
 
+def _subscribe(
+    services: Services, coordinator: ReloadCoordinator, requests: list[SubscriptionRequest]
+) -> tuple[Subscribed, ReloadInfo]:
+    """Admit and write, then request the reload: the write work of one POST."""
+    now = services.hours.at(services.clock.time())
+    done = services.desk().subscribe(requests, now)
+    if isinstance(done, list):
+        raise _reject(done)
+    return done, request_reload(coordinator, f"subscribe {len(done.saved)} tokens")
+
+
 @router.delete(
     "/{token}",
     response_model=SubscriptionsChanged,
-    dependencies=[ApiKey, RedisUp],
+    dependencies=[ApiKey],
     responses=declared(401, 404),
 )
-def delete_subscription(
+async def delete_subscription(
     token: Annotated[int, Path(gt=0, lt=2**32)],
     services: ServicesDep,
     coordinator: CoordinatorDep,
+    writes: WritesDep,
+    probe: RedisProbeDep,
+) -> SubscriptionsChanged:
+    def write() -> SubscriptionsChanged:
+        probe.ping()  # Redis first: an outage is a 503 with nothing written
+        return _unsubscribe(services, coordinator, token)
+
+    return await writes.run(write)
+
+
+def _unsubscribe(
+    services: Services, coordinator: ReloadCoordinator, token: int
 ) -> SubscriptionsChanged:
     done = services.desk().unsubscribe(token, services.hours.at(services.clock.time()))
     if done is None:
