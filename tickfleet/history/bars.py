@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, Final
 
 import orjson
@@ -91,6 +92,15 @@ class BarBuilder:
         if old is not None and old[:_TAKEN] != old[_TAKEN]:
             self._closed.append(old[:_TAKEN])
         self._open[token] = new
+
+    def forget(self, tokens: Iterable[int]) -> None:
+        """Stop keeping bars of ``tokens`` (no longer streamed: expired, unassigned). What
+        their bars gained since the last take still goes out with the next one; without
+        this a stream would keep a bar for every token it ever streamed."""
+        for token in tokens:
+            bar = self._open.pop(token, None)
+            if bar is not None and bar[:_TAKEN] != bar[_TAKEN]:
+                self._closed.append(bar[:_TAKEN])
 
     def take(self) -> list[Segment]:
         """Every bar changed since the last take, as copies (the open ones keep growing)."""

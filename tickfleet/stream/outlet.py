@@ -40,5 +40,8 @@ class Outlet:
         self._bar(token, ts, price, volume, None, mock)
 
     def retract_options(self, tokens: Iterable[int]) -> None:
-        """Tokens no longer streamed leave the latest-tick hash (after their last tick)."""
+        """Tokens no longer streamed leave the latest-tick hash (after their last tick),
+        and the stream's bars."""
+        tokens = list(tokens)
         self._publisher.retract(self._channels.latest_options, [str(t) for t in tokens])
+        self.bars.forget(tokens)

@@ -55,6 +55,19 @@ def test_take_returns_copies_so_a_growing_bar_is_flushed_again() -> None:
     assert first[CLOSE] == 10.0 and second[CLOSE] == 12.0 and second[HIGH] == 12.0
 
 
+def test_a_forgotten_token_keeps_no_bar_and_its_last_changes_still_go_out() -> None:
+    bars = BarBuilder(60)
+    bars.add(7, T0, 10.0, None, None, False)
+    bars.add(8, T0, 20.0, None, None, False)
+    bars.take()
+    bars.add(7, T0 + 1, 11.0, None, None, False)
+    bars.forget([7, 8, 9])  # 8 unchanged since the take, 9 never seen
+    assert len(bars) == 0
+    (last,) = bars.take()
+    assert (last[START], last[CLOSE]) == (T0, 11.0)
+    assert bars.take() == []
+
+
 def test_ltp_ticks_without_volume_or_oi_keep_them_unknown() -> None:
     bars = BarBuilder(60)
     bars.add(7, T0, 10.0, None, None, False)
