@@ -3,7 +3,8 @@
 Every reload request enqueues its own reload task at once; every task runs the reload
 body at once. No coalescing, no debounce, no rate limit, no lock: runs overlap freely.
 The production code is not changed; ``ReloadCoordinator.request`` and
-``ReloadCoordinator.run_scheduled`` are replaced in the processes that import this module.
+``ReloadCoordinator.run_scheduled`` are replaced in the processes that import this module,
+and the API's write batches (``producers.api.writes``) request a reload per request.
 
 The same reload state hash is kept, so ``/health`` answers as usual: ``generation``
 counts requests and ``done_generation`` is the newest generation a finished run saw.
@@ -21,13 +22,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import redis
 
+import producers.api.main as api_main
 from producers.api.main import create_app
+from producers.api.writes import Subscribing, subscribe_batch
 from tests.support.instrumented_workers import app
 from tickfleet.reload import ReloadBody, ReloadCoordinator, ReloadRequest, RunOutcome
+from tickfleet.services import Services
+from tickfleet.subscriptions import SubscriptionRequest
 
 log = logging.getLogger("bench.naive_reload")
 
@@ -116,8 +123,23 @@ def _naive_run(self: ReloadCoordinator, body: ReloadBody) -> RunOutcome:
     )
 
 
+def _one_by_one(
+    services: Services,
+    coordinator: ReloadCoordinator,
+    probe: redis.Redis,
+    batch: Sequence[Sequence[SubscriptionRequest]],
+) -> list[Subscribing]:
+    """The API's write batches, one request each: every request asks its own reload."""
+    return [
+        out
+        for requests in batch
+        for out in subscribe_batch(services, coordinator, probe, [requests])
+    ]
+
+
 ReloadCoordinator.request = _naive_request  # type: ignore[method-assign]
 ReloadCoordinator.run_scheduled = _naive_run  # type: ignore[method-assign]
+api_main.subscribe_batch = _one_by_one  # type: ignore[attr-defined] # create_app's batches
 
 api = create_app()
 

@@ -7,6 +7,7 @@ and only then announced on the events channel, so a consumer that reacts to
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,12 @@ from tickfleet.admission import Load, Rejection, admit, capacity_of, over_capaci
 from tickfleet.events import EventChannel, created, ended
 from tickfleet.instruments import Instrument, InstrumentRegistry
 from tickfleet.market.hours import MarketHours
-from tickfleet.subscriptions import Subscription, SubscriptionRequest, SubscriptionStore
+from tickfleet.subscriptions import (
+    Subscription,
+    SubscriptionRequest,
+    SubscriptionStore,
+    SubscriptionWrite,
+)
 
 UNSUBSCRIBED = "unsubscribed"
 
@@ -55,6 +61,45 @@ class _Looked:
         return self._registry.count()
 
 
+class _Room:
+    """Active subscriptions and load inside one write transaction, kept current as the
+    requests of a batch are written one after another."""
+
+    def __init__(
+        self,
+        write: SubscriptionWrite,
+        batch: Sequence[Sequence[SubscriptionRequest]],
+        capacity: Mapping[str, int],
+    ) -> None:
+        self._active = dict(write.active_pins(r.token for rs in batch for r in rs))
+        self._load: Counter[str | None] = Counter(write.load())
+        self._capacity = capacity
+
+    def take(
+        self, write: SubscriptionWrite, requests: Sequence[SubscriptionRequest], now: datetime
+    ) -> Subscribed | list[Rejection]:
+        before = {r.token: self._active[r.token] for r in requests if r.token in self._active}
+        refused = over_capacity(requests, Load(dict(self._load)), before, self._capacity)
+        if refused:
+            return refused
+        saved = write.upsert(requests, now)
+        self._load.subtract(before.values())
+        self._load.update(s.pinned_account for s in saved)
+        self._active.update((s.token, s.pinned_account) for s in saved)
+        new = frozenset(s.token for s in saved if s.token not in before)
+        return Subscribed(saved, new, {})
+
+
+def _with_rows(
+    outcome: Subscribed | list[Rejection], registry: _Looked
+) -> Subscribed | list[Rejection]:
+    if isinstance(outcome, list):
+        return outcome
+    return Subscribed(
+        outcome.saved, outcome.new, registry.get_many([s.token for s in outcome.saved])
+    )
+
+
 class Desk:
     def __init__(
         self,
@@ -75,29 +120,37 @@ class Desk:
     def subscribe(
         self, requests: Sequence[SubscriptionRequest], now: datetime
     ) -> Subscribed | list[Rejection]:
-        """Admit and write ``requests``, or every reason they cannot be (nothing written).
+        """Admit and write ``requests``, or every reason they cannot be (nothing written)."""
+        [outcome] = self.subscribe_each([requests], now)
+        return outcome
 
-        The room check's reads and the write are one transaction: a failure leaves nothing
+    def subscribe_each(
+        self, batch: Sequence[Sequence[SubscriptionRequest]], now: datetime
+    ) -> list[Subscribed | list[Rejection]]:
+        """Several requests, each admitted whole or not at all, in order, in one transaction.
+
+        The room check's reads and the writes are one transaction: a failure leaves nothing
         half-written, and on SQLite, whose writers of one process queue on one lock, two
-        requests of a process cannot both pass the check on the same free slots. Events
-        go out only after the commit.
+        requests cannot both pass the check on the same free slots. A request sees the
+        ones before it in ``batch`` as if they had been written before it. One registry
+        lookup, one commit and one round of events serve the whole batch: concurrent API
+        requests share them (``producers.api.writes``). Events go out only after the commit.
         """
         registry = _Looked(self._registry)
-        rejections = admit(requests, registry, self._accounts, self._hours, now)
-        if rejections:
-            return rejections
-        capacity = capacity_of(self._accounts, self._per_connection)
+        registry.get_many({r.token for requests in batch for r in requests})
+        refused = [admit(rs, registry, self._accounts, self._hours, now) for rs in batch]
         with self._subscriptions.writing() as write:
-            active_before = write.active_pins(r.token for r in requests)
-            rejections = over_capacity(requests, Load(write.load()), active_before, capacity)
-            if rejections:
-                return rejections
-            saved = write.upsert(requests, now)
-        rows = registry.get_many([s.token for s in saved])
-        new = frozenset(s.token for s in saved if s.token not in active_before)
+            room = _Room(write, batch, capacity_of(self._accounts, self._per_connection))
+            outcomes = [
+                r or room.take(write, rs, now) for rs, r in zip(batch, refused, strict=True)
+            ]
+        outcomes = [_with_rows(o, registry) for o in outcomes]
+        done = [o for o in outcomes if isinstance(o, Subscribed)]
         at = now.timestamp()
-        self._events.publish(created(s, rows.get(s.token), at) for s in saved if s.token in new)
-        return Subscribed(saved, new, rows)
+        self._events.publish(
+            created(s, o.rows.get(s.token), at) for o in done for s in o.saved if s.token in o.new
+        )
+        return outcomes
 
     def unsubscribe(self, token: int, now: datetime) -> Unsubscribed | None:
         """Deactivate ``token``'s subscription in one transaction; None when there is none."""

@@ -9,10 +9,11 @@ import redis
 from celery import Celery
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from producers.api.writes import Writes
+from producers.api.writes import Batches, Subscribing, Writes
 from tickfleet.rebalance import Rebalancer
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
+from tickfleet.subscriptions import SubscriptionRequest
 
 
 async def get_services(request: Request) -> Services:
@@ -51,6 +52,14 @@ async def get_redis_probe(request: Request) -> redis.Redis:
 CoordinatorDep = Annotated[ReloadCoordinator, Depends(get_coordinator)]
 RedisProbeDep = Annotated[redis.Redis, Depends(get_redis_probe)]
 WritesDep = Annotated[Writes, Depends(get_writes)]
+
+
+async def get_subscribes(request: Request) -> Batches[list[SubscriptionRequest], Subscribing]:
+    subscribes: Batches[list[SubscriptionRequest], Subscribing] = request.app.state.subscribes
+    return subscribes
+
+
+SubscribesDep = Annotated[Batches[list[SubscriptionRequest], Subscribing], Depends(get_subscribes)]
 RebalancerDep = Annotated[Rebalancer, Depends(get_rebalancer)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 

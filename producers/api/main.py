@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -12,7 +14,7 @@ import celeryconfig
 from producers.api import errors
 from producers.api.routes import admin, health, history, instruments, subscriptions
 from producers.api.security import LoopbackOrKey, refuse_exposed_start
-from producers.api.writes import Writes
+from producers.api.writes import Batches, Writes, subscribe_batch
 from tickfleet import __version__
 from tickfleet.connections import fail_fast_client
 from tickfleet.db import DatabaseNotReadyError, describe
@@ -23,6 +25,19 @@ from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
 
 log = logging.getLogger("tickfleet.api")
 DEFAULT_MAX_BODY: int = Settings.model_fields["api_max_body_bytes"].default
+
+
+def settle_heap() -> None:
+    """Move what start-up made out of the garbage collector's sight (``gc.freeze``).
+
+    The API starts with about 160,000 tracked objects (Celery, SQLAlchemy, pandas under
+    the exchange calendar), and a full collection walks them all: 100 ms or more, during
+    which no request moves. Under a burst of POSTs that pause was the p99. Frozen, they
+    are never collected (they live as long as the process anyway), and a collection walks
+    only what requests made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,11 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         app.state.reload_scheduler = CeleryReloadScheduler(celery)
         app.state.coordinator = services.coordinator(app.state.reload_scheduler)
+        app.state.redis_probe = fail_fast_client(chosen.redis_url, chosen.redis_socket_timeout)
         app.state.writes = Writes()
+        app.state.subscribes = Batches(
+            app.state.writes,
+            partial(subscribe_batch, services, app.state.coordinator, app.state.redis_probe),
+        )
         app.state.stream_starter = CeleryStreamStarter(celery, chosen.stream_start_grace_seconds)
         app.state.celery = celery
-        app.state.redis_probe = fail_fast_client(chosen.redis_url, chosen.redis_socket_timeout)
         app.state.max_body_bytes = chosen.api_max_body_bytes
+        settle_heap()
         try:
             yield
         finally:

@@ -1,4 +1,4 @@
-"""The API's writes take turns on one worker thread at a time.
+"""The API's writes take turns on one worker thread, and concurrent subscribes share one.
 
 A write is a few milliseconds of database and Redis work in synchronous code, so it runs
 off the event loop. Run in anyio's default pool of 40 threads, 50 concurrent POSTs made
@@ -6,16 +6,37 @@ off the event loop. Run in anyio's default pool of 40 threads, 50 concurrent POS
 slot: the holder waited for the lock after every statement, and p99 reached seconds.
 With one slot, each write runs straight through while the event loop parses the next
 requests.
+
+Subscribes go further (``Batches``): the POSTs that arrive while a write runs are written
+together next, in one transaction with one registry lookup, one Redis PING, one round
+of events and one reload request (``Desk.subscribe_each``), each still admitted or
+refused on its own. Under load a batch holds about as many requests as there are
+clients waiting; alone, a request is a batch of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import asyncio
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Generic, TypeVar
 
 import anyio.to_thread
+import redis
+
+from producers.api.reloads import request_reload
+from producers.api.schemas import ReloadInfo
+from tickfleet.admission import Rejection
+from tickfleet.desk import Subscribed
+from tickfleet.reload import ReloadCoordinator
+from tickfleet.services import Services
+from tickfleet.subscriptions import SubscriptionRequest
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - an item
+O = TypeVar("O")  # noqa: E741 - its outcome
+
+Subscribing = tuple[Subscribed | list[Rejection], ReloadInfo]
 
 
 class Writes:
@@ -26,3 +47,59 @@ class Writes:
 
     async def run(self, work: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(work, limiter=self._slot)
+
+
+class Batches(Generic[I, O]):
+    """Concurrent calls gathered into one call of ``work`` on the write slot.
+
+    ``work`` takes the items in arrival order and returns one outcome each; if it raises,
+    every caller of that batch gets the exception (one transaction: nothing was written).
+    """
+
+    def __init__(self, writes: Writes, work: Callable[[list[I]], list[O]]) -> None:
+        self._writes = writes
+        self._work = work
+        self._waiting: list[tuple[I, asyncio.Future[O]]] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def submit(self, item: I) -> O:
+        future: asyncio.Future[O] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            items = [item for item, _ in batch]
+            try:
+                outcomes = await self._writes.run(partial(self._work, items))
+            except Exception as exc:  # handed to every caller, who answers with it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+
+def subscribe_batch(
+    services: Services,
+    coordinator: ReloadCoordinator,
+    probe: redis.Redis,
+    batch: Sequence[Sequence[SubscriptionRequest]],
+) -> list[Subscribing]:
+    """The write work of concurrent POSTs: Redis first (an outage is a 503 with nothing
+    written), then every request in one transaction, then one reload request for all."""
+    probe.ping()
+    now = services.hours.at(services.clock.time())
+    outcomes = services.desk().subscribe_each(batch, now)
+    written = sum(len(o.saved) for o in outcomes if isinstance(o, Subscribed))
+    reload = (
+        request_reload(coordinator, f"subscribe {written} tokens")
+        if written
+        else ReloadInfo(requested=False)
+    )
+    return [(outcome, reload) for outcome in outcomes]

@@ -11,7 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 
-from producers.api.deps import ApiKey, CoordinatorDep, RedisProbeDep, ServicesDep, WritesDep
+from producers.api.deps import (
+    ApiKey,
+    CoordinatorDep,
+    RedisProbeDep,
+    ServicesDep,
+    SubscribesDep,
+    WritesDep,
+)
 from producers.api.errors import declared
 from producers.api.reloads import request_reload
 from producers.api.schemas import (
@@ -22,11 +29,10 @@ from producers.api.schemas import (
     SubscriptionsChanged,
 )
 from tickfleet.admission import Rejection
-from tickfleet.desk import Subscribed
 from tickfleet.instruments import Instrument
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
-from tickfleet.subscriptions import Status, Subscription, SubscriptionRequest
+from tickfleet.subscriptions import Status, Subscription
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
@@ -84,23 +90,16 @@ def list_subscriptions(
     },
 )
 async def create_subscriptions(
-    services: ServicesDep,
-    coordinator: CoordinatorDep,
-    writes: WritesDep,
-    probe: RedisProbeDep,
+    subscribes: SubscribesDep,
     body: Annotated[SubscriptionIn | list[SubscriptionIn], Body()],
     response: Response,
 ) -> SubscriptionSaved | SubscriptionsChanged:
     items = body if isinstance(body, list) else [body]
     if not items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty subscription list")
-    requests = [i.request() for i in items]
-
-    def write() -> tuple[Subscribed, ReloadInfo]:
-        probe.ping()  # Redis first: an outage is a 503 with nothing written
-        return _subscribe(services, coordinator, requests)
-
-    done, reload = await writes.run(write)
+    done, reload = await subscribes.submit([i.request() for i in items])
+    if isinstance(done, list):
+        raise _reject(done)
     if isinstance(body, list):
         response.status_code = status.HTTP_200_OK
         records = [_record(s, done.rows.get(s.token)) for s in done.saved]
@@ -110,17 +109,6 @@ async def create_subscriptions(
         response.status_code = status.HTTP_200_OK  # an active subscription was updated
     record = _record(saved, done.rows.get(saved.token))
     return SubscriptionSaved(**record.model_dump(), reload=reload)
-
-
-def _subscribe(
-    services: Services, coordinator: ReloadCoordinator, requests: list[SubscriptionRequest]
-) -> tuple[Subscribed, ReloadInfo]:
-    """Admit and write, then request the reload: the write work of one POST."""
-    now = services.hours.at(services.clock.time())
-    done = services.desk().subscribe(requests, now)
-    if isinstance(done, list):
-        raise _reject(done)
-    return done, request_reload(coordinator, f"subscribe {len(done.saved)} tokens")
 
 
 @router.delete(
