@@ -222,8 +222,12 @@ def test_writes_answer_503_in_time_while_redis_hangs(
     proxy.stall()
     try:
         took = _refused_in_time(redis_api)
+        health, took["health"] = _timed(lambda: redis_api.http.get("/health"))
     finally:
         proxy.resume()
+
+    assert health.status_code == 503 and health.json()["redis"]["ok"] is False
+    assert took["health"] < BOUND + SLACK, took  # /health says so in time too
 
     assert min(took.values()) >= BOUND * 0.9, took  # it did wait for Redis, up to the bound
     assert _modes(redis_api.http) == {redis_api.tokens[0]: "LTP"}, "nothing was written"
