@@ -34,12 +34,11 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
 
 def test_every_route_is_in_the_api_table() -> None:
-    routes = {
-        (method, route.path)  # type: ignore[attr-defined]
-        for route in create_app().routes
-        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}
-        if not route.path.startswith(("/docs", "/openapi", "/redoc"))  # type: ignore[attr-defined]
-    }
+    # The OpenAPI document lists every operation; included routers do not show as paths
+    # in ``app.routes`` on every FastAPI version.
+    paths = create_app().openapi()["paths"]
+    routes = {(method.upper(), path) for path, item in paths.items() for method in item}
+    assert len(routes) >= 10, routes  # the whole API, not an empty list
     table = README.split("## REST API", 1)[1].split("\n## ", 1)[0]
     for method, path in routes:
         assert re.search(rf"`{method} {re.escape(path)}[`?\[]", table), f"{method} {path}"
