@@ -53,6 +53,7 @@ bench: venv redis
 	$(BIN)/python bench/breaker.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/greeks.py
+	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/soak.py
 
 clean:
