@@ -1,9 +1,10 @@
 """The ``tickfleet`` command line: set up the database, reload, refresh, watch ticks,
-print candles.
+print candles; through the API: the fleet's status, subscribe and unsubscribe.
 
-Exit status: 0 on success; 1 when a reload did not run, ``tail`` printed no tick or
-``history`` was refused (the reason on stderr); 2 when the database is missing or was
-never initialised (``tickfleet init-db``).
+Exit status: 0 on success; 1 when a reload did not run, ``tail`` printed no tick,
+``history`` was refused, the fleet is not healthy (``status``), the API refused or could
+not be reached, or ``chain --once`` found no streamed strike (the reason on stderr); 2
+when the database is missing or was never initialised (``tickfleet init-db``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+from rich.live import Live
+from rich.table import Table
 
 from producers import kite_sim
+from producers.api_client import ApiClient, ApiError
+from producers.console.chain import chain_table, read_chain
+from producers.console.contracts import Selection, SelectionError, parse_targets, tokens_of
+from producers.console.status import render, summarise
+from producers.console.terminal import console, working
 from tickfleet.db import DatabaseNotReadyError, describe, initialise, make_engine
 from tickfleet.history import Interval
 from tickfleet.history.kite_source import HistoryError
@@ -62,12 +70,13 @@ def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
 
 def cmd_refresh(services: Services, _args: argparse.Namespace) -> int:
     now = _now(services)
-    summary = refresh_instruments(
-        services.registry,
-        choose_source(services.settings, services.kite_credentials()),
-        now.date(),
-        now,
-    )
+    with working("refreshing instruments"):
+        summary = refresh_instruments(
+            services.registry,
+            choose_source(services.settings, services.kite_credentials()),
+            now.date(),
+            now,
+        )
     print(
         f"instruments: added {summary.added}, updated {summary.updated}, "
         f"removed {summary.removed}, total {summary.total}"
@@ -152,6 +161,85 @@ def cmd_history(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(services: Services, args: argparse.Namespace) -> ApiClient:
+    return ApiClient.from_settings(services.settings, args.api)
+
+
+def cmd_status(services: Services, args: argparse.Namespace) -> int:
+    """The fleet's health in a screen; exit 0 only when it is ``ok``."""
+    with _api(services, args) as api:
+        doc = api.health()
+    summary = summarise(doc, services.clock.time())
+    if args.json:
+        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    else:
+        console().print(render(summary))
+    return 0 if summary.healthy else 1
+
+
+def _tokens(api: ApiClient, words: list[str]) -> list[int]:
+    """The tokens the words name: themselves, or a selection's listed contracts."""
+    targets = parse_targets(words)
+    if not isinstance(targets, Selection):
+        return targets
+    tokens = tokens_of(api.instruments(**targets.filters()))
+    if not tokens:
+        raise SelectionError(f"no listed contract matches {' '.join(words)}")
+    return tokens
+
+
+def cmd_subscribe(services: Services, args: argparse.Namespace) -> int:
+    """Subscribe every named contract in one request (all or nothing, one reload)."""
+    with _api(services, args) as api:
+        done = api.subscribe(_tokens(api, args.targets))
+    for record in done["subscriptions"]:
+        print(f"subscribed {record['instrument_token']} {record['tradingsymbol'] or ''}")
+    print(f"reload requested: {done['reload']['requested']}")
+    return 0
+
+
+def cmd_unsubscribe(services: Services, args: argparse.Namespace) -> int:
+    """Unsubscribe every named contract; exit 0 when at least one was subscribed."""
+    with _api(services, args) as api:
+        done = [_unsubscribe_one(api, t) for t in _tokens(api, args.targets)]
+    return 0 if any(done) else 1
+
+
+def _unsubscribe_one(api: ApiClient, token: int) -> bool:
+    try:
+        done = api.unsubscribe(token)
+    except ApiError as exc:
+        print(f"tickfleet unsubscribe {token}: {exc}", file=sys.stderr)
+        return False
+    symbol = done["subscriptions"][0]["tradingsymbol"] or ""
+    if not done["changed"]:
+        print(f"tickfleet unsubscribe {token}: {symbol} was not subscribed", file=sys.stderr)
+        return False
+    print(f"unsubscribed {token} {symbol}")
+    return True
+
+
+def cmd_chain(services: Services, args: argparse.Namespace) -> int:
+    """The option chain from the latest ticks, redrawn every ``--every`` seconds."""
+    out = console()
+
+    def show() -> tuple[Table, int]:
+        chain = read_chain(services.redis, services.channels, args.expiry)
+        return chain_table(chain), len(chain.rows)
+
+    table, rows = show()
+    if args.once:
+        out.print(table)
+        return 0 if rows else 1
+    with Live(table, console=out, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(args.every)
+                live.update(show()[0], refresh=True)
+        except KeyboardInterrupt:
+            return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,7 +278,29 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--csv", action="store_true", help="the candles as CSV")
     history.set_defaults(func=cmd_history)
     kite_sim.add_arguments(sub.add_parser("kite-sim", help="serve Kite's ticker and REST locally"))
+    _api_parsers(sub)
     return parser
+
+
+def _api_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The fleet's status and subscriptions (through the API), and the chain (from Redis)."""
+    status = sub.add_parser("status", help="the fleet's health at a glance (exit 1 if not ok)")
+    status.add_argument("--json", action="store_true", help="the whole health document")
+    status.set_defaults(func=cmd_status)
+    contracts = "tokens, or UNDERLYING EXPIRY STRIKE[-STRIKE] [CE|PE]"
+    for name, func in (("subscribe", cmd_subscribe), ("unsubscribe", cmd_unsubscribe)):
+        command = sub.add_parser(name, help=f"{name} {contracts}")
+        command.add_argument("targets", nargs="+", metavar="CONTRACT", help=contracts)
+        command.set_defaults(func=func)
+    chain = sub.add_parser("chain", help="the option chain from the latest ticks, refreshing")
+    chain.add_argument("--expiry", help="YYYY-MM-DD (default: the nearest streamed)")
+    chain.add_argument("--every", type=float, default=1.0, help="seconds between redraws")
+    chain.add_argument("--once", action="store_true", help="print the table once and exit")
+    chain.set_defaults(func=cmd_chain)
+    for name in ("status", "subscribe", "unsubscribe"):
+        sub.choices[name].add_argument(
+            "--api", help="the API's base URL (default: http://API_HOST:API_PORT)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseNotReadyError as exc:
         print(f"tickfleet {args.command}: {exc}", file=sys.stderr)
         return 2
+    except (ApiError, SelectionError) as exc:
+        print(f"tickfleet {args.command}: {exc}", file=sys.stderr)
+        return 1
     finally:
         services.close()
 

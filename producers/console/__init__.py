@@ -1,0 +1,1 @@
+"""What the command line shows in a terminal: the fleet's status, the option chain."""
