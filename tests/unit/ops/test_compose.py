@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 from fastapi.testclient import TestClient
 from flower.command import default_options as flower_options
 from prometheus_client.parser import text_string_to_metric_families
