@@ -3,4 +3,4 @@
 Workers (``workers/``) and producers (``producers/``) are thin adapters around it.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
