@@ -49,8 +49,10 @@ class BarBuilder:
     """One open bar per token, of ``length`` seconds since the epoch (market offsets are
     whole minutes, so bars start on the market's minutes too).
 
-    ``add`` runs for every tick, so it does the least it can (measured in the README): the
-    bar's start is computed once per distinct tick time (a chain or a frame shares one);
+    ``add`` runs for every tick, so it does the least it can (``bench/bars.py``): the
+    bar's start is computed once per distinct tick time (a chain or a frame shares one),
+    and the open bars of that start are kept apart, so a tick finds its bar in one lookup
+    with no check of the bar's start (a token missing there begins or resumes its bar);
     what changed since the last ``take`` is found by ``take`` comparing each open bar with
     the copy it took last, not marked per tick. ``is_mock`` and the first volume are the
     opening tick's (a segment's; merged segments: any simulated, the lowest volume).
@@ -59,6 +61,7 @@ class BarBuilder:
     def __init__(self, length: float) -> None:
         self._length = length
         self._open: dict[int, Segment] = {}
+        self._current: dict[int, Segment] = {}  # the open bars that start at ``_start``
         self._closed: list[Segment] = []  # replaced by a newer bar before a take
         self._ts = -1.0
         self._start = -1.0
@@ -68,14 +71,11 @@ class BarBuilder:
     ) -> None:
         """One published tick."""
         if ts != self._ts:
-            self._ts, self._start = ts, ts - ts % self._length
-        bar = self._open.get(token)
-        if bar is None or bar[START] != self._start:
-            start = self._start
-            self._roll(
-                token, bar,
-                [token, start, ts, price, price, price, ts, price, volume, volume, oi, mock, None],
-            )  # fmt: skip
+            self._at(ts)
+        try:
+            bar = self._current[token]
+        except KeyError:  # the token's first tick of this bar start
+            self._begin(token, ts, price, volume, oi, mock)
             return
         if price > bar[HIGH]:
             bar[HIGH] = price
@@ -88,16 +88,40 @@ class BarBuilder:
         if oi is not None:
             bar[OI] = oi
 
+    def _at(self, ts: float) -> None:
+        """A new tick time; a new bar start, too, leaves every token to ``_begin`` again."""
+        start = ts - ts % self._length
+        if start != self._start:
+            self._start, self._current = start, {}
+        self._ts = ts
+
+    def _begin(
+        self, token: int, ts: float, price: float, volume: int | None, oi: int | None, mock: bool
+    ) -> None:
+        """The token's bar of ``_start``: its open bar if that one starts there (ticks went
+        back and forth across a bar boundary), else a new bar in place of the open one."""
+        bar = self._open.get(token)
+        if bar is not None and bar[START] == self._start:
+            self._current[token] = bar
+            self.add(token, ts, price, volume, oi, mock)
+            return
+        start = self._start
+        self._roll(
+            token, bar,
+            [token, start, ts, price, price, price, ts, price, volume, volume, oi, mock, None],
+        )  # fmt: skip
+
     def _roll(self, token: int, old: Segment | None, new: Segment) -> None:
         if old is not None and old[:_TAKEN] != old[_TAKEN]:
             self._closed.append(old[:_TAKEN])
-        self._open[token] = new
+        self._open[token] = self._current[token] = new
 
     def forget(self, tokens: Iterable[int]) -> None:
         """Stop keeping bars of ``tokens`` (no longer streamed: expired, unassigned). What
         their bars gained since the last take still goes out with the next one; without
         this a stream would keep a bar for every token it ever streamed."""
         for token in tokens:
+            self._current.pop(token, None)
             bar = self._open.pop(token, None)
             if bar is not None and bar[:_TAKEN] != bar[_TAKEN]:
                 self._closed.append(bar[:_TAKEN])

@@ -55,6 +55,28 @@ def test_take_returns_copies_so_a_growing_bar_is_flushed_again() -> None:
     assert first[CLOSE] == 10.0 and second[CLOSE] == 12.0 and second[HIGH] == 12.0
 
 
+def test_ticks_going_back_across_a_boundary_resume_a_token_bar_that_starts_there() -> None:
+    # 7 stays in the first bar while 8 moves on; 9 goes back and forth, so each of its
+    # returns begins a new segment of the bar it returns to and closes the other one
+    bars = BarBuilder(60)
+    ticks = [(7, T0 + 58, 10.0), (8, T0 + 58, 20.0), (8, T0 + 61, 21.0), (9, T0 + 59, 30.0)]
+    ticks += [(9, T0 + 62, 31.0), (7, T0 + 59, 12.0), (9, T0 + 59.5, 32.0), (8, T0 + 63, 19.0)]
+    for token, ts, price in ticks:
+        bars.add(token, ts, price, None, None, False)
+    taken = {(b[0], b[START], b[OPEN], b[HIGH], b[LOW], b[CLOSE]) for b in bars.take()}
+    assert taken == {
+        (7, T0, 10.0, 12.0, 10.0, 12.0),
+        (8, T0, 20.0, 20.0, 20.0, 20.0),
+        (8, T0 + 60, 21.0, 21.0, 19.0, 19.0),
+        (9, T0, 30.0, 30.0, 30.0, 30.0),
+        (9, T0 + 60, 31.0, 31.0, 31.0, 31.0),
+        (9, T0, 32.0, 32.0, 32.0, 32.0),
+    }
+    assert len(bars) == 3
+    bars.add(7, T0 + 59.9, 9.0, None, None, False)  # its bar, not a new one after the take
+    assert [(b[OPEN], b[LOW], b[CLOSE]) for b in bars.take()] == [(10.0, 9.0, 9.0)]
+
+
 def test_a_forgotten_token_keeps_no_bar_and_its_last_changes_still_go_out() -> None:
     bars = BarBuilder(60)
     bars.add(7, T0, 10.0, None, None, False)

@@ -1,0 +1,289 @@
+"""The stream's bars on the tick path: ticks/s published through ``Outlet``, bars or none.
+
+Every tick a feed hands to ``Outlet.option`` is offered to the publisher and then added to
+the stream's one-minute bars (``BarBuilder.add``). Issue 16's target: the bars must not
+slow publishing measurably, at most 2 % of ``bench/publish.py``'s throughput at
+saturation, where everything but the tick path is idle and any cost shows most.
+
+Two variants share one publisher (``TickPublisher.run`` sending, a running
+``SharedBreaker``), one Redis and the same payloads, serialised inside the timed loop as a
+feed does, a chain at one time (the wall clock's, as the live feed stamps a frame):
+
+- ``bars``: the ``Outlet`` of a stream, its ``BarBuilder`` fed every tick and a
+  ``BarFlusher`` handing the changed bars to the same Redis every second;
+- ``none``: the same ``Outlet`` with a bar sink that does nothing.
+
+Rounds alternate which goes first; the overhead is the median over rounds of each round's
+``1 - bars / none``. The nanoseconds per tick of ``add`` alone (no Redis, no publisher) are
+timed apart. redis-server is started on a free loopback port and stopped by this script.
+The last line printed is one JSON object.
+
+    python bench/bars.py [--options 400] [--seconds 1.5] [--rounds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.breaker import start_redis  # noqa: E402
+from bench.publish import (  # noqa: E402
+    CHANNELS,
+    TZ,
+    Chain,
+    Recorder,
+    chain_at,
+    drained,
+    gone,
+    make_chains,
+    publisher_for,
+    running,
+    shared_breaker,
+    superset,
+)
+from tickfleet.connections import fail_fast_async_client  # noqa: E402
+from tickfleet.history.bars import BarBuilder, BarFlusher  # noqa: E402
+from tickfleet.names import Keys  # noqa: E402
+from tickfleet.payloads import Stamp  # noqa: E402
+from tickfleet.settings import Settings  # noqa: E402
+from tickfleet.stream.outlet import Outlet  # noqa: E402
+from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
+from tickfleet.stream.runner import tune_gc_for_streaming  # noqa: E402
+
+TARGET_OVERHEAD = 0.02
+BAR_SECONDS: float = Settings.model_fields["history_bar_seconds"].default
+FLUSH_SECONDS: float = Settings.model_fields["history_bar_flush_seconds"].default
+
+Runs = dict[str, list[float]]  # a figure of each round, by variant
+
+
+class NoBars(BarBuilder):
+    """A bar sink that keeps nothing: the baseline of what the bars cost."""
+
+    def add(
+        self, token: int, ts: float, price: float, volume: int | None, oi: int | None, mock: bool
+    ) -> None:
+        pass
+
+
+def offer_chain(outlet: Outlet, chain: Chain, ts: float) -> None:
+    """What the simulated feed does with a chain tick: serialise each option, hand it over."""
+    option = outlet.option
+    stamp = Stamp.of(ts, TZ)  # one chain tick, one time
+    for s in chain:
+        option(s.instrument_token, superset(s, stamp), ts, s.last_price, s.volume, s.oi, True)
+
+
+async def outlet_rate(
+    outlet: Outlet,
+    publisher: TickPublisher,
+    recorder: Recorder,
+    chains: Sequence[Chain],
+    seconds: float,
+) -> tuple[float, float]:
+    """Ticks published to Redis per second and per CPU second of this process, offered
+    through ``outlet`` as fast as the publisher takes them (the producer yields while more
+    than two batches wait, as in ``bench/publish.py``)."""
+    high_water = 2 * PublisherConfig().batch_max
+    published, start = publisher.published, gone(publisher, recorder)
+    offered = 0
+    async with running(publisher):
+        began, cpu = time.perf_counter(), time.process_time()
+        while time.perf_counter() - began < seconds:
+            chain = chain_at(chains, offered)
+            offer_chain(outlet, chain, time.time())
+            offered += len(chain)
+            while publisher.backlog > high_water:
+                await asyncio.sleep(0)
+        await drained(publisher, recorder, start + offered)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    ticks = publisher.published - published
+    return ticks / elapsed, ticks / cpu
+
+
+@contextlib.asynccontextmanager
+async def flushing(flusher: BarFlusher) -> AsyncIterator[None]:
+    """``flusher.flush()`` every ``FLUSH_SECONDS`` for the block, as the stream's bars task.
+
+    The loop is stopped between flushes, not cancelled: a cancelled flush could leave its
+    pipeline's connection waiting, and a benchmark must not hang on it.
+    """
+    stop = asyncio.Event()
+
+    async def every() -> None:
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
+                return
+            except TimeoutError:
+                await flusher.flush()
+
+    task = asyncio.create_task(every())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+VARIANTS: dict[str, type[BarBuilder]] = {"bars": BarBuilder, "none": NoBars}
+
+
+async def rounds_of(
+    url: str,
+    chains: Sequence[Chain],
+    seconds: float,
+    rounds: int,
+    variants: dict[str, type[BarBuilder]] = VARIANTS,
+) -> tuple[Runs, Runs]:
+    """Ticks/s and ticks a CPU second of each variant's rounds: one ``Outlet`` and running
+    ``BarFlusher`` per bar builder (the no-op one's flushes nothing), all on one publisher;
+    the variant that goes first rotates."""
+    wall: Runs = {name: [] for name in variants}
+    cpu: Runs = {name: [] for name in variants}
+    recorder = Recorder()
+    async with (
+        shared_breaker(url) as breaker,
+        publisher_for(url, recorder, breaker) as publisher,
+        fail_fast_async_client(url, 2.0) as fleet,
+    ):
+        flushers = {
+            name: BarFlusher(kind(BAR_SECONDS), fleet, Keys().history_bars, FLUSH_SECONDS)
+            for name, kind in variants.items()
+        }
+
+        async def rate(name: str) -> tuple[float, float]:
+            outlet = Outlet(publisher, CHANNELS, flushers[name].builder)
+            async with flushing(flushers[name]):
+                return await outlet_rate(outlet, publisher, recorder, chains, seconds)
+
+        names = list(variants)
+        for name in names:  # warm-up
+            await rate(name)
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                per_second, per_cpu_second = await rate(name)
+                wall[name].append(per_second)
+                cpu[name].append(per_cpu_second)
+        for flusher in flushers.values():
+            await flusher.close()
+        if flushers["bars"].flushed == 0:
+            raise RuntimeError("the bars variant flushed no bars: it did not build any")
+    return wall, cpu
+
+
+def add_ns(chains: Sequence[Chain], kind: type[BarBuilder], passes: int = 200) -> float:
+    """Nanoseconds per tick of ``kind``'s ``add`` less a no-op ``add``, median of passes.
+
+    The builders are warmed by one pass first: in a stream a token's bar begins once a
+    minute, every other tick of the minute finds it open.
+    """
+    builders = (kind(BAR_SECONDS), NoBars(BAR_SECONDS))
+    costs = []
+    for n in range(passes + 1):
+        spent, ticks = [], 0
+        for builder in builders:
+            add, ticks = builder.add, 0
+            began = time.perf_counter()
+            for chain in chains:
+                ts = 1_764_561_600.0 + n % 50 + 0.1 * ticks / len(chain)  # one bar start
+                for s in chain:
+                    add(s.instrument_token, ts, s.last_price, s.volume, s.oi, True)
+                ticks += len(chain)
+            spent.append(time.perf_counter() - began)
+        if n:
+            costs.append(1e9 * (spent[0] - spent[1]) / ticks)
+    return statistics.median(costs)
+
+
+def costs(runs: Runs, name: str) -> list[float]:
+    """Each round's figure ``name`` costs against the no-op sink's (negative: noise)."""
+    return [1.0 - b / n for b, n in zip(runs[name], runs["none"], strict=True)]
+
+
+def spread(paired: list[float]) -> str:
+    q1, _, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
+    return f"rounds' quartiles {q1:.2%}..{q3:.2%}, {min(paired):.2%}..{max(paired):.2%}"
+
+
+def report_variant(name: str, wall: Runs, cpu: Runs, ns: float) -> dict[str, float]:
+    by_wall, by_cpu = costs(wall, name), costs(cpu, name)
+    overhead, cpu_overhead = statistics.median(by_wall), statistics.median(by_cpu)
+    verdict = "OK" if overhead <= TARGET_OVERHEAD else "MISSED"
+    print(
+        f"Outlet, {name + ':':<22} {statistics.median(wall[name]):10,.0f} ticks/s, "
+        f"{statistics.median(cpu[name]):10,.0f} a CPU second; add alone {ns:.0f} ns a tick"
+    )
+    print(f"  costs {overhead:.2%} of ticks/s ({spread(by_wall)})")
+    print(f"  costs {cpu_overhead:.2%} of ticks a CPU second ({spread(by_cpu)})")
+    print(f"  target <= {TARGET_OVERHEAD:.0%} of ticks/s: {verdict}")
+    key = "" if name == "bars" else f"{name}_"
+    return {
+        f"{key}ticks_per_s": round(statistics.median(wall[name])),
+        f"{key}ticks_per_cpu_s": round(statistics.median(cpu[name])),
+        f"{key}overhead": round(overhead, 4),
+        f"{key}cpu_overhead": round(cpu_overhead, 4),
+        f"{key}add_ns": round(ns, 1),
+    }
+
+
+def report(
+    args: argparse.Namespace, runs: tuple[Runs, Runs], ns: dict[str, float], load: Sequence[float]
+) -> dict[str, float]:
+    wall, cpu = runs
+    print(f"chain of {args.options} options; serialising every tick inside every timed loop")
+    print(f"{args.rounds} rounds of {args.seconds}s per variant, first rotating (medians)")
+    none, none_cpu = statistics.median(wall["none"]), statistics.median(cpu["none"])
+    print(f"Outlet, no-op bar sink: {none:10,.0f} ticks/s, {none_cpu:10,.0f} a CPU second")
+    summary: dict[str, float] = {
+        "none_ticks_per_s": round(none), "none_ticks_per_cpu_s": round(none_cpu)
+    }  # fmt: skip
+    for name, add in ns.items():
+        summary.update(report_variant(name, wall, cpu, add))
+    print(f"load average {load[0]:.2f} before, {load[1]:.2f} after")
+    summary.update(rounds=args.rounds, load_before=round(load[0], 2), load_after=round(load[1], 2))
+    return summary
+
+
+def measure(args: argparse.Namespace, variants: dict[str, type[BarBuilder]]) -> dict[str, float]:
+    """Every variant against the no-op sink, in one run on one redis-server."""
+    chains = make_chains(args.options, 8)
+    tune_gc_for_streaming()  # as a stream process does
+    before = os.getloadavg()[0]
+    ns = {name: add_ns(chains, kind) for name, kind in variants.items() if kind is not NoBars}
+    with tempfile.TemporaryDirectory(prefix="bench-bars-") as workdir:
+        server = start_redis(Path(workdir))
+        try:
+            runs = asyncio.run(rounds_of(server.url, chains, args.seconds, args.rounds, variants))
+        finally:
+            server.stop()
+    return report(args, runs, ns, (before, os.getloadavg()[0]))
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--options", type=int, default=400, help="options in the ticked chain")
+    parser.add_argument("--seconds", type=float, default=1.5, help="per round and variant")
+    parser.add_argument("--rounds", type=int, default=20)
+    return parser.parse_args()
+
+
+def main() -> None:
+    print(json.dumps(measure(arguments(), VARIANTS)))
+
+
+if __name__ == "__main__":
+    main()
