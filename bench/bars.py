@@ -55,13 +55,13 @@ from bench.publish import (  # noqa: E402
     superset,
 )
 from tickfleet.connections import fail_fast_async_client  # noqa: E402
+from tickfleet.heap import tune_for_streaming  # noqa: E402
 from tickfleet.history.bars import BarBuilder, BarFlusher  # noqa: E402
 from tickfleet.names import Keys  # noqa: E402
 from tickfleet.payloads import Stamp  # noqa: E402
 from tickfleet.settings import Settings  # noqa: E402
 from tickfleet.stream.outlet import Outlet  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
-from tickfleet.stream.runner import tune_gc_for_streaming  # noqa: E402
 
 TARGET_OVERHEAD = 0.02
 BAR_SECONDS: float = Settings.model_fields["history_bar_seconds"].default
@@ -261,7 +261,7 @@ def report(
 def measure(args: argparse.Namespace, variants: dict[str, type[BarBuilder]]) -> dict[str, float]:
     """Every variant against the no-op sink, in one run on one redis-server."""
     chains = make_chains(args.options, 8)
-    tune_gc_for_streaming()  # as a stream process does
+    tune_for_streaming()  # as a stream process does
     before = os.getloadavg()[0]
     ns = {name: add_ns(chains, kind) for name, kind in variants.items() if kind is not NoBars}
     with tempfile.TemporaryDirectory(prefix="bench-bars-") as workdir:

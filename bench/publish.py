@@ -64,6 +64,7 @@ from tickfleet.breaker import (  # noqa: E402
     Source,
 )
 from tickfleet.connections import fail_fast_async_client  # noqa: E402
+from tickfleet.heap import tune_for_streaming  # noqa: E402
 from tickfleet.instruments import Instrument  # noqa: E402
 from tickfleet.market.contracts import InstrumentType  # noqa: E402
 from tickfleet.market.options import (  # noqa: E402
@@ -77,7 +78,6 @@ from tickfleet.metrics import Labels, Metrics, MetricsBuffer  # noqa: E402
 from tickfleet.names import Channels  # noqa: E402
 from tickfleet.payloads import OptionPayload, Stamp, iso_timestamp  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
-from tickfleet.stream.runner import tune_gc_for_streaming  # noqa: E402
 from tickfleet.stream.simulated_options import option_tick  # noqa: E402
 
 TARGET_RATIO = 20.0
@@ -769,7 +769,7 @@ def main() -> None:
     args = parser.parse_args()
 
     chains = make_chains(args.options, 8)
-    tune_gc_for_streaming()  # as a stream process does
+    tune_for_streaming()  # as a stream process does
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as workdir:
         server = start_redis(Path(workdir))
         try:

@@ -57,6 +57,7 @@ import psutil
 from tickfleet.accounts import load_accounts
 from tickfleet.clock import OffsetClock
 from tickfleet.db import initialise, make_engine
+from tickfleet.heap import tune_for_streaming
 from tickfleet.instruments import choose_source, refresh_instruments
 from tickfleet.instruments.expiry_calendar import weekly_expiries
 from tickfleet.instruments.universe import UniverseSpec
@@ -65,7 +66,7 @@ from tickfleet.names import account_stream
 from tickfleet.services import Services
 from tickfleet.settings import Settings
 from tickfleet.stream.build import build_account_stream, build_underlying_stream
-from tickfleet.stream.runner import StreamRunner, tune_gc_for_streaming
+from tickfleet.stream.runner import StreamRunner
 from tickfleet.stream.status import EXCLUDED_MOCK_CAP, StreamStatus
 from tickfleet.subscriptions import SubscriptionRequest
 
@@ -121,7 +122,7 @@ def stream_process(kind: str, values: dict[str, Any], offset: ctypes.c_double, p
         runner = build_account_stream(settings, accounts[0], "soak", clock)
     else:
         runner = build_underlying_stream(settings, accounts, "soak", clock)
-    tune_gc_for_streaming()
+    tune_for_streaming()
     asyncio.run(serve(runner, probe))
 
 

@@ -15,9 +15,10 @@ from typing import Any
 from tickfleet import names
 from tickfleet.accounts import find_account, load_accounts
 from tickfleet.clock import clock_from_settings
+from tickfleet.heap import tune_for_streaming
 from tickfleet.settings import get_settings
 from tickfleet.stream.build import build_account_stream, build_underlying_stream
-from tickfleet.stream.runner import StreamRunner, tune_gc_for_streaming
+from tickfleet.stream.runner import StreamRunner
 from workers.app import app
 
 STREAM_TASK_OPTIONS: dict[str, Any] = {
@@ -30,7 +31,7 @@ STREAM_TASK_OPTIONS: dict[str, Any] = {
 
 def _run(runner: StreamRunner) -> str:
     """Run a stream in this pool process; SIGTERM/SIGINT stop it cleanly (lease released)."""
-    tune_gc_for_streaming()
+    tune_for_streaming()
 
     async def main() -> str:
         loop = asyncio.get_running_loop()

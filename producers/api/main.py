@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from producers.api.writes import Batches, Writes, subscribe_batch
 from tickfleet import __version__
 from tickfleet.connections import fail_fast_client
 from tickfleet.db import DatabaseNotReadyError, describe
+from tickfleet.heap import freeze_startup
 from tickfleet.services import Services
 from tickfleet.settings import Settings, get_settings
 from workers.app import make_app
@@ -25,19 +25,6 @@ from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
 
 log = logging.getLogger("tickfleet.api")
 DEFAULT_MAX_BODY: int = Settings.model_fields["api_max_body_bytes"].default
-
-
-def settle_heap() -> None:
-    """Move what start-up made out of the garbage collector's sight (``gc.freeze``).
-
-    The API starts with about 160,000 tracked objects (Celery, SQLAlchemy, pandas under
-    the exchange calendar), and a full collection walks them all: 100 ms or more, during
-    which no request moves. Under a burst of POSTs that pause was the p99. Frozen, they
-    are never collected (they live as long as the process anyway), and a collection walks
-    only what requests made since.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.stream_starter = CeleryStreamStarter(celery, chosen.stream_start_grace_seconds)
         app.state.celery = celery
         app.state.max_body_bytes = chosen.api_max_body_bytes
-        settle_heap()
+        freeze_startup()  # no full collection over start-up objects stalls a burst
         try:
             yield
         finally:

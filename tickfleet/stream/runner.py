@@ -24,7 +24,6 @@ watchdog starts a fresh one.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -60,25 +59,8 @@ from tickfleet.supervision import (
 log = logging.getLogger("tickfleet.stream")
 
 ASSIGNMENT_POLL_SECONDS = 5.0
-# Collect the youngest generation every 50,000 allocations instead of 700: a stream
-# allocates a few objects per tick and keeps almost none.
-GC_THRESHOLDS = (50_000, 50, 1000)
 REPORT_SECONDS = 1.0
 READY_TIMEOUT_SECONDS = 30.0
-
-
-def tune_gc_for_streaming() -> None:
-    """Set up this process's garbage collector for a stream's latency.
-
-    A full collection walks every object the process ever imported (Celery, SQLAlchemy,
-    NumPy: hundreds of thousands), stalling the loop for milliseconds: at 20k ticks/s
-    it put the tick→publish p99 at 4-5 ms. Freezing what start-up made moves it out of
-    the collector's sight, and rarer young collections cut the rest: p99 about 1 ms
-    (``bench/publish.py``, which runs with this too).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True, slots=True)
