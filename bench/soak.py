@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import importlib
 import json
 import logging
 import multiprocessing
@@ -49,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psutil
@@ -71,6 +70,11 @@ from tickfleet.stream.status import EXCLUDED_MOCK_CAP, StreamStatus
 from tickfleet.subscriptions import SubscriptionRequest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.redis_server import RedisServer  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 START = date(2026, 1, 1)  # inside the installed exchange calendar's range
 TARGET_GROWTH_PCT = 5.0
@@ -80,21 +84,6 @@ APPLY_TIMEOUT_SECONDS = 60.0
 MB = 1024 * 1024
 # What the option stream reports through shared memory (slots of one array of doubles).
 HELD, ASSIGNED, EXCLUDED, CAPPED, VERSION, LAST_TICK, BLOCKS = range(7)
-
-
-class Server(Protocol):
-    url: str
-
-    def stop(self) -> None: ...
-
-
-def start_redis(workdir: Path) -> Server:
-    """The tests' RedisServer: a throw-away redis-server on a free port."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    support = importlib.import_module("tests.support.redis_server")
-    server: Server = support.RedisServer(workdir).start()
-    return server
 
 
 class SharedOffsetClock(OffsetClock):
@@ -676,7 +665,7 @@ def main() -> None:
 
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as workdir:
-        server = start_redis(Path(workdir))
+        server = RedisServer(Path(workdir)).start()
         try:
             values = settings_values(args, server.url, Path(workdir))
             figures, samples = soak(args, values)

@@ -19,11 +19,13 @@ the superset payload then costs about what the old, smaller one did.
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 import orjson
+
+from tickfleet.market.contracts import Listed
 
 DepthLevel = tuple[int, float, int]
 """One market depth entry: quantity, price, orders."""
@@ -56,26 +58,12 @@ class IndexQuote(NamedTuple):
     is_mock: bool
 
 
-class Contract(Protocol):
-    """The registry row fields an option tick names (``Instrument`` has them)."""
-
-    @property
-    def instrument_token(self) -> int: ...
-
-    @property
-    def tradingsymbol(self) -> str: ...
+class Contract(Listed, Protocol):
+    """The registry row fields an option tick names (``Instrument`` has them): a listed
+    contract's, and where and how it trades."""
 
     @property
     def underlying(self) -> str: ...
-
-    @property
-    def instrument_type(self) -> str: ...
-
-    @property
-    def strike(self) -> float: ...
-
-    @property
-    def expiry(self) -> date | None: ...
 
     @property
     def segment(self) -> str: ...

@@ -322,11 +322,6 @@ class SubscriptionStore:
         with self._engine.connect() as conn:
             return _load(conn)
 
-    def active_pins(self, tokens: Iterable[int]) -> dict[int, str | None]:
-        """The pinned account of each of ``tokens`` that is active now."""
-        with self._engine.connect() as conn:
-            return _active_pins(conn, tokens)
-
     def last_change(self) -> datetime | None:
         """When any subscription last changed (created, updated or deactivated)."""
         with self._sessions() as session:
