@@ -29,7 +29,7 @@ from tickfleet.breaker.view import read_shared, worst_local
 from tickfleet.coverage import REASONS, Coverage, Grace, coverage
 from tickfleet.failures import RedisFailureLog
 from tickfleet.names import PUBLISH_BREAKER, UNDERLYING_STREAM, account_stream, stream_account
-from tickfleet.presence import Capacity, Presence, fleet_capacity
+from tickfleet.presence import Capacity, fleet_capacity
 from tickfleet.reload import ReloadCoordinator
 from tickfleet.services import Services
 from tickfleet.sessions import SessionState, read_sessions
@@ -109,10 +109,7 @@ def _stream_workers(services: Services) -> tuple[Capacity, dict[str, Any]]:
     """The stream workers as they announce themselves, and the room they have left."""
     now = services.clock.time()
     room = fleet_capacity(services.redis, services.keys, now)
-    workers = [
-        {**asdict(r), "state": r.state(now)}
-        for r in Presence(services.redis, services.keys).read(now)
-    ]
+    workers = [{**asdict(r), "state": r.state(now)} for r in room.workers]
     return room, {"free_slots": room.free_slots, "workers": workers}
 
 

@@ -89,6 +89,7 @@ class Capacity:
     live: tuple[str, ...]
     free_slots: int
     gone: tuple[WorkerRecord, ...]  # silent or left, still remembered
+    workers: tuple[WorkerRecord, ...] = ()  # every record read, live and gone
 
     def problem(self, missing: int) -> str | None:
         """Why ``missing`` streams cannot start, if they cannot."""
@@ -113,7 +114,7 @@ def capacity(records: Iterable[WorkerRecord], running: Mapping[str, int], now: f
     live = [r for r in records if r.state(now) == "live"]
     free = sum(max(0, r.concurrency - running.get(r.hostname, 0)) for r in live)
     gone = tuple(r for r in records if r.state(now) != "live")
-    return Capacity(tuple(r.hostname for r in live), free, gone)
+    return Capacity(tuple(r.hostname for r in live), free, gone, tuple(records))
 
 
 def fleet_capacity(client: redis.Redis, keys: Keys, now: float) -> Capacity:
