@@ -254,9 +254,11 @@ def test_candles_are_the_heard_ticks_bar_by_bar_across_a_sigkill_failover_with_g
         assert candle["gamma"] > 0 and candle["theta"] < 0 and candle["vega"] > 0
         assert math.isfinite(candle["underlying"]) and candle["underlying"] > 20_000
 
-    # 5minute: five bars each, from the session's open (09:15, a multiple of 25 s too)
+    # 5minute: five bars each, from the session's open (09:15, a multiple of 50 s too); a
+    # candle is in a range when it starts in it, so the range starts at a candle's start.
     five = history.get(
-        instrument_token=tokens[0], from_ts=_iso(first), to_ts=_iso(closed_until),
+        instrument_token=tokens[0], from_ts=_iso(first - first % (5 * BAR)),
+        to_ts=_iso(closed_until),
         interval="5minute",
     ).json()["candles"]  # fmt: skip
     assert five
