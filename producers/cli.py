@@ -24,10 +24,11 @@ from rich.table import Table
 
 from producers import kite_sim
 from producers.api_client import ApiClient, ApiError
-from producers.console.chain import chain_table, read_chain
+from producers.console.chain import chain_table
 from producers.console.contracts import Selection, SelectionError, parse_targets, tokens_of
 from producers.console.status import render, summarise
 from producers.console.terminal import console, working
+from tickfleet.chain import read_chain
 from tickfleet.db import DatabaseNotReadyError, describe, initialise, make_engine
 from tickfleet.history import Interval
 from tickfleet.history.kite_source import HistoryError
