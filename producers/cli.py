@@ -19,6 +19,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+from rich.console import RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -26,8 +27,8 @@ from producers import kite_sim
 from producers.api_client import ApiClient, ApiError
 from producers.console.chain import chain_table
 from producers.console.contracts import Selection, SelectionError, parse_targets, tokens_of
-from producers.console.status import render, summarise
-from producers.console.terminal import console, working
+from producers.console.status import render, render_watched, summarise, unreachable
+from producers.console.terminal import console, redraw, working
 from tickfleet.chain import read_chain
 from tickfleet.db import DatabaseNotReadyError, describe, initialise, make_engine
 from tickfleet.history import Interval
@@ -167,8 +168,23 @@ def _api(services: Services, args: argparse.Namespace) -> ApiClient:
 
 
 def cmd_status(services: Services, args: argparse.Namespace) -> int:
-    """The fleet's health in a screen; exit 0 only when it is ``ok``."""
+    """The fleet's health in a screen; exit 0 only when it is ``ok``.
+
+    With ``--watch``: redrawn every ``--every`` seconds until Ctrl-C (exit 0), an API
+    that does not answer shown as a problem until it answers again.
+    """
     with _api(services, args) as api:
+        if args.watch:
+
+            def show() -> RenderableType:
+                try:
+                    summary = summarise(api.health(), services.clock.time())
+                except ApiError as exc:
+                    summary = unreachable(str(exc.__cause__ or exc))
+                return render_watched(summary, _now(services), args.every)
+
+            redraw(show, args.every, console())
+            return 0
         doc = api.health()
     summary = summarise(doc, services.clock.time())
     if args.json:
@@ -286,7 +302,12 @@ def _parser() -> argparse.ArgumentParser:
 def _api_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The fleet's status and subscriptions (through the API), and the chain (from Redis)."""
     status = sub.add_parser("status", help="the fleet's health at a glance (exit 1 if not ok)")
-    status.add_argument("--json", action="store_true", help="the whole health document")
+    shown = status.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="the whole health document")
+    shown.add_argument("--watch", action="store_true", help="redraw until Ctrl-C (exit 0)")
+    status.add_argument(
+        "--every", type=float, default=2.0, help="with --watch: seconds between redraws"
+    )
     status.set_defaults(func=cmd_status)
     contracts = "tokens, or UNDERLYING EXPIRY STRIKE[-STRIKE] [CE|PE]"
     for name, func in (("subscribe", cmd_subscribe), ("unsubscribe", cmd_unsubscribe)):

@@ -5,11 +5,16 @@ breaker, every subscription not streaming, failures with tracebacks). ``summaris
 keeps what decides whether someone must act, and ``render`` lays it out: one verdict
 line, a stream table, then the problems in red. Without the API key the API shows only
 its public summary, and so does this.
+
+``--watch`` redraws it in place: an API that stops answering (restarted, redeployed) is
+then one more problem on the screen, not the end of the watch, so the operator who
+watches a restart sees the fleet come back without starting the command again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -66,6 +71,11 @@ def summarise(doc: dict[str, Any], now: float) -> FleetSummary:
     )
 
 
+def unreachable(reason: str) -> FleetSummary:
+    """What a watch shows while the API gives no health document: the fleet is unknown."""
+    return FleetSummary(status="unknown", problems=[f"API unreachable: {reason}"])
+
+
 def _down_parts(doc: dict[str, Any]) -> list[str]:
     return [p for p in ("redis", "database") if not doc.get(p, {}).get("ok", True)]
 
@@ -94,6 +104,12 @@ def render(summary: FleetSummary) -> RenderableType:
     if not summary.full:
         parts.append(Text("(public summary: set TICKFLEET_API_KEY for the full document)"))
     return Group(*parts)
+
+
+def render_watched(summary: FleetSummary, at: datetime, every: float) -> RenderableType:
+    """The summary with the time it was read: a screen that changes shows it is live."""
+    footer = Text(f"as of {at:%H:%M:%S}, every {every:g}s (Ctrl-C to stop)", style="dim")
+    return Group(render(summary), footer)
 
 
 def _verdict(summary: FleetSummary) -> Text:

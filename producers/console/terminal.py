@@ -1,4 +1,4 @@
-"""The terminal the command line writes to, and its progress display.
+"""The terminal the command line writes to, its progress display, and its redrawn screens.
 
 rich drops colours and animation by itself when output is not a terminal; a pipe or a
 test still gets a table wide enough for the option chain's eleven columns.
@@ -6,10 +6,12 @@ test still gets a table wide enough for the option chain's eleven columns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.live import Live
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 PIPE_WIDTH = 160
@@ -39,3 +41,24 @@ def working(description: str) -> Iterator[None]:
     ) as progress:
         progress.add_task(description, total=None)
         yield
+
+
+def redraw(
+    draw: Callable[[], RenderableType],
+    every: float,
+    out: Console,
+    wait: Callable[[float], object] = time.sleep,
+) -> None:
+    """Draw, then redraw in place every ``every`` seconds until Ctrl-C.
+
+    Ctrl-C is how a watching operator leaves, not a failure: it ends the loop quietly
+    wherever it lands (in ``draw`` too, which may be waiting on the network), and the
+    last screen stays on the terminal.
+    """
+    try:
+        with Live(console=out, auto_refresh=False) as live:
+            while True:
+                live.update(draw(), refresh=True)
+                wait(every)
+    except KeyboardInterrupt:
+        return

@@ -1,6 +1,7 @@
 """``tickfleet status``, ``subscribe``, ``unsubscribe`` and ``chain`` as an operator runs
 them: real subprocesses against a real fleet (API, control worker, one stream worker,
-beat) in simulated mode, with an API key that the command line must send."""
+beat) in simulated mode, with an API key that the command line must send. The redrawing
+commands (``chain``, ``status --watch``) run on a forced terminal and end with Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import re
 import signal
 import subprocess
-import time
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import Fleet
 from tests.support.polling import wait_until
+from tests.support.ports import wait_for_port
 from tests.support.processes import BIN, ROOT, FleetProcess
 from tests.support.seed import seed_universe
 from tickfleet.instruments import Instrument
@@ -30,6 +32,7 @@ API_KEY = "cli-status-test-key-0123456789"
 class Running:
     fleet: Fleet
     url: str
+    api: FleetProcess
     stream: FleetProcess
     options: list[Instrument]
 
@@ -76,11 +79,11 @@ def running(
     )
     options = seed_universe(settings, with_expired=False)
     fleet = fleet_factory(settings)
-    _, url = fleet.api()
+    api, url = fleet.api()
     fleet.control_worker()
     stream = fleet.stream_worker()  # the only one: once it dies, nothing takes its streams
     fleet.beat()
-    yield Running(fleet, url, stream, options)
+    yield Running(fleet, url, api, stream, options)
 
 
 def _until_status(running: Running, code: int, timeout: float, says: str = "") -> str:
@@ -119,28 +122,87 @@ def test_status_shows_a_healthy_fleet_then_a_stopped_stream_as_a_problem(
         row = next(line for line in chain.stdout.splitlines() if f" {call.strike:g} " in line)
         assert re.search(r"\d+\.\d\d", row.split(f" {call.strike:g} ")[0]), row  # call's price
 
-    redrawn = _watch_chain(running, expiry, seconds=3)
-    assert redrawn.count(f"expiry {expiry}") >= 3, redrawn[-2000:]  # redrawn, not printed once
+    with Screen(running, "chain", "--expiry", expiry, "--every", "0.3") as watched_chain:
+        for _ in range(3):  # redrawn, not printed once
+            watched_chain.wait_for(f"expiry {expiry}", 15)
 
-    running.stream.kill()
-    broken = _until_status(running, 1, 30, "problem: stream account:sim-1: ")
-    print(healthy, chain.stdout, broken, sep="\n")
+    with Screen(running, "status", "--watch", "--every", "0.3", "--api", running.url) as watch:
+        watch.wait_for("fleet healthy", 15)
+        running.stream.kill()
+        watch.wait_for("problem: stream account:sim-1: ", 30)
+        broken = _until_status(running, 1, 30, "problem: stream account:sim-1: ")
+        _restart_api(running, watch)
+    print(healthy, chain.stdout, broken, watch.text()[-3000:], sep="\n")
     assert "fleet degraded" in broken
 
 
-def _watch_chain(running: Running, expiry: str, seconds: float) -> str:
-    """``tickfleet chain`` on a terminal (forced) for a while, then Ctrl-C; its output."""
-    env = {**os.environ, **running.fleet.env, "TTY_COMPATIBLE": "1", "COLUMNS": "160"}
-    argv = [str(BIN / "tickfleet"), "chain", "--expiry", expiry, "--every", "0.3"]
-    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as chain:
+def _restart_api(running: Running, watch: Screen) -> None:
+    """The API stops and comes back on its port: the watch says so and keeps redrawing."""
+    running.api.stop()
+    watch.wait_for("problem: API unreachable: ", 15)
+    watch.wait_for("fleet unknown", 5)  # redrawn while unreachable, not stopped at it
+    again = FleetProcess("api-again", running.api.argv, running.fleet.env, running.fleet.logdir)
+    running.fleet.processes.append(again)
+    wait_for_port(int(running.url.rsplit(":", 1)[1]), timeout=30)
+    watch.wait_for("fleet degraded", 30)  # answering again: the dead stream, not the API
+
+
+class Screen:
+    """A redrawing ``tickfleet`` command on a terminal (forced), its output read as it
+    comes; leaving the block presses Ctrl-C, which must end it with exit 0 and no error."""
+
+    def __init__(self, running: Running, *args: str) -> None:
+        env = {**os.environ, **running.fleet.env, "TTY_COMPATIBLE": "1", "COLUMNS": "160"}
+        self._proc = subprocess.Popen(
+            [str(BIN / "tickfleet"), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._seen = 0  # where the last awaited text ended: each wait looks after it
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._lines.append(line)
+
+    def text(self) -> str:
+        """The output so far, without terminal codes (colours, cursor moves)."""
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(self._lines))
+
+    def wait_for(self, says: str, timeout: float) -> None:
+        """Until ``says`` appears after what the previous wait found."""
         try:
-            time.sleep(seconds)
-            chain.send_signal(signal.SIGINT)
-            out, _ = chain.communicate(timeout=15)
+            took = wait_until(lambda: says in self.text()[self._seen :], timeout, 0.1, repr(says))
+        except AssertionError:
+            raise AssertionError(f"{says!r} not shown:\n{self.text()[-3000:]}") from None
+        self._seen += self.text()[self._seen :].index(says) + len(says)
+        print(f"shown {says!r} after {took:.1f}s")
+
+    def __enter__(self) -> Screen:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc.stderr is not None
+        try:
+            self._proc.send_signal(signal.SIGINT)
+            self._proc.wait(timeout=15)
+            self._reader.join(timeout=5)
+            err = self._proc.stderr.read()
         finally:
-            chain.kill()
-    assert chain.returncode == 0
-    return out
+            self._proc.kill()
+            self._proc.wait()
+            for pipe in (self._proc.stdout, self._proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        if exc[0] is None:
+            assert self._proc.returncode == 0, err
+            assert "Traceback" not in err, err
 
 
 def test_unsubscribe_by_contract_and_by_token(running: Running) -> None:
