@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run logs test test-unit test-integration lint bench redis venv clean migration
+.PHONY: run logs test test-unit test-integration lint bench redis browser venv clean migration
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 redis: venv
 	@scripts/ensure-redis.sh
 
+# Debian's chromium, for the live chain page's browser test
+browser:
+	@scripts/ensure-chromium.sh
+
 run: venv redis
 	@scripts/run-fleet.sh
 
@@ -29,13 +33,13 @@ FLEET_LOGS := supervisord stream control beat api flower
 logs:
 	@d="$${TICKFLEET_RUN_DIR:-var}/log"; tail -n 20 -F $(foreach p,$(FLEET_LOGS),"$$d/$(p).log")
 
-test: venv redis
+test: venv redis browser
 	scripts/run-tests.sh tests
 
 test-unit: venv
 	scripts/run-tests.sh tests/unit
 
-test-integration: venv redis
+test-integration: venv redis browser
 	scripts/run-tests.sh tests/integration
 
 lint: venv

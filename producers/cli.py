@@ -118,7 +118,7 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
         "all": [channels.options, channels.underlying],
     }[args.channel]
     tokens = set(args.token or [])
-    pubsub = services.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = services.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
     pubsub.subscribe(*wanted)
     printed, deadline = 0, time.monotonic() + args.seconds if args.seconds else None
     try:

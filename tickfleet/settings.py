@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # One log line per request cost the API 40 % of its POST throughput; a proxy in front
     # usually logs access anyway.
     api_access_log: bool = False
+    # The live chain page: one Redis subscription per API process, fanned out to browsers.
+    chain_frame_seconds: float = Field(0.25, gt=0)
+    chain_max_watchers: int = Field(200, gt=0)  # more live chain pages at once get 503
+    chain_idle_seconds: float = Field(10.0, ge=0)  # the subscription outlives its last page
 
     # --- bounded reload ----------------------------------------------------------
     reload_debounce_seconds: float = Field(1.0, ge=0)

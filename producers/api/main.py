@@ -11,7 +11,8 @@ from fastapi import FastAPI
 
 import celeryconfig
 from producers.api import errors
-from producers.api.routes import admin, health, history, instruments, subscriptions
+from producers.api.live import open_fanout
+from producers.api.routes import admin, chain, health, history, instruments, subscriptions
 from producers.api.security import LoopbackOrKey, refuse_exposed_start
 from producers.api.writes import Batches, Writes, subscribe_batch
 from tickfleet import __version__
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.max_body_bytes = chosen.api_max_body_bytes
         freeze_startup()  # no full collection over start-up objects stalls a burst
         try:
-            yield
+            async with open_fanout(services, app.state.coordinator) as fanout:
+                app.state.fanout = fanout
+                yield
         finally:
             app.state.redis_probe.close()
             services.close()
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(history.router)
+    app.include_router(chain.router)
     return app
 
 

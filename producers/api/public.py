@@ -46,3 +46,19 @@ def public_health(doc: dict[str, Any]) -> dict[str, Any]:
         "warnings": [public_line(w) for w in doc.get("warnings", [])],
         "detail": "the full document needs the API key (X-API-Key)",
     }
+
+
+def public_status(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fleet's state in a chain page's header: the summary plus the breaker's state and
+    each expected stream's verdict (``streaming`` or its problem, masked)."""
+    streams = {
+        name: "streaming" if not s.get("problem") else public_line(str(s["problem"]))
+        for name, s in doc.get("streams", {}).items()
+    }
+    summary = public_health(doc)
+    return {
+        "status": summary["status"],
+        "problems": summary["problems"],
+        "breaker": doc.get("breaker", {}).get("state", "unknown"),
+        "streams": streams,
+    }

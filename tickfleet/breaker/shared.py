@@ -336,7 +336,7 @@ class SharedBreaker(LocalBreaker):
                 if await _call(pubsub.get_message(timeout=LISTEN_SECONDS), bound=None):
                     woken.set()
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     # --- one sync round ---------------------------------------------------------------------
 

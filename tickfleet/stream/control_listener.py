@@ -68,7 +68,7 @@ class ControlListener:
                     await self._poll()
                     last_poll = time.monotonic()
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     async def _dispatch(self, data: bytes) -> None:
         message = control.decode(data)
