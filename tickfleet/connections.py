@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -43,7 +44,7 @@ def fail_fast_async_client(
         url,
         socket_timeout=timeout if read_timeout else None,
         socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
+        retry=AsyncRetry(NoBackoff(), 0),
         client_name=name,
     )
 

@@ -297,6 +297,31 @@ class KiteCollector(Collector):
         yield up
 
 
+class StreamCollector(Collector):
+    """Every expected stream at scrape time, from the same reads as ``/health``.
+
+    ``stream_lease_held{stream}``: 1 while a worker holds the stream's lease, 0 while none
+    does (a failover in progress, or no stream worker with room). ``stream_healthy{stream}``:
+    1 while ``/health`` names no problem of the stream (held, connected, ticking).
+    """
+
+    def __init__(self, streams: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._streams = streams
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        held = GaugeMetricFamily(
+            "stream_lease_held", "A worker holds the stream's lease.", labels=["stream"]
+        )
+        healthy = GaugeMetricFamily(
+            "stream_healthy", "The stream has no problem in /health.", labels=["stream"]
+        )
+        for name, stream in sorted(self._streams().items()):
+            held.add_metric([name], 1.0 if stream.get("lease_holder") else 0.0)
+            healthy.add_metric([name], 0.0 if stream.get("problem") else 1.0)
+        yield held
+        yield healthy
+
+
 def current_streams(services: Services) -> dict[str, dict[str, Any]]:
     """Every expected stream's status (for the metrics, without the rest of /health)."""
     return _fleet_reads(services)[2]

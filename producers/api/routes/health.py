@@ -8,6 +8,8 @@ only, and both show everything.
 
 from __future__ import annotations
 
+from functools import cache
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -17,6 +19,7 @@ from producers.api.public import public_health
 from tickfleet.health import (
     CoverageCollector,
     KiteCollector,
+    StreamCollector,
     current_coverage,
     current_streams,
     health_document,
@@ -41,7 +44,8 @@ def metrics(services: ServicesDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(services.redis, services.settings.key_prefix))
     registry.register(CoverageCollector(lambda: current_coverage(services)))
-    registry.register(
-        KiteCollector(lambda: kite_sessions(services), lambda: current_streams(services))
-    )
+    streams = cache(lambda: current_streams(services))  # one read for both collectors
+    registry.register(KiteCollector(lambda: kite_sessions(services), streams))
+    registry.register(StreamCollector(streams))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
