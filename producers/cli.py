@@ -4,7 +4,8 @@ print candles; through the API: the fleet's status, subscribe and unsubscribe.
 Exit status: 0 on success; 1 when a reload did not run, ``tail`` printed no tick,
 ``history`` was refused, the fleet is not healthy (``status``), the API refused or could
 not be reached, or ``chain --once`` found no streamed strike (the reason on stderr); 2
-when the database is missing or was never initialised (``tickfleet init-db``).
+when the database is missing or was never initialised (``tickfleet init-db``). The
+redrawn screens (``status --watch``, ``chain``) end with Ctrl-C and exit 0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from rich.console import RenderableType
-from rich.live import Live
 from rich.table import Table
 
 from producers import kite_sim
@@ -244,17 +244,12 @@ def cmd_chain(services: Services, args: argparse.Namespace) -> int:
         chain = read_chain(services.redis, services.channels, args.expiry)
         return chain_table(chain), len(chain.rows)
 
-    table, rows = show()
     if args.once:
+        table, rows = show()
         out.print(table)
         return 0 if rows else 1
-    with Live(table, console=out, auto_refresh=False) as live:
-        try:
-            while True:
-                time.sleep(args.every)
-                live.update(show()[0], refresh=True)
-        except KeyboardInterrupt:
-            return 0
+    redraw(lambda: show()[0], args.every, out)
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
