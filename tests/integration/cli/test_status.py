@@ -21,6 +21,7 @@ from tests.support.polling import wait_until
 from tests.support.ports import wait_for_port
 from tests.support.processes import BIN, ROOT, FleetProcess
 from tests.support.seed import seed_universe
+from tests.support.timing import FAST_FLEET
 from tickfleet.instruments import Instrument
 from tickfleet.settings import Settings
 
@@ -70,11 +71,8 @@ def running(
         feed="mock",
         api_key=API_KEY,
         mock_tick_interval_seconds=0.3,
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        watchdog_interval_seconds=1.0,
+        **FAST_FLEET,
         stream_start_grace_seconds=4.0,
-        reload_min_interval_seconds=1.0,
         stream_stale_seconds=5.0,
     )
     options = seed_universe(settings, with_expired=False)

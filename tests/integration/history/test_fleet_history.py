@@ -28,6 +28,7 @@ from tests.support.instants import FLEET_NOW
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
 from tickfleet.db import make_engine, make_session_factory
 from tickfleet.history.bar_store import BarStore, keep_bars
 from tickfleet.history.bars import BarBuilder, BarFlusher
@@ -122,11 +123,8 @@ def history(
     settings = make_settings(
         feed="mock",
         mock_tick_interval_seconds=TICK,
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        watchdog_interval_seconds=1.0,
+        **FAST_FLEET,
         stream_start_grace_seconds=4.0,
-        reload_min_interval_seconds=1.0,
         history_bar_seconds=BAR,
         history_bar_flush_seconds=FLUSH,
         history_bar_move_seconds=1.0,

@@ -23,6 +23,7 @@ from tests.support.instants import ist, offset_to
 from tests.support.polling import wait_until
 from tests.support.seed import now_of, seed_universe
 from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
 from tickfleet.clock import clock_from_settings
 from tickfleet.names import Channels
 from tickfleet.settings import Settings
@@ -41,10 +42,7 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
         feed="mock",
         mock_tick_interval_seconds=0.3,
         mock_expiry_sweep_seconds=SWEEP,
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        watchdog_interval_seconds=1.0,
-        reload_min_interval_seconds=1.0,
+        **FAST_FLEET,
         clock_offset_seconds=offset_to(CLOSE) - LEAD,
     )
     clock = clock_from_settings(settings)

@@ -16,6 +16,7 @@ from tests.support.instants import ist, offset_to
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
 from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
@@ -31,10 +32,7 @@ def test_auto_with_credentials_simulates_on_a_holiday(
         feed="auto",
         accounts=ACCOUNTS,
         mock_tick_interval_seconds=0.3,
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        watchdog_interval_seconds=1.0,
-        reload_min_interval_seconds=1.0,
+        **FAST_FLEET,
         clock_offset_seconds=offset_to(HOLIDAY),
     )
     options = seed_universe(settings, with_expired=False)

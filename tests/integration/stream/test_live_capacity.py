@@ -15,6 +15,7 @@ from tests.conftest import Fleet
 from tests.support.kite_server import KiteServer
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
+from tests.support.timing import FAST_FLEET
 from tickfleet.instruments.universe import INDEX_TOKEN
 from tickfleet.names import Channels
 from tickfleet.settings import Settings
@@ -42,10 +43,7 @@ def test_two_accounts_stream_4500_tokens_within_kites_connection_limits(
             kite_api_url="http://127.0.0.1:9",
             kite_stale_seconds=3.0,
             mock_strikes_each_side=190,
-            lease_ttl_seconds=3.0,
-            lease_renew_seconds=1.0,
-            watchdog_interval_seconds=1.0,
-            reload_min_interval_seconds=1.0,
+            **FAST_FLEET,
         )
         options = seed_universe(settings, with_expired=False)
         assert len(options) >= TOKENS

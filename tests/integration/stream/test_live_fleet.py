@@ -27,6 +27,7 @@ from tests.support.polling import wait_until
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
 from tickfleet.clock import clock_from_settings
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.universe import INDEX_TOKEN
@@ -97,10 +98,7 @@ def live_fleet(
             kite_reconnect_base_seconds=0.1,
             kite_reconnect_max_seconds=1.0,
             kite_session_check_seconds=0.5,
-            lease_ttl_seconds=3.0,
-            lease_renew_seconds=1.0,
-            watchdog_interval_seconds=1.0,
-            reload_min_interval_seconds=1.0,
+            **FAST_FLEET,
             stream_stale_seconds=4.0,
         )
         options = seed_universe(settings, with_expired=False)

@@ -23,6 +23,7 @@ from tests.support.consumer import parse_option, parse_underlying
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
 from tickfleet.clock import clock_from_settings
 from tickfleet.names import Channels
 from tickfleet.settings import Settings
@@ -69,10 +70,7 @@ def test_the_predecessors_consumer_subscribes_hears_and_unsubscribes(
     settings = make_settings(
         feed="mock",
         mock_tick_interval_seconds=0.5,
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        watchdog_interval_seconds=1.0,
-        reload_min_interval_seconds=1.0,
+        **FAST_FLEET,
     )
     clock = clock_from_settings(settings)
     options = seed_universe(settings, with_expired=False)

@@ -23,6 +23,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.runs import as_text
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
 from tickfleet.clock import Clock, clock_from_settings
 from tickfleet.metrics import read_counter
 from tickfleet.names import Channels, Keys
@@ -63,10 +64,7 @@ def outage(
         breaker_recovery_timeout=RECOVERY,
         breaker_window_seconds=30.0,
         publish_timeout_seconds=0.5,
-        watchdog_interval_seconds=1.0,
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        reload_min_interval_seconds=1.0,
+        **FAST_FLEET,
     )
     tokens = {o.instrument_token for o in seed_universe(settings, with_expired=False)[:6]}
     fleet = fleet_factory(settings)

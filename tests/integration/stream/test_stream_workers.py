@@ -15,6 +15,7 @@ import redis
 from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
+from tests.support.timing import FAST_FLEET
 from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(150)
@@ -27,11 +28,8 @@ def test_without_a_stream_worker_no_start_piles_up_and_a_frozen_one_is_named(
 ) -> None:
     settings = make_settings(
         feed="mock",
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        watchdog_interval_seconds=1.0,
+        **FAST_FLEET,
         stream_start_grace_seconds=2.0,
-        reload_min_interval_seconds=1.0,
     )
     options = seed_universe(settings, with_expired=False)
     fleet = fleet_factory(settings)

@@ -15,6 +15,7 @@ from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.seed import now_of, seed_universe
 from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
 from tickfleet.instruments import Instrument
 from tickfleet.services import Services
 from tickfleet.settings import Settings
@@ -68,10 +69,7 @@ def test_every_token_health_calls_streaming_is_heard_and_the_rest_are_named(
         mock_state_max_size=CAP,
         max_tokens_per_connection=PER_CONNECTION,
         connections_per_account=1,
-        lease_ttl_seconds=3.0,
-        lease_renew_seconds=1.0,
-        watchdog_interval_seconds=1.0,
-        reload_min_interval_seconds=1.0,
+        **FAST_FLEET,
         stream_stale_seconds=5.0,
     )
     options = seed_universe(settings, with_expired=False)
