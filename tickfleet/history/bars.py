@@ -69,7 +69,12 @@ class BarBuilder:
     def add(
         self, token: int, ts: float, price: float, volume: int | None, oi: int | None, mock: bool
     ) -> None:
-        """One published tick."""
+        """One published tick.
+
+        The slots are literal numbers here (``HIGH`` is 4, ...): a module constant is a
+        global lookup per use, and this body runs for every tick (a unit test keeps the
+        numbers equal to the names).
+        """
         if ts != self._ts:
             self._at(ts)
         try:
@@ -77,16 +82,16 @@ class BarBuilder:
         except KeyError:  # the token's first tick of this bar start
             self._begin(token, ts, price, volume, oi, mock)
             return
-        if price > bar[HIGH]:
-            bar[HIGH] = price
-        elif price < bar[LOW]:
-            bar[LOW] = price
-        bar[LAST_TS] = ts
-        bar[CLOSE] = price
+        if price > bar[4]:  # HIGH
+            bar[4] = price
+        elif price < bar[5]:  # LOW
+            bar[5] = price
+        bar[6] = ts  # LAST_TS
+        bar[7] = price  # CLOSE
         if volume is not None:
-            bar[VOLUME_LAST] = volume
+            bar[9] = volume  # VOLUME_LAST
         if oi is not None:
-            bar[OI] = oi
+            bar[10] = oi  # OI
 
     def _at(self, ts: float) -> None:
         """A new tick time; a new bar start, too, leaves every token to ``_begin`` again."""

@@ -11,6 +11,7 @@ from tickfleet.history.bar_store import collapse, merge
 from tickfleet.history.bars import (
     CLOSE,
     HIGH,
+    LAST_TS,
     LOW,
     MOCK,
     OI,
@@ -35,6 +36,19 @@ def test_a_bar_is_first_max_min_last_of_its_ticks() -> None:
     assert bar[START] == T0
     assert (bar[OPEN], bar[HIGH], bar[LOW], bar[CLOSE]) == (100.0, 104.0, 98.0, 101.0)
     assert (bar[VOLUME_FIRST], bar[VOLUME_LAST], bar[OI], bar[MOCK]) == (1000, 1030, 53, True)
+
+
+def test_add_writes_the_slots_its_literal_numbers_stand_for() -> None:
+    # add writes HIGH, LOW, ... as numbers (a global lookup per tick costs); a renumbering
+    # must show here, not as bars with a wrong column
+    assert (HIGH, LOW, LAST_TS, CLOSE, VOLUME_LAST, OI) == (4, 5, 6, 7, 9, 10)
+    bars = BarBuilder(60)
+    bars.add(7, T0, 10.0, 100, 5, False)
+    bars.add(7, T0 + 1, 12.0, 110, 6, False)
+    bars.add(7, T0 + 2, 9.0, 120, 7, False)
+    (bar,) = bars.take()
+    assert (bar[HIGH], bar[LOW], bar[LAST_TS], bar[CLOSE]) == (12.0, 9.0, T0 + 2, 9.0)
+    assert (bar[VOLUME_FIRST], bar[VOLUME_LAST], bar[OI]) == (100, 120, 7)
 
 
 def test_a_new_bar_starts_on_the_boundary_and_the_closed_one_is_still_taken() -> None:
