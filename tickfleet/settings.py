@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     history_rate_per_second: int = Field(3, gt=0)
     # The fleet's own bars: one bar's seconds (Kite's minute; tests shorten it), how often
     # a stream hands its open bars to Redis and beat moves them to SQL, days kept in SQL.
-    history_bar_seconds: float = Field(60.0, gt=0)
+    history_bar_seconds: float = Field(60.0, ge=1)  # bars start on whole seconds
     history_bar_flush_seconds: float = Field(1.0, gt=0)
     history_bar_move_seconds: float = Field(5.0, gt=0)
     history_retention_days: int = Field(30, gt=0)

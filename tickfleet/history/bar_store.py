@@ -36,6 +36,8 @@ from tickfleet.history.bars import (
     VOLUME_FIRST,
     VOLUME_LAST,
     Segment,
+    collapse,
+    merge,
 )
 from tickfleet.names import Keys
 
@@ -93,39 +95,6 @@ class Bar:
     volume: int
     oi: int | None
     is_mock: bool
-
-
-def merge(a: Segment, b: Segment) -> Segment:
-    """One bar from two segments of it, whatever their order (idempotent)."""
-    early = a if a[FIRST_TS] <= b[FIRST_TS] else b
-    latest = a if a[LAST_TS] >= b[LAST_TS] else b
-    merged = list(a)
-    merged[FIRST_TS], merged[OPEN] = early[FIRST_TS], early[OPEN]
-    merged[LAST_TS], merged[CLOSE] = latest[LAST_TS], latest[CLOSE]
-    merged[HIGH] = max(a[HIGH], b[HIGH])
-    merged[LOW] = min(a[LOW], b[LOW])
-    merged[VOLUME_FIRST] = _either(min, a[VOLUME_FIRST], b[VOLUME_FIRST])
-    merged[VOLUME_LAST] = _either(max, a[VOLUME_LAST], b[VOLUME_LAST])
-    other = a if latest is b else b
-    merged[OI] = latest[OI] if latest[OI] is not None else other[OI]
-    merged[MOCK] = bool(a[MOCK]) or bool(b[MOCK])
-    return merged
-
-
-def _either(pick: Any, x: Any, y: Any) -> Any:
-    if x is None:
-        return y
-    return x if y is None else pick(x, y)
-
-
-def collapse(segments: Iterable[Segment]) -> dict[tuple[int, int], Segment]:
-    """Segments merged per bar."""
-    bars: dict[tuple[int, int], Segment] = {}
-    for segment in segments:
-        key = (int(segment[TOKEN]), int(segment[START]))
-        known = bars.get(key)
-        bars[key] = segment if known is None else merge(known, segment)
-    return bars
 
 
 class BarStore:

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import redis
 import redis.asyncio as aioredis
@@ -43,6 +46,88 @@ _TAKEN: Final = 12  # an open bar's last slot: the copy the last take returned
 KEEP_FLUSHES: Final = 3600
 """Flushes the Redis list keeps while nothing moves them to SQL (beat down): an hour at one
 a second, then the oldest go first."""
+
+
+def merge(a: Segment, b: Segment) -> Segment:
+    """One bar from two segments of it, whatever their order (idempotent)."""
+    early = a if a[FIRST_TS] <= b[FIRST_TS] else b
+    latest = a if a[LAST_TS] >= b[LAST_TS] else b
+    merged = list(a)
+    merged[FIRST_TS], merged[OPEN] = early[FIRST_TS], early[OPEN]
+    merged[LAST_TS], merged[CLOSE] = latest[LAST_TS], latest[CLOSE]
+    merged[HIGH] = max(a[HIGH], b[HIGH])
+    merged[LOW] = min(a[LOW], b[LOW])
+    merged[VOLUME_FIRST] = _either(min, a[VOLUME_FIRST], b[VOLUME_FIRST])
+    merged[VOLUME_LAST] = _either(max, a[VOLUME_LAST], b[VOLUME_LAST])
+    other = a if latest is b else b
+    merged[OI] = latest[OI] if latest[OI] is not None else other[OI]
+    merged[MOCK] = bool(a[MOCK]) or bool(b[MOCK])
+    return merged
+
+
+def _either(pick: Any, x: Any, y: Any) -> Any:
+    if x is None:
+        return y
+    return x if y is None else pick(x, y)
+
+
+def collapse(
+    segments: Iterable[Segment], bars: dict[tuple[int, int], Segment] | None = None
+) -> dict[tuple[int, int], Segment]:
+    """Segments merged per bar (into ``bars`` when given)."""
+    bars = {} if bars is None else bars
+    for segment in segments:
+        key = (int(segment[TOKEN]), int(segment[START]))
+        known = bars.get(key)
+        bars[key] = segment if known is None else merge(known, segment)
+    return bars
+
+
+Column = npt.NDArray[Any]
+
+
+class ChainBars:
+    """One chain's bars of one start, as arrays: the simulated book prices a whole chain
+    at one time into arrays, so its bars are a few array operations a chain instead of a
+    Python call a tick (``bench/bars.py``). Every token of the chain begins at the same
+    tick, so one first and one last time serve them all; a chain whose tokens change
+    begins new ``ChainBars``, and its old segments merge with the new ones like any two."""
+
+    __slots__ = (
+        "changed", "close", "first_ts", "high", "last_ts", "low", "mock", "oi", "open",
+        "start", "tokens", "volume_first", "volume_last",
+    )  # fmt: skip
+
+    def __init__(
+        self, tokens: Sequence[int], start: float, ts: float, prices: Column,
+        volumes: Column, ois: Column, mock: bool,
+    ) -> None:  # fmt: skip
+        self.tokens, self.start, self.mock = tokens, start, mock
+        self.first_ts = self.last_ts = ts
+        self.open, self.high, self.low = prices.copy(), prices.copy(), prices.copy()
+        self.close = prices.copy()
+        self.volume_first, self.volume_last = volumes.copy(), volumes.copy()
+        self.oi = ois.copy()
+        self.changed = True
+
+    def add(self, ts: float, prices: Column, volumes: Column, ois: Column) -> None:
+        np.maximum(self.high, prices, out=self.high)
+        np.minimum(self.low, prices, out=self.low)
+        self.close[:] = prices
+        self.volume_last[:] = volumes
+        self.oi[:] = ois
+        self.last_ts = ts
+        self.changed = True
+
+    def segments(self) -> list[Segment]:
+        columns = zip(
+            self.tokens, repeat(self.start), repeat(self.first_ts), self.open.tolist(),
+            self.high.tolist(), self.low.tolist(), repeat(self.last_ts), self.close.tolist(),
+            self.volume_first.tolist(), self.volume_last.tolist(), self.oi.tolist(),
+            repeat(self.mock),
+        )  # fmt: skip
+        self.changed = False
+        return [list(row) for row in columns]
 
 
 class BarBuilder:
@@ -63,6 +148,7 @@ class BarBuilder:
         self._open: dict[int, Segment] = {}
         self._current: dict[int, Segment] = {}  # the open bars that start at ``_start``
         self._closed: list[Segment] = []  # replaced by a newer bar before a take
+        self._chain: ChainBars | None = None
         self._ts = -1.0
         self._start = -1.0
 
@@ -121,10 +207,35 @@ class BarBuilder:
             self._closed.append(old[:_TAKEN])
         self._open[token] = self._current[token] = new
 
+    def add_chain(
+        self, tokens: Sequence[int], ts: float, prices: Column, volumes: Column, ois: Column,
+        mock: bool,
+    ) -> None:  # fmt: skip
+        """One tick of every token of a chain at ``ts``, as arrays in the order of
+        ``tokens`` (the arrays are copied, never kept)."""
+        start = ts - ts % self._length
+        chain = self._chain
+        if (
+            chain is not None
+            and chain.start == start
+            and (chain.tokens is tokens or chain.tokens == tokens)
+        ):
+            chain.add(ts, prices, volumes, ois)
+            return
+        if chain is not None and chain.changed:
+            self._closed.extend(chain.segments())
+        self._chain = ChainBars(tokens, start, ts, prices, volumes, ois, mock)
+
     def forget(self, tokens: Iterable[int]) -> None:
         """Stop keeping bars of ``tokens`` (no longer streamed: expired, unassigned). What
         their bars gained since the last take still goes out with the next one; without
         this a stream would keep a bar for every token it ever streamed."""
+        tokens = set(tokens)
+        chain = self._chain
+        if chain is not None and not tokens.isdisjoint(chain.tokens):
+            self._chain = None  # the chain's next tick begins new bars of what is left
+            if chain.changed:
+                self._closed.extend(chain.segments())
         for token in tokens:
             self._current.pop(token, None)
             bar = self._open.pop(token, None)
@@ -134,6 +245,8 @@ class BarBuilder:
     def take(self) -> list[Segment]:
         """Every bar changed since the last take, as copies (the open ones keep growing)."""
         taken, self._closed = self._closed, []
+        if self._chain is not None and self._chain.changed:
+            taken.extend(self._chain.segments())
         for bar in self._open.values():
             segment = bar[:_TAKEN]
             if segment != bar[_TAKEN]:
@@ -159,7 +272,7 @@ class BarFlusher:
         self._client = client
         self._key = key
         self._interval = interval
-        self._pending: dict[tuple[int, float], Segment] = {}
+        self._pending: dict[tuple[int, int], Segment] = {}
         self.flushed = 0
 
     async def run(self) -> None:
@@ -169,8 +282,7 @@ class BarFlusher:
 
     async def flush(self) -> int:
         """Push what changed as one list element; returns how many bars went out."""
-        for segment in self.builder.take():
-            self._pending[(int(segment[TOKEN]), float(segment[START]))] = segment
+        collapse(self.builder.take(), self._pending)  # a chain's and a tick's of one bar
         if not self._pending:
             return 0
         segments = list(self._pending.values())

@@ -81,6 +81,19 @@ def round_to_tick(prices: FloatArray, tick_size: float) -> FloatArray:
     return rounded
 
 
+@dataclass(frozen=True, slots=True)
+class ChainArrays:
+    """The last chain tick as the book priced it, a column per field in ``tokens`` order:
+    what its states say, for a consumer that takes a whole chain at once (the stream's
+    bars). Valid until the next tick: the book reuses its volume column."""
+
+    tokens: tuple[int, ...]
+    timestamp: float
+    prices: FloatArray  # rounded as published
+    volumes: IntArray
+    ois: IntArray
+
+
 class _NoMetrics:
     def inc(self, name: str, amount: float = 1.0, labels: Labels = None) -> None:
         pass
@@ -123,6 +136,7 @@ class MockOptionBook:
         self._session: date | None = None
         self._latest: Mapping[int, MockOptionSnapshot] = {}
         self._expired: list[int] = []
+        self.last_chain: ChainArrays | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> MockOptionBook:
@@ -226,9 +240,13 @@ class MockOptionBook:
         result = greeks(spot, layout.strikes, years, iv, layout.is_call, self._spec.rate)
         self._trade(layout, spot, rng)
         self._version += 1
-        prices = round_to_tick(result.price, self._spec.tick_size)
-        states = self._states(layout, prices, iv, result, now.timestamp())
+        # Rounded here, for the whole chain at once, to the precision published in ticks
+        # (rounding each float in Python was most of the cost of serialising a tick).
+        prices = np.round(round_to_tick(result.price, self._spec.tick_size), 2)
+        stamp = now.timestamp()
+        states = self._states(layout, prices, iv, result, stamp)
         self._latest = dict(zip(layout.tokens, states, strict=True))
+        self.last_chain = ChainArrays(layout.tokens, stamp, prices, self._volume, self._oi)
         return states
 
     def _current_layout(self) -> ChainLayout:
@@ -285,11 +303,9 @@ class MockOptionBook:
         timestamp: float,
     ) -> list[MockOptionSnapshot]:
         version = self._version
-        # Rounded here, for the whole chain at once, to the precision published in ticks
-        # (rounding each float in Python was most of the cost of serialising a tick).
         columns = zip(
             layout.contracts,
-            np.round(prices, 2).tolist(),
+            prices.tolist(),
             self._volume.tolist(),
             self._oi.tolist(),
             np.round(iv, 6).tolist(),

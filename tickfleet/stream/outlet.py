@@ -2,7 +2,10 @@
 
 Every feed, simulated or live, publishes through an ``Outlet``, so the channel names and
 the latest-tick bookkeeping are decided once, not per feed. Each tick also goes into
-the stream's bars (``tickfleet.history.bars``: memory only, flushed by the runner).
+the stream's bars (``tickfleet.history.bars``: memory only, flushed by the runner): a
+live tick with it (``option``), a simulated chain as a whole after its ticks
+(``publish_option`` each, then ``chain_bars``: a few array operations a chain instead of a
+call a tick).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tickfleet.history.bars import BarBuilder
+from tickfleet.market.options import ChainArrays
 from tickfleet.names import Channels
 from tickfleet.stream.publisher import TickPublisher
 
@@ -30,6 +34,17 @@ class Outlet:
         channels = self._channels
         self._publisher.offer(channels.options, channels.latest_options, str(token), payload)
         self._bar(token, ts, price, volume, oi, mock)
+
+    def publish_option(self, token: int, payload: bytes) -> None:
+        """One option tick whose bar comes with its chain's (``chain_bars``)."""
+        channels = self._channels
+        self._publisher.offer(channels.options, channels.latest_options, str(token), payload)
+
+    def chain_bars(self, chain: ChainArrays, mock: bool) -> None:
+        """The bars of a chain tick whose ticks went out through ``publish_option``."""
+        self.bars.add_chain(
+            chain.tokens, chain.timestamp, chain.prices, chain.volumes, chain.ois, mock
+        )
 
     def index(
         self, symbol: str, payload: bytes, token: int, ts: float, price: float,

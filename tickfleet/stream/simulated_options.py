@@ -116,13 +116,14 @@ class SimulatedOptions:
             await self._fill()
 
     def _publish(self, states: list[MockOptionSnapshot]) -> None:
-        payloads, option = self._payloads, self._outlet.option
-        ts = states[0].timestamp
-        stamp = Stamp.of(ts, self._sim.tz)  # one chain tick, one time
+        payloads, publish = self._payloads, self._outlet.publish_option
+        stamp = Stamp.of(states[0].timestamp, self._sim.tz)  # one chain tick, one time
         for s in states:
             token = s.instrument_token
-            payload = option_tick(payloads[token], stamp, s)
-            option(token, payload, ts, s.last_price, s.volume, s.oi, True)
+            publish(token, option_tick(payloads[token], stamp, s))
+        chain = self.book.last_chain
+        if chain is not None:
+            self._outlet.chain_bars(chain, True)
         self._status.last_tick_at = self._sim.clock.time()
 
     def _drop(self, tokens: Collection[int]) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 
-from tickfleet.history.bar_store import collapse, merge
 from tickfleet.history.bars import (
     CLOSE,
     HIGH,
@@ -21,6 +21,8 @@ from tickfleet.history.bars import (
     VOLUME_LAST,
     BarBuilder,
     Segment,
+    collapse,
+    merge,
 )
 
 pytestmark = pytest.mark.timeout(10)
@@ -143,3 +145,63 @@ def test_collapse_merges_per_token_and_start() -> None:
     assert set(bars) == {(7, int(T0)), (7, int(T0) + 60)}
     bar = bars[(7, int(T0))]
     assert (bar[OPEN], bar[HIGH], bar[LOW], bar[CLOSE]) == (10.0, 12.0, 8.0, 8.0)
+
+
+def _per_tick_and_chain(
+    rounds: list[tuple[tuple[int, ...], float, list[float], list[int], list[int]]],
+    forget_after: int | None = None,
+) -> tuple[dict[tuple[int, int], Segment], dict[tuple[int, int], Segment]]:
+    """The same chain ticks through ``add`` one by one and through ``add_chain``, each
+    builder taken every few rounds as the flusher does, segments collapsed per bar."""
+    ticked, chained = BarBuilder(60), BarBuilder(60)
+    one: list[Segment] = []
+    whole: list[Segment] = []
+    for n, (tokens, ts, prices, volumes, ois) in enumerate(rounds):
+        for token, price, volume, oi in zip(tokens, prices, volumes, ois, strict=True):
+            ticked.add(token, ts, price, volume, oi, True)
+        chained.add_chain(tokens, ts, np.array(prices), np.array(volumes), np.array(ois), True)
+        if n == forget_after:
+            ticked.forget(tokens[:1])
+            chained.forget(tokens[:1])
+        if n % 3 == 2:
+            one += ticked.take()
+            whole += chained.take()
+    return collapse(one + ticked.take()), collapse(whole + chained.take())
+
+
+def test_a_chain_at_once_makes_the_bars_its_ticks_one_by_one_make() -> None:
+    rng = random.Random(16)
+    first: tuple[int, ...] = (11, 12, 13, 14)
+    second: tuple[int, ...] = (12, 13, 14, 15, 16)  # the chain's tokens change
+    rounds = []
+    for n in range(200):  # 200 rounds half a second apart: across bars, one change
+        tokens = first if n < 90 else second
+        ts = T0 + 0.5 * n
+        prices = [round(rng.uniform(90, 110), 2) for _ in tokens]
+        volumes = [1000 + 10 * n + t for t in tokens]
+        ois = [5000 + rng.randrange(100) for _ in tokens]
+        rounds.append((tokens, ts, prices, volumes, ois))
+    ticked, chained = _per_tick_and_chain(rounds, forget_after=150)
+    assert len(ticked) > 10
+    assert chained == ticked
+    closed = chained[(12, int(T0 + 60))]  # a whole bar of a token in both chains
+    heard = [p for toks, ts, ps, _, _ in rounds if T0 + 60 <= ts < T0 + 120
+             for t, p in zip(toks, ps, strict=True) if t == 12]  # fmt: skip
+    assert (closed[OPEN], closed[HIGH], closed[LOW], closed[CLOSE]) == (
+        heard[0], max(heard), min(heard), heard[-1]
+    )  # fmt: skip
+
+
+def test_a_chain_flushed_twice_into_the_flusher_merges_not_overwrites() -> None:
+    bars = BarBuilder(60)
+    tokens = (1, 2)
+    bars.add_chain(tokens, T0, np.array([10.0, 20.0]), np.array([1, 2]), np.array([5, 5]), True)
+    bars.add_chain(tokens, T0 + 1, np.array([15.0, 19.0]), np.array([3, 4]), np.array([6, 6]), True)
+    bars.forget([2])  # the chain ends: its segments go out, the next tick begins anew
+    bars.add_chain((1,), T0 + 2, np.array([8.0]), np.array([5]), np.array([7]), True)
+    pending = collapse(bars.take())
+    assert len(pending) == 2
+    one = pending[(1, int(T0))]
+    assert (one[OPEN], one[HIGH], one[LOW], one[CLOSE]) == (10.0, 15.0, 8.0, 8.0)
+    assert (one[VOLUME_FIRST], one[VOLUME_LAST], one[OI]) == (1, 5, 7)
+    assert bars.take() == []  # nothing changed since
