@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
-from producers.api.deps import ServicesDep
+from producers.api.deps import CoordinatorDep, ServicesDep
 from producers.api.public import public_status
 from tickfleet.chain import cells, chain_document, read_chain, underlying_cells
 from tickfleet.fanout import Frame, TickFanout
@@ -50,13 +50,14 @@ async def chain_page() -> HTMLResponse:
 
 
 @router.get("/chain/data")
-def chain_data(request: Request, services: ServicesDep, expiry: Expiry = None) -> dict[str, Any]:
+def chain_data(
+    services: ServicesDep, fanout: FanoutDep, coordinator: CoordinatorDep, expiry: Expiry = None
+) -> dict[str, Any]:
     """One expiry's streamed strikes from the latest ticks, and the fleet's status."""
     chain = read_chain(services.redis, services.channels, _iso(expiry))
-    fanout: TickFanout = request.app.state.fanout
     known = fanout.status
     if known is None:
-        known = public_status(health_document(services, request.app.state.coordinator))
+        known = public_status(health_document(services, coordinator))
     return {**chain_document(chain), "status": known}
 
 
