@@ -48,4 +48,3 @@ def metrics(services: ServicesDep) -> Response:
     registry.register(KiteCollector(lambda: kite_sessions(services), streams))
     registry.register(StreamCollector(streams))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
