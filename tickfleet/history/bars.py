@@ -43,6 +43,10 @@ TOKEN, START, FIRST_TS, OPEN, HIGH, LOW, LAST_TS, CLOSE, VOLUME_FIRST, VOLUME_LA
 Segment = list[Any]
 _TAKEN: Final = 12  # an open bar's last slot: the copy the last take returned
 
+FOLD: Final = 64
+"""Chain ticks whose prices wait before they fold into a chain's high and low: bounds the
+memory of a chain ticking faster than it is taken (400 options: 200 kB)."""
+
 KEEP_FLUSHES: Final = 3600
 """Flushes the Redis list keeps while nothing moves them to SQL (beat down): an hour at one
 a second, then the oldest go first."""
@@ -87,15 +91,18 @@ Column = npt.NDArray[Any]
 
 
 class ChainBars:
-    """One chain's bars of one start, as arrays: the simulated book prices a whole chain
-    at one time into arrays, so its bars are a few array operations a chain instead of a
-    Python call a tick (``bench/bars.py``). Every token of the chain begins at the same
-    tick, so one first and one last time serve them all; a chain whose tokens change
-    begins new ``ChainBars``, and its old segments merge with the new ones like any two."""
+    """One chain's bars of one start, from whole-chain arrays: the simulated book prices a
+    whole chain at one time into arrays that it never changes afterwards, so a chain tick
+    costs its bars a few references and one append (``bench/bars.py``: beside the tick
+    path, even one NumPy call a chain costs microseconds in a cold cache). The prices
+    wait in a list and fold into high and low ``FOLD`` chains at a time, or when taken.
+    Every token of the chain begins at the same tick, so one first and one last time
+    serve them all; a chain whose tokens change begins new ``ChainBars``, and its old
+    segments merge with the new ones like any two."""
 
     __slots__ = (
         "changed", "close", "first_ts", "high", "last_ts", "low", "mock", "oi", "open",
-        "start", "tokens", "volume_first", "volume_last",
+        "start", "tokens", "volume_first", "volume_last", "waiting",
     )  # fmt: skip
 
     def __init__(
@@ -104,22 +111,30 @@ class ChainBars:
     ) -> None:  # fmt: skip
         self.tokens, self.start, self.mock = tokens, start, mock
         self.first_ts = self.last_ts = ts
-        self.open, self.high, self.low = prices.copy(), prices.copy(), prices.copy()
-        self.close = prices.copy()
-        self.volume_first, self.volume_last = volumes.copy(), volumes.copy()
-        self.oi = ois.copy()
+        self.open = self.high = self.low = self.close = prices
+        self.volume_first = self.volume_last = volumes
+        self.oi = ois
+        self.waiting: list[Column] = []
         self.changed = True
 
     def add(self, ts: float, prices: Column, volumes: Column, ois: Column) -> None:
-        np.maximum(self.high, prices, out=self.high)
-        np.minimum(self.low, prices, out=self.low)
-        self.close[:] = prices
-        self.volume_last[:] = volumes
-        self.oi[:] = ois
-        self.last_ts = ts
+        waiting = self.waiting
+        waiting.append(prices)
+        if len(waiting) >= FOLD:
+            self.fold()
+        self.close, self.volume_last, self.oi, self.last_ts = prices, volumes, ois, ts
         self.changed = True
 
+    def fold(self) -> None:
+        """The waiting prices into high and low (new arrays: the old may be shared)."""
+        if self.waiting:
+            stacked = np.stack(self.waiting)
+            self.high = np.maximum(self.high, stacked.max(axis=0))
+            self.low = np.minimum(self.low, stacked.min(axis=0))
+            self.waiting = []
+
     def segments(self) -> list[Segment]:
+        self.fold()
         columns = zip(
             self.tokens, repeat(self.start), repeat(self.first_ts), self.open.tolist(),
             self.high.tolist(), self.low.tolist(), repeat(self.last_ts), self.close.tolist(),
@@ -212,7 +227,7 @@ class BarBuilder:
         mock: bool,
     ) -> None:  # fmt: skip
         """One tick of every token of a chain at ``ts``, as arrays in the order of
-        ``tokens`` (the arrays are copied, never kept)."""
+        ``tokens``. The arrays are kept as they are: the caller must never change them."""
         start = ts - ts % self._length
         chain = self._chain
         if (

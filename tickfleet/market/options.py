@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -81,11 +81,11 @@ def round_to_tick(prices: FloatArray, tick_size: float) -> FloatArray:
     return rounded
 
 
-@dataclass(frozen=True, slots=True)
-class ChainArrays:
+class ChainArrays(NamedTuple):  # a tuple: made every chain tick, cheaply
     """The last chain tick as the book priced it, a column per field in ``tokens`` order:
     what its states say, for a consumer that takes a whole chain at once (the stream's
-    bars). Valid until the next tick: the book reuses its volume column."""
+    bars). The book makes new columns every tick and never changes these, so a consumer
+    may keep them without a copy."""
 
     tokens: tuple[int, ...]
     timestamp: float
@@ -262,7 +262,7 @@ class MockOptionBook:
         """Day volume starts from zero each session, as the exchange's does."""
         session = now.astimezone(self._tz).date()
         if session != self._session:
-            self._volume[:] = 0
+            self._volume = np.zeros_like(self._volume)  # never in place: see ChainArrays
             self._session = session
 
     def _years(self, layout: ChainLayout, now: datetime) -> FloatArray:
@@ -288,9 +288,10 @@ class MockOptionBook:
         fresh = self._oi < 0
         if fresh.any():
             lots = spec.open_interest_lots * np.exp(-distance[fresh] / 0.04) + 10.0
+            self._oi = self._oi.copy()
             self._oi[fresh] = rng.poisson(lots) * spec.lot_size
         trades = rng.poisson(spec.trades_per_tick * np.exp(-distance / 0.02) + 0.05)
-        self._volume += trades * spec.lot_size
+        self._volume = self._volume + trades * spec.lot_size
         change = np.rint(0.3 * rng.standard_normal(size)).astype(np.int64) * spec.lot_size
         self._oi = np.maximum(self._oi + change, 0)
 

@@ -310,3 +310,24 @@ def test_round_to_tick() -> None:
     prices = np.array([0.0, 0.01, 0.024, 0.026, 0.074, 12.3449, 12.3751, 99.98])
     rounded = round_to_tick(prices, 0.05)
     np.testing.assert_array_equal(rounded, [0.05, 0.05, 0.05, 0.05, 0.05, 12.35, 12.4, 100.0])
+
+
+def test_a_chain_ticks_columns_are_never_changed_after_they_are_handed_over() -> None:
+    """The stream's bars keep a tick's columns without copying them (``ChainArrays``):
+    later ticks, new contracts (fresh open interest) and a new session must not touch them."""
+    contracts = chain(low=23_000, high=25_000, step=500)
+    book = MockOptionBook(ChainSpec())
+    book.ensure(contracts[:6])
+    kept = []
+    for k, (at, count) in enumerate(
+        [(NOW, 6), (NOW, 6), (NOW, 10), (NOW + timedelta(hours=6), 10)]
+    ):
+        if count > len(book):
+            book.ensure(contracts[:count])
+        book.tick(underlying(SPOT + k), at, np.random.default_rng(k))
+        handed = book.last_chain
+        assert handed is not None and len(handed.tokens) == count
+        kept.append((handed, [column.copy() for column in handed[2:]]))
+    for handed, copies in kept:
+        for column, copy in zip(handed[2:], copies, strict=True):
+            assert np.array_equal(column, copy)
