@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -73,6 +74,7 @@ from tickfleet.stream.outlet import Outlet  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
 
 TARGET_OVERHEAD = 0.02
+HIGH_WATER = 2 * PublisherConfig().batch_max  # ticks waiting before the producer yields
 BAR_SECONDS: float = Settings.model_fields["history_bar_seconds"].default
 FLUSH_SECONDS: float = Settings.model_fields["history_bar_flush_seconds"].default
 
@@ -101,23 +103,20 @@ class Columns:
         )
 
 
-def offer_simulated(outlet: Outlet, chain: Chain, columns: Columns, ts: float) -> None:
-    """What the simulated feed does with a chain tick: serialise each option, hand it over,
-    then the chain's bars at once."""
+def offer_without_bars(outlet: Outlet, chain: Chain, columns: Columns, ts: float) -> None:
+    """A chain tick with no bars at all: the baseline."""
     publish = outlet.publish_option
     stamp = Stamp.of(ts, TZ)  # one chain tick, one time
     for s in chain:
         publish(s.instrument_token, superset(s, stamp))
+
+
+def offer_simulated(outlet: Outlet, chain: Chain, columns: Columns, ts: float) -> None:
+    """What the simulated feed does with a chain tick: serialise each option, hand it over,
+    then the chain's bars at once."""
+    offer_without_bars(outlet, chain, columns, ts)
     c = columns
     outlet.chain_bars(ChainArrays(c.tokens, ts, c.prices, c.volumes, c.ois), True)
-
-
-def offer_without_bars(outlet: Outlet, chain: Chain, columns: Columns, ts: float) -> None:
-    """The same chain tick with no bars at all: the baseline."""
-    publish = outlet.publish_option
-    stamp = Stamp.of(ts, TZ)
-    for s in chain:
-        publish(s.instrument_token, superset(s, stamp))
 
 
 def offer_per_tick(outlet: Outlet, chain: Chain, columns: Columns, ts: float) -> None:
@@ -126,6 +125,25 @@ def offer_per_tick(outlet: Outlet, chain: Chain, columns: Columns, ts: float) ->
     stamp = Stamp.of(ts, TZ)
     for s in chain:
         option(s.instrument_token, superset(s, stamp), ts, s.last_price, s.volume, s.oi, True)
+
+
+@contextlib.asynccontextmanager
+async def publishing(
+    url: str, recorder: Recorder
+) -> AsyncIterator[tuple[TickPublisher, aioredis.Redis]]:
+    """A publisher with a running shared breaker, and a client for the bars' flushes."""
+    async with (
+        shared_breaker(url) as breaker,
+        publisher_for(url, recorder, breaker) as publisher,
+        fail_fast_async_client(url, 2.0) as fleet,
+    ):
+        yield publisher, fleet
+
+
+async def keep_up(publisher: TickPublisher) -> None:
+    """Yield while more than two batches wait, as in ``bench/publish.py``."""
+    while publisher.backlog > HIGH_WATER:
+        await asyncio.sleep(0)
 
 
 async def outlet_rate(
@@ -139,7 +157,6 @@ async def outlet_rate(
     """Ticks published to Redis per second and per CPU second of this process, offered
     through ``outlet`` as fast as the publisher takes them (the producer yields while more
     than two batches wait, as in ``bench/publish.py``)."""
-    high_water = 2 * PublisherConfig().batch_max
     published, start = publisher.published, gone(publisher, recorder)
     offered = 0
     async with running(publisher):
@@ -148,8 +165,7 @@ async def outlet_rate(
             chain, columns = chains[offered // len(chains[0][0]) % len(chains)]
             offer(outlet, chain, columns, time.time())
             offered += len(chain)
-            while publisher.backlog > high_water:
-                await asyncio.sleep(0)
+            await keep_up(publisher)
         await drained(publisher, recorder, start + offered)
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     ticks = publisher.published - published
@@ -201,11 +217,7 @@ async def rounds_of(
     wall: Runs = {name: [] for name in variants}
     cpu: Runs = {name: [] for name in variants}
     recorder = Recorder()
-    async with (
-        shared_breaker(url) as breaker,
-        publisher_for(url, recorder, breaker) as publisher,
-        fail_fast_async_client(url, 2.0) as fleet,
-    ):
+    async with publishing(url, recorder) as (publisher, fleet):
         flushers = {
             name: BarFlusher(BarBuilder(BAR_SECONDS), fleet, Keys().history_bars, FLUSH_SECONDS)
             for name in variants
@@ -244,17 +256,13 @@ async def paired_ns(
     tick (an upper bound: the publisher's sending during a flush's await counts too), in
     ns, and the pairs."""
     recorder = Recorder()
-    async with (
-        shared_breaker(url) as breaker,
-        publisher_for(url, recorder, breaker) as publisher,
-        fail_fast_async_client(url, 2.0) as fleet,
-    ):
+    async with publishing(url, recorder) as (publisher, fleet):
         flusher = BarFlusher(BarBuilder(BAR_SECONDS), fleet, Keys().history_bars, FLUSH_SECONDS)
         ways = [
             (offer_simulated, Outlet(publisher, CHANNELS, flusher.builder)),
             (offer_without_bars, Outlet(publisher, CHANNELS, BarBuilder(BAR_SECONDS))),
         ]
-        high_water, start = 2 * PublisherConfig().batch_max, gone(publisher, recorder)
+        start = gone(publisher, recorder)
         diffs: list[float] = []
         flush_cpu, ticks = 0.0, 0
         async with running(publisher):
@@ -274,8 +282,7 @@ async def paired_ns(
                     await flusher.flush()
                     flush_cpu += time.process_time() - cpu
                     next_flush += FLUSH_SECONDS
-                while publisher.backlog > high_water:
-                    await asyncio.sleep(0)
+                await keep_up(publisher)
             await drained(publisher, recorder, start + 2 * ticks)
         await flusher.close()
     # Whichever goes first in a pair may pay more (the cache, the publisher's last batch):

@@ -17,7 +17,6 @@ the failure reporter (logged, counted, in ``/health``), told to watchers as
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +24,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from tickfleet.chain import Tick
 from tickfleet.names import Channels
 
-log = logging.getLogger("tickfleet.fanout")
-
-Tick = dict[str, Any]
 Report = Callable[[Exception], object]
 
 
@@ -58,6 +55,9 @@ class Frame:
     status: dict[str, Any] | None = None
     live: bool = True
     resync: bool = False
+    # What watchers derive from the frame alike (every page of one expiry sends the same
+    # event): made by the first watcher that needs it, reused by the rest.
+    shared: dict[Any, Any] = field(default_factory=dict, compare=False)
 
 
 class TickFanout:

@@ -5,7 +5,7 @@ changed chain, and a Redis stop reported, told to watchers and recovered from.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -13,6 +13,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from tests.support.polling import await_until
 from tests.support.redis_server import RedisServer
 from tickfleet.fanout import FanoutConfig, Frame, TickFanout
 from tickfleet.names import Channels
@@ -40,16 +41,8 @@ def _tick(token: int, price: float) -> bytes:
     return orjson.dumps({"instrument_token": token, "last_price": price, "expiry": "2026-06-11"})
 
 
-async def _until(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def _subscribers(client: aioredis.Redis) -> int:
-    counts = await client.pubsub_numsub(CHANNELS.options)
+def _subscribers(client: redis.Redis) -> int:
+    counts = client.pubsub_numsub(CHANNELS.options)
     return int(counts[0][1])
 
 
@@ -59,55 +52,54 @@ async def _collect(frames: AsyncIterator[Frame], into: list[Frame]) -> None:
 
 
 def test_many_watchers_share_one_subscription_and_see_the_latest_tick_of_each_token(
-    redis_url: str,
+    redis_url: str, redis_client: redis.Redis
 ) -> None:
     async def scenario() -> None:
         reported: list[Exception] = []
         fanout = _fanout(redis_url, reported, {"status": "ok"})
-        client = aioredis.Redis.from_url(redis_url)
+        client = redis_client
         seen: list[list[Frame]] = [[] for _ in range(20)]
         tasks = [asyncio.create_task(_collect(fanout.watch(), got)) for got in seen]
         try:
-            await _until(lambda: _ready(fanout), 5, "the subscription")
-            assert await _subscribers(client) == 1 and fanout.watchers == 20
+            await await_until(lambda: _ready(fanout), 5, what="the subscription")
+            assert _subscribers(client) == 1 and fanout.watchers == 20
             for price in range(1, 101):  # 100 ticks of token 7 inside one frame or two
-                await client.publish(CHANNELS.options, _tick(7, float(price)))
-            await client.publish(CHANNELS.options, _tick(8, 5.0))
-            await _until(lambda: _heard(seen, 8), 5, "token 8 in every watcher")
+                client.publish(CHANNELS.options, _tick(7, float(price)))
+            client.publish(CHANNELS.options, _tick(8, 5.0))
+            await await_until(lambda: _heard(seen, 8), 5, what="token 8 in every watcher")
             for got in seen:
                 sevens = [t for f in got for t in f.options if t["instrument_token"] == 7]
                 assert sevens[-1]["last_price"] == 100.0
                 assert len(sevens) < 100  # conflated: a frame carries the latest only
                 assert any(f.status == {"status": "ok"} for f in got)
             before = [len(got) for got in seen]
-            await client.publish(CHANNELS.events, b'{"event": "subscription_created"}')
-            await _until(lambda: _resynced(seen, before), 5, "a resync after an event")
+            client.publish(CHANNELS.events, b'{"event": "subscription_created"}')
+            await await_until(lambda: _resynced(seen, before), 5, what="a resync after an event")
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await _until(lambda: _unsubscribed(client), 5, "the idle subscription to go")
+        await await_until(lambda: _unsubscribed(client), 5, what="the idle subscription to go")
         await fanout.aclose()
-        await client.aclose()
         assert reported == []
 
     asyncio.run(scenario())
 
 
-async def _ready(fanout: TickFanout) -> bool:
+def _ready(fanout: TickFanout) -> bool:
     return fanout.subscribed
 
 
-async def _heard(seen: list[list[Frame]], token: int) -> bool:
+def _heard(seen: list[list[Frame]], token: int) -> bool:
     return all(any(t["instrument_token"] == token for f in got for t in f.options) for got in seen)
 
 
-async def _resynced(seen: list[list[Frame]], since: list[int]) -> bool:
+def _resynced(seen: list[list[Frame]], since: list[int]) -> bool:
     return all(any(f.resync for f in got[n:]) for got, n in zip(seen, since, strict=True))
 
 
-async def _unsubscribed(client: aioredis.Redis) -> bool:
-    return await _subscribers(client) == 0
+def _unsubscribed(client: redis.Redis) -> bool:
+    return _subscribers(client) == 0
 
 
 def test_a_watcher_that_falls_behind_is_told_to_resync_not_queued_for(redis_url: str) -> None:
@@ -139,17 +131,19 @@ def test_a_stopped_redis_is_reported_told_to_watchers_and_recovered_from(
         got: list[Frame] = []
         task = asyncio.create_task(_collect(fanout.watch(), got))
         try:
-            await _until(lambda: _ready(fanout), 5, "the subscription")
+            await await_until(lambda: _ready(fanout), 5, what="the subscription")
             await asyncio.to_thread(server.stop)
-            await _until(lambda: _lost(got, reported), 5, "a frame saying the feed is lost")
+            await await_until(
+                lambda: _lost(got, reported), 5, what="a frame saying the feed is lost"
+            )
             await asyncio.to_thread(server.start)
-            await _until(lambda: _ready(fanout), 10, "the subscription again")
+            await await_until(lambda: _ready(fanout), 10, what="the subscription again")
             publisher = redis.Redis.from_url(server.url)
             try:
                 publisher.publish(CHANNELS.options, _tick(9, 1.5))
             finally:
                 publisher.close()
-            await _until(lambda: _has(got, 9), 5, "a tick after the restart")
+            await await_until(lambda: _has(got, 9), 5, what="a tick after the restart")
             assert got[-1].live
         finally:
             task.cancel()
@@ -160,9 +154,9 @@ def test_a_stopped_redis_is_reported_told_to_watchers_and_recovered_from(
     asyncio.run(scenario())
 
 
-async def _lost(got: list[Frame], reported: list[Exception]) -> bool:
+def _lost(got: list[Frame], reported: list[Exception]) -> bool:
     return bool(reported) and any(not f.live and f.resync for f in got)
 
 
-async def _has(got: list[Frame], token: int) -> bool:
+def _has(got: list[Frame], token: int) -> bool:
     return any(t["instrument_token"] == token for f in got for t in f.options)

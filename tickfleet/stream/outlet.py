@@ -4,7 +4,7 @@ Every feed, simulated or live, publishes through an ``Outlet``, so the channel n
 the latest-tick bookkeeping are decided once, not per feed. Each tick also goes into
 the stream's bars (``tickfleet.history.bars``: memory only, flushed by the runner): a
 live tick with it (``option``), a simulated chain as a whole after its ticks
-(``publish_option`` each, then ``chain_bars``: a few array operations a chain instead of a
+(``publish_option`` each, then ``chain_bars``: the book's arrays kept as they are, not a
 call a tick).
 """
 

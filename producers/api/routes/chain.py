@@ -85,17 +85,28 @@ async def _events(fanout: TickFanout, expiry: str | None) -> AsyncIterator[dict[
             yield _event("resync", {"live": frame.live})
         ticks = _ticks(frame, expiry)
         if ticks is not None:
-            yield _event("ticks", ticks)
+            yield ticks
         if frame.status is not None and frame.status is not shown:
             shown = frame.status
             yield _event("status", {**frame.status, "live": frame.live})
 
 
-def _ticks(frame: Frame, expiry: str | None) -> dict[str, Any] | None:
+def _ticks(frame: Frame, expiry: str | None) -> dict[str, str] | None:
+    """The frame's ``ticks`` event for pages of ``expiry``, its data serialised once a
+    frame, not once a page (fifty pages of one expiry would make the same JSON fifty times)."""
+    key = ("ticks", expiry)
+    if key not in frame.shared:
+        frame.shared[key] = _ticks_data(frame, expiry)
+    data: str | None = frame.shared[key]
+    return None if data is None else {"event": "ticks", "data": data}
+
+
+def _ticks_data(frame: Frame, expiry: str | None) -> str | None:
     options = [cells(t) for t in frame.options if expiry is None or t.get("expiry") == expiry]
     if not options and frame.underlying is None:
         return None
-    return {"options": options, "underlying": underlying_cells(frame.underlying)}
+    ticks = {"options": options, "underlying": underlying_cells(frame.underlying)}
+    return orjson.dumps(ticks).decode()
 
 
 def _event(name: str, data: object) -> dict[str, str]:

@@ -20,6 +20,7 @@ from playwright.sync_api import Page, sync_playwright
 from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
+from tests.support.timing import FAST_FLEET
 from tickfleet.instruments import Instrument
 from tickfleet.names import Channels
 from tickfleet.settings import Settings
@@ -57,9 +58,8 @@ def market(
     settings = make_settings(
         feed="mock",
         mock_tick_interval_seconds=0.3,
-        reload_min_interval_seconds=1.0,
-        watchdog_interval_seconds=1.0,
         chain_idle_seconds=IDLE,
+        **FAST_FLEET,
         chain_max_watchers=50,
     )
     options = seed_universe(settings, with_expired=False)
