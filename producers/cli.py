@@ -2,10 +2,12 @@
 print candles; through the API: the fleet's status, subscribe and unsubscribe.
 
 Exit status: 0 on success; 1 when a reload did not run, ``tail`` printed no tick,
-``history`` was refused, the fleet is not healthy (``status``), the API refused or could
-not be reached, or ``chain --once`` found no streamed strike (the reason on stderr); 2
-when the database is missing or was never initialised (``tickfleet init-db``). The
-redrawn screens (``status --watch``, ``chain``) end with Ctrl-C and exit 0.
+``history`` was refused, the fleet is not healthy (``status``), or ``chain --once`` found
+no streamed strike. A command that meets an expected failure says in a line or two what
+failed, why and what to do, and exits 1 when it may succeed later as it is (Redis, the
+API, the database or Kite down or refusing), 2 when the arguments or the setup must
+change first (``producers.console.failures``). The redrawn screens (``status --watch``,
+``chain``) end with Ctrl-C and exit 0.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -27,10 +30,11 @@ from producers import kite_sim
 from producers.api_client import ApiClient, ApiError
 from producers.console.chain import chain_table
 from producers.console.contracts import Selection, SelectionError, parse_targets, tokens_of
+from producers.console.failures import SETUP, explain
 from producers.console.status import render, render_watched, summarise, unreachable
 from producers.console.terminal import console, redraw, working
 from tickfleet.chain import read_chain
-from tickfleet.db import DatabaseNotReadyError, describe, initialise, make_engine
+from tickfleet.db import describe, initialise, make_engine
 from tickfleet.history import Interval
 from tickfleet.history.kite_source import HistoryError
 from tickfleet.history.service import HistoryRequest, HistoryService
@@ -42,6 +46,7 @@ from workers.app import make_app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
 
 Command = Callable[[Services, argparse.Namespace], int]
+log = logging.getLogger("tickfleet.cli")
 
 
 def _now(services: Services) -> datetime:
@@ -70,7 +75,14 @@ def cmd_init_db(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_up(services: Services) -> None:
+    """Raise ``DatabaseNotReadyError`` unless ``init-db`` set the database up: said so, it
+    is a hint; found as a missing table halfway through a command, it is a traceback."""
+    services.database_id  # noqa: B018 - read for its check
+
+
 def cmd_refresh(services: Services, _args: argparse.Namespace) -> int:
+    _set_up(services)
     now = _now(services)
     with working("refreshing instruments"):
         summary = refresh_instruments(
@@ -97,6 +109,7 @@ def cmd_reload(services: Services, args: argparse.Namespace) -> int:
             f"{'scheduled' if request.scheduled else 'coalesced'})"
         )
         return 0
+    _set_up(services)
     starter = CeleryStreamStarter(celery, services.settings.stream_start_grace_seconds)
     rebalancer = services.rebalancer(starter)
     rebalancer.switch_database = args.switch_database
@@ -142,6 +155,7 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
 
 def cmd_history(services: Services, args: argparse.Namespace) -> int:
     """Print one instrument's candles as ``GET /history`` answers them (JSON, or CSV)."""
+    _set_up(services)
     tz = ZoneInfo(services.settings.market_timezone)
     start, end = (t if t.tzinfo else t.replace(tzinfo=tz) for t in (args.start, args.end))
     request = HistoryRequest(
@@ -226,6 +240,8 @@ def _unsubscribe_one(api: ApiClient, token: int) -> bool:
     try:
         done = api.unsubscribe(token)
     except ApiError as exc:
+        if exc.status_code is None:
+            raise  # unreachable: so is it for every other token
         print(f"tickfleet unsubscribe {token}: {exc}", file=sys.stderr)
         return False
     symbol = done["subscriptions"][0]["tradingsymbol"] or ""
@@ -252,8 +268,17 @@ def cmd_chain(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments in the two lines every failure gets (argparse would print the whole
+    usage first): what is wrong, and where the help is. Its sub-commands' parsers are
+    of this class too (``add_subparsers`` makes them so)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(SETUP, f"{self.prog}: {message}\n  see `{self.prog} -h`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tickfleet", description=__doc__)
+    parser = _Parser(prog="tickfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init-db", help="create or migrate the schema, load instruments if empty")
     init.add_argument("--refresh", action="store_true", help="reload instruments anyway")
@@ -294,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _api_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _api_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     """The fleet's status and subscriptions (through the API), and the chain (from Redis)."""
     status = sub.add_parser("status", help="the fleet's health at a glance (exit 1 if not ok)")
     shown = status.add_mutually_exclusive_group()
@@ -321,7 +346,21 @@ def _api_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an expected failure is said in a line or two (the traceback only
+    at TICKFLEET_LOG_LEVEL=DEBUG), an unexpected one is a bug and shows its traceback."""
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = explain(exc)
+        if failure is None:
+            raise
+        log.debug("tickfleet %s failed", args.command, exc_info=exc)
+        print("\n".join(failure.lines(args.command)), file=sys.stderr)
+        return failure.code
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "kite-sim":  # no database, no Redis: only the settings
@@ -330,12 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         func: Command = args.func
         return func(services, args)
-    except DatabaseNotReadyError as exc:
-        print(f"tickfleet {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except (ApiError, SelectionError) as exc:
-        print(f"tickfleet {args.command}: {exc}", file=sys.stderr)
-        return 1
     finally:
         services.close()
 

@@ -190,6 +190,8 @@ def database_id(engine: Engine) -> str:
         with engine.connect() as conn:
             found = conn.scalar(select(MetaRow.value).where(MetaRow.key == "database_id"))
     except sa_exc.SQLAlchemyError as exc:
+        if is_unavailable(exc):
+            raise  # down or locked, not uninitialised: `init-db` would not help
         raise DatabaseNotReadyError(
             f"database {engine.url.render_as_string()} has no tickfleet schema: {INIT_HINT}"
         ) from exc

@@ -15,6 +15,7 @@ from tickfleet.events import EventChannel, ended
 from tickfleet.instruments.model import Instrument
 from tickfleet.launcher import StreamLauncher
 from tickfleet.market.hours import MarketHours
+from tickfleet.reload import BodyRefusedError
 from tickfleet.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger("tickfleet.reload")
@@ -31,7 +32,7 @@ class Registry(Protocol):
     def count(self) -> int: ...
 
 
-class RefusedReloadError(RuntimeError):
+class RefusedReloadError(BodyRefusedError):
     """The reload would act on the wrong data (an empty registry, another database)."""
 
 

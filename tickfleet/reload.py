@@ -111,6 +111,11 @@ class ReloadBusyError(RuntimeError):
     """An immediate reload could not take the lock in time: one is running."""
 
 
+class BodyRefusedError(RuntimeError):
+    """A reload body declining to act on what it found (an empty registry, another
+    database): a failed run whose reason is the whole story, logged without a traceback."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReloadRequest:
     generation: int
@@ -267,7 +272,8 @@ class ReloadCoordinator:
         try:
             summary = dict(body())
         except Exception as exc:
-            log.exception("reload failed (generation %d)", gen)
+            crashed = not isinstance(exc, BodyRefusedError)
+            log.error("reload failed (generation %d): %s", gen, exc, exc_info=crashed)
             return self._finish_run(gen, requests, started, error=f"{type(exc).__name__}: {exc}")
         if renewer.lost.is_set():
             log.error("reload lock was lost while running (generation %d)", gen)

@@ -29,14 +29,19 @@ def working(description: str) -> Iterator[None]:
     """A spinner, a pulsing bar and the time taken on stderr while a long step runs.
 
     The step reports no fraction done (an instrument refresh is one download and one
-    transaction), so the bar pulses rather than pretending to a fraction.
+    transaction), so the bar pulses rather than pretending to a fraction. Off a terminal
+    nothing is shown (rich would still end with an empty line on stderr).
     """
+    out = console(stderr=True)
+    if not out.is_terminal:
+        yield
+        return
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         TimeElapsedColumn(),
-        console=console(stderr=True),
+        console=out,
         transient=True,
     ) as progress:
         progress.add_task(description, total=None)

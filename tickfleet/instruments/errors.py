@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class InstrumentError(Exception):
-    """Any failure to obtain or read the list of tradable instruments."""
+    """Any failure to obtain or read the list of tradable instruments.
+
+    ``remedy``, when the raiser knows one, says what an operator can do about it (the
+    setting to check, the source to use instead), for the command line to show.
+    """
+
+    remedy: str | None = None
 
 
 class InstrumentDumpError(InstrumentError):
@@ -23,4 +29,10 @@ class InstrumentDumpError(InstrumentError):
 
 
 class InstrumentSourceError(InstrumentError):
-    """A source could not deliver its dump (network failure, refused credentials, ...)."""
+    """A source could not deliver its dump (network failure, refused credentials, ...).
+
+    The message names the source and says why, in one line."""
+
+    def __init__(self, message: str, remedy: str | None = None) -> None:
+        super().__init__(message)
+        self.remedy = remedy

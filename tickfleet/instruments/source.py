@@ -6,21 +6,28 @@ any source and the registry with any list.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Protocol
 
 from tickfleet.instruments.csv_dump import parse_dump, read_dump
-from tickfleet.instruments.errors import InstrumentSourceError
+from tickfleet.instruments.errors import InstrumentDumpError, InstrumentSourceError
 from tickfleet.instruments.model import DERIVATIVE_TYPES, Instrument
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
-from tickfleet.kite.rest import KiteRestClient, KiteRestError
+from tickfleet.kite.rest import (
+    KiteRestClient,
+    KiteRestError,
+    KiteSessionRefused,
+    KiteUnavailable,
+)
 from tickfleet.sessions import Credentials
 from tickfleet.settings import Settings
 
 FLEET_UNDERLYINGS = ("NIFTY",)
 KITE_DERIVATIVES_EXCHANGE = "NFO"
+INSTEAD = "or set TICKFLEET_INSTRUMENTS_CSV to a saved dump"
 
 
 class InstrumentSource(Protocol):
@@ -65,7 +72,14 @@ class CsvFileSource:
         self.name = f"csv file {path}"
 
     def fetch(self, today: date) -> list[Instrument]:
-        return select_underlyings(read_dump(self.path), self.underlyings)
+        remedy = "point TICKFLEET_INSTRUMENTS_CSV at a readable instruments dump, or unset it"
+        try:
+            return select_underlyings(read_dump(self.path), self.underlyings)
+        except OSError as exc:
+            raise InstrumentSourceError(f"{self.name}: {exc.strerror}", remedy) from None
+        except InstrumentDumpError as exc:
+            exc.remedy = f"fix the file, or {remedy}"
+            raise
 
 
 class KiteDumpSource:
@@ -88,7 +102,12 @@ class KiteDumpSource:
         self._credentials = credentials
 
     def fetch(self, today: date) -> list[Instrument]:
-        return select_underlyings(parse_dump(self._download()), self.underlyings)
+        dump = self._download()
+        try:
+            return select_underlyings(parse_dump(dump), self.underlyings)
+        except InstrumentDumpError as exc:
+            exc.remedy = f"try again later, {INSTEAD}"
+            raise
 
     def _download(self) -> str:
         c = self._credentials
@@ -99,7 +118,33 @@ class KiteDumpSource:
             with client:
                 return client.instruments_dump()
         except KiteRestError as exc:
-            raise InstrumentSourceError(f"{self.name}: {exc}") from None
+            why, remedy = self._diagnose(exc)
+            raise InstrumentSourceError(f"{self.name}: {why}", remedy) from None
+
+    def _diagnose(self, exc: KiteRestError) -> tuple[str, str]:
+        """Why the download failed, in a line, and what an operator can do about it."""
+        if isinstance(exc, KiteSessionRefused):
+            renew = "KITE_ACCESS_TOKEN, the accounts configuration or POST /admin/accounts/ID/token"
+            return str(exc), f"renew the access token ({renew}), {INSTEAD}"
+        if isinstance(exc, KiteUnavailable):
+            return _unreachable(exc, self.timeout), f"check KITE_API_URL ({self.root}), {INSTEAD}"
+        return str(exc), f"check KITE_API_URL ({self.root}) and the api key, {INSTEAD}"
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
+
+
+def _unreachable(exc: KiteUnavailable, timeout: float) -> str:
+    """Kite's failure without ``requests``' paragraph: a connection failure is a line of
+    its own in the error text, a timeout a name; an HTTP failure keeps Kite's words."""
+    text = str(exc)
+    if exc.status is not None:
+        return text
+    if "Timeout" in text:
+        return f"Kite did not answer within {timeout:g}s"
+    found = _ERRNO.search(text)
+    cause = found.group(1).strip().lower() if found else "no answer"
+    return f"Kite could not be reached ({cause})"
 
 
 SpotProvider = Callable[[], float]

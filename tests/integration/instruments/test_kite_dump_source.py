@@ -25,6 +25,7 @@ from tickfleet.instruments import (
     read_dump,
     write_dump,
 )
+from tickfleet.kite.local_rest import KiteRestServer
 from tickfleet.sessions import Credentials
 
 API_KEY = "kitekey01"
@@ -100,9 +101,11 @@ def nifty_future(option: Instrument) -> Instrument:
     )
 
 
-def source(url: str, token: str = ACCESS_TOKEN, **kwargs: object) -> KiteDumpSource:
+def source(
+    url: str, token: str = ACCESS_TOKEN, timeout: float = 10.0, **kwargs: object
+) -> KiteDumpSource:
     credentials = Credentials(API_KEY, SecretStr(token), "configuration")
-    return KiteDumpSource(url, credentials, timeout=10.0, **kwargs)  # type: ignore[arg-type]
+    return KiteDumpSource(url, credentials, timeout=timeout, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.timeout(30)
@@ -135,6 +138,8 @@ def test_refused_credentials_raise_with_kites_message(dump_server: DumpServer) -
     assert "TokenException" in str(caught.value)
     assert "Incorrect `api_key` or `access_token`." in str(caught.value)
     assert "expired-token" not in str(caught.value)
+    assert caught.value.remedy is not None
+    assert caught.value.remedy.startswith("renew the access token (KITE_ACCESS_TOKEN")
 
 
 @pytest.mark.timeout(30)
@@ -142,12 +147,39 @@ def test_a_broken_dump_raises_with_its_line(dump_server: DumpServer) -> None:
     good = SAMPLE_ALL.read_text(encoding="utf-8").splitlines()
     good[4] = good[4].replace(",0.05,", ",five cents,")
     dump_server.body = "\n".join(good) + "\n"
-    with pytest.raises(InstrumentDumpError, match="line 5, column 'tick_size'"):
+    with pytest.raises(InstrumentDumpError, match="line 5, column 'tick_size'") as caught:
         source(dump_server.url).fetch(NOV_4)
+    assert (
+        caught.value.remedy == "try again later, or set TICKFLEET_INSTRUMENTS_CSV to a saved dump"
+    )
 
 
 @pytest.mark.timeout(30)
-def test_an_unreachable_server_raises_a_source_error() -> None:
+def test_an_unreachable_server_raises_a_source_error_in_a_line_with_a_remedy() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(InstrumentSourceError, match="ConnectionError"):
+    with pytest.raises(InstrumentSourceError) as caught:
         source(url).fetch(NOV_4)
+    assert str(caught.value) == (
+        f"kite dump {url} (configuration token): Kite could not be reached (connection refused)"
+    )
+    assert caught.value.remedy == (
+        f"check KITE_API_URL ({url}), or set TICKFLEET_INSTRUMENTS_CSV to a saved dump"
+    )
+
+
+@pytest.mark.timeout(30)
+def test_a_slow_or_failing_kite_is_said_in_a_line() -> None:
+    with KiteRestServer({API_KEY: ACCESS_TOKEN}) as rest:
+        rest.slow(3.0)
+        with pytest.raises(InstrumentSourceError) as slow:
+            source(rest.url, timeout=0.5).fetch(NOV_4)
+        rest.slow(None)
+        rest.fail(503)
+        with pytest.raises(InstrumentSourceError) as failing:
+            source(rest.url).fetch(NOV_4)
+    assert str(slow.value).endswith(": Kite did not answer within 0.5s")
+    assert "HTTP 503" in str(failing.value)
+    assert "\n" not in str(failing.value)
+    for caught in (slow, failing):
+        assert caught.value.remedy is not None
+        assert caught.value.remedy.startswith(f"check KITE_API_URL ({rest.url})")

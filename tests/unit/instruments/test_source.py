@@ -4,10 +4,12 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 
 from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
 from tickfleet.instruments.csv_dump import read_dump, write_dump
+from tickfleet.instruments.errors import InstrumentDumpError, InstrumentSourceError
 from tickfleet.instruments.model import Instrument
 from tickfleet.instruments.source import (
     CsvFileSource,
@@ -70,6 +72,21 @@ def test_csv_file_source_reads_the_file(tmp_path: Path) -> None:
     path.write_text(write_dump([*read_dump(SAMPLE_ALL), *universe]), encoding="utf-8")
     assert CsvFileSource(path, underlyings=("NIFTY",)).fetch(NOV_4) == universe
     assert len(CsvFileSource(path).fetch(NOV_4)) == len(read_dump(SAMPLE_ALL)) + len(universe)
+
+
+def test_a_missing_or_broken_csv_file_says_so_and_which_setting_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(InstrumentSourceError) as caught:
+        CsvFileSource(missing).fetch(NOV_4)
+    assert str(caught.value) == f"csv file {missing}: No such file or directory"
+    assert caught.value.remedy is not None
+    assert "TICKFLEET_INSTRUMENTS_CSV" in caught.value.remedy
+    broken = tmp_path / "broken.csv"
+    broken.write_text("not,a,dump\n", encoding="utf-8")
+    with pytest.raises(InstrumentDumpError) as dumped:
+        CsvFileSource(broken).fetch(NOV_4)
+    assert dumped.value.remedy is not None
+    assert dumped.value.remedy.startswith("fix the file, or point TICKFLEET_INSTRUMENTS_CSV")
 
 
 def test_offline_source_generates_the_universe_for_the_given_day() -> None:
