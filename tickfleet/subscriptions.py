@@ -32,6 +32,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    null,
     select,
     update,
 )
@@ -162,19 +163,24 @@ _DEACTIVATE = (
 @cache
 def _upsert_statement(dialect: str, *, keep_mode: bool) -> ReturningInsert[Any]:
     """Insert or re-activate, returning the rows; ``keep_mode``: an active row keeps its
-    mode (a new or re-activated one takes the inserted mode)."""
+    mode (a new or re-activated one takes the inserted mode).
+
+    The update takes no bound parameter, only the inserted row's values (its status is
+    always active): SQLAlchemy sends an upsert whose update has one row at a time, one
+    execute per row, and a batch of rows in one statement otherwise.
+    """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(_TABLE)
     mode: Any = stmt.excluded.mode
     if keep_mode:
-        mode = case((_ACTIVE, _C.mode), else_=mode)
+        mode = case((_C.status == stmt.excluded.status, _C.mode), else_=mode)
     upsert = stmt.on_conflict_do_update(
         index_elements=[_C.token],
         set_={
             "mode": mode,
             "pinned_account": stmt.excluded.pinned_account,
-            "status": Status.ACTIVE.value,
-            "reason": None,
+            "status": stmt.excluded.status,
+            "reason": null(),
             "updated_at": stmt.excluded.updated_at,
         },
     )
