@@ -270,9 +270,9 @@ def tickfleet_problems(args: list[str]) -> list[str]:
         with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
             tickfleet_parser().parse_args(args)
     except SystemExit as exc:
-        if exc.code:
-            last = errors.getvalue().strip().splitlines()[-1:] or [""]
-            return [f"tickfleet {' '.join(args)}: {last[0]}"]
+        if exc.code:  # the parser says what is wrong first, then where the help is
+            first = errors.getvalue().strip().splitlines()[:1] or [""]
+            return [f"tickfleet {' '.join(args)}: {first[0]}"]
     return []
 
 
