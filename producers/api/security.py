@@ -16,8 +16,8 @@ import logging
 
 from fastapi import Depends, HTTPException, Request, status
 
-from producers.api.deps import ServicesDep
 from tickfleet.exposure import api_refusal, is_loopback, weak_secret
+from tickfleet.services import Services
 from tickfleet.settings import Settings
 
 log = logging.getLogger("tickfleet.api")
@@ -55,16 +55,19 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def refuse_exposed(request: Request, services: ServicesDep) -> None:
+async def refuse_exposed(request: Request) -> None:
     """Answer nobody on a non-loopback address while the key is missing or weak.
 
     ``scope["server"]`` is the local address the connection arrived on, as the ASGI
     server reports it: an IP literal for TCP, absent for a Unix socket. In-process test
-    clients name a host ("testserver"), which no network reaches.
+    clients name a host ("testserver"), which no network reaches. Every request passes
+    here, so it takes the request alone, not ``ServicesDep`` (a sub-dependency FastAPI
+    would solve on every request).
     """
     server = request.scope.get("server")
     if not server or not _is_ip(str(server[0])) or is_loopback(str(server[0])):
         return
+    services: Services = request.app.state.services
     key = services.settings.api_key
     why = weak_secret(key.get_secret_value() if key else None)
     if why is not None:

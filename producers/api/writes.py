@@ -85,6 +85,10 @@ class Batches(Generic[I, O]):
                     future.set_result(outcome)
 
 
+Subscribes = Batches[list[SubscriptionRequest], Subscribing]
+"""The API's one ``Batches`` of subscribe requests (``app.state.subscribes``)."""
+
+
 def subscribe_batch(
     services: Services,
     coordinator: ReloadCoordinator,

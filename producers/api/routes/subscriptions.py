@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
 
 from producers.api.deps import (
     ApiKey,
     CoordinatorDep,
     RedisProbeDep,
     ServicesDep,
-    SubscribesDep,
     WritesDep,
 )
 from producers.api.errors import declared
@@ -28,6 +27,7 @@ from producers.api.schemas import (
     SubscriptionSaved,
     SubscriptionsChanged,
 )
+from producers.api.writes import Subscribes
 from tickfleet.admission import Rejection
 from tickfleet.instruments import Instrument
 from tickfleet.reload import ReloadCoordinator
@@ -90,13 +90,14 @@ def list_subscriptions(
     },
 )
 async def create_subscriptions(
-    subscribes: SubscribesDep,
+    request: Request,
     body: Annotated[SubscriptionIn | list[SubscriptionIn], Body()],
     response: Response,
 ) -> SubscriptionSaved | SubscriptionsChanged:
     items = body if isinstance(body, list) else [body]
     if not items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty subscription list")
+    subscribes: Subscribes = request.app.state.subscribes  # not a dependency: see deps.py
     done, reload = await subscribes.submit([i.request() for i in items])
     if isinstance(done, list):
         raise _reject(done)
