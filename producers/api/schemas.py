@@ -8,10 +8,11 @@ consumers of the service tickfleet replaced keep working unchanged.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from tickfleet.events import Listed
 from tickfleet.subscriptions import Mode, Status, Subscription, SubscriptionRequest
 
 
@@ -69,22 +70,27 @@ class SubscriptionOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, s: Subscription, tradingsymbol: str | None, segment: str | None) -> SubscriptionOut:
-        return cls(
-            instrument_token=s.token,
-            tradingsymbol=tradingsymbol,
-            segment=segment,
-            status=s.status,
-            requested_mode=s.mode,
-            account_id=s.pinned_account,
-            mode=s.mode,
-            pinned_account=s.pinned_account,
-            account=s.account,
-            connection=s.connection,
-            reason=s.reason,
-            created_at=s.created_at,
-            updated_at=s.updated_at,
-        )
+    def of(cls, s: Subscription, row: Listed | None) -> Self:
+        return cls(**record_fields(s, row))
+
+
+def record_fields(s: Subscription, row: Listed | None) -> dict[str, Any]:
+    """A subscription's record, with its instrument's names when it is listed."""
+    return {
+        "instrument_token": s.token,
+        "tradingsymbol": row.tradingsymbol if row else None,
+        "segment": row.segment if row else None,
+        "status": s.status,
+        "requested_mode": s.mode,
+        "account_id": s.pinned_account,
+        "mode": s.mode,
+        "pinned_account": s.pinned_account,
+        "account": s.account,
+        "connection": s.connection,
+        "reason": s.reason,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
 
 
 class ReloadInfo(BaseModel):

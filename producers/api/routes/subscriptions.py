@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
+from pydantic import TypeAdapter
 
 from producers.api.deps import (
     ApiKey,
@@ -26,6 +27,7 @@ from producers.api.schemas import (
     SubscriptionOut,
     SubscriptionSaved,
     SubscriptionsChanged,
+    record_fields,
 )
 from producers.api.writes import Subscribes
 from tickfleet.admission import Rejection
@@ -45,7 +47,16 @@ _STATUS_OF = {
 
 
 def _record(s: Subscription, row: Instrument | None) -> SubscriptionOut:
-    return SubscriptionOut.of(s, row.tradingsymbol if row else None, row.segment if row else None)
+    return SubscriptionOut.of(s, row)
+
+
+_ANSWERS = TypeAdapter(SubscriptionSaved | SubscriptionsChanged)
+
+
+def _answer(code: int, answer: SubscriptionSaved | SubscriptionsChanged) -> Response:
+    """The answer as FastAPI would serialise the route's ``response_model``, without its
+    second validation of a model just built here (``bench/reload_burst.py``)."""
+    return Response(_ANSWERS.dump_json(answer), code, media_type="application/json")
 
 
 def _out(services: Services, subs: list[Subscription]) -> list[SubscriptionOut]:
@@ -92,8 +103,13 @@ def list_subscriptions(
 async def create_subscriptions(
     request: Request,
     body: Annotated[SubscriptionIn | list[SubscriptionIn], Body()],
-    response: Response,
-) -> SubscriptionSaved | SubscriptionsChanged:
+) -> Response:
+    return await subscribe(request, body)
+
+
+async def subscribe(request: Request, body: SubscriptionIn | list[SubscriptionIn]) -> Response:
+    """The route's work once its checks passed: write in the API's batches, then answer
+    (also ``producers.api.fast_subscribe``'s, for plain requests)."""
     items = body if isinstance(body, list) else [body]
     if not items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty subscription list")
@@ -102,14 +118,14 @@ async def create_subscriptions(
     if isinstance(done, list):
         raise _reject(done)
     if isinstance(body, list):
-        response.status_code = status.HTTP_200_OK
         records = [_record(s, done.rows.get(s.token)) for s in done.saved]
-        return SubscriptionsChanged(subscriptions=records, reload=reload)
+        changed = SubscriptionsChanged(subscriptions=records, reload=reload)
+        return _answer(status.HTTP_200_OK, changed)
     [saved] = done.saved
-    if saved.token not in done.new:
-        response.status_code = status.HTTP_200_OK  # an active subscription was updated
-    record = _record(saved, done.rows.get(saved.token))
-    return SubscriptionSaved(**record.model_dump(), reload=reload)
+    # 201 when it started a subscription, 200 when it updated an active one
+    code = status.HTTP_201_CREATED if saved.token in done.new else status.HTTP_200_OK
+    row = done.rows.get(saved.token)
+    return _answer(code, SubscriptionSaved(**record_fields(saved, row), reload=reload))
 
 
 @router.delete(
