@@ -68,7 +68,7 @@ PAGE = 1000  # the API's largest page of GET /subscriptions
 FAILED_RUN = re.compile(r"'kind': 'failed', 'generation': \d+, 'error': '(\w+)")
 POSTGRES_DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-TARGET_RPS = 1000.0
+TARGET_RATIO = 8.0  # sqlite requests/s over the same run's baseline: a loaded machine slows both
 TARGET_P99_MS = 100.0
 
 
@@ -420,6 +420,12 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2) if numerator is not None and denominator else None
 
 
+def met(sqlite_ratio: float | None, sqlite_p99_ms: float) -> bool:
+    return (
+        sqlite_ratio is not None and sqlite_ratio >= TARGET_RATIO and sqlite_p99_ms <= TARGET_P99_MS
+    )
+
+
 def mode_summary(prefix: str, f: dict[str, Any] | None) -> dict[str, Any]:
     keys = ("rps", "p50_ms", "p99_ms", "errors", "reloads", "settled", "settle_s")
     return {f"{prefix}_{k}": (f[k] if f is not None else None) for k in keys}
@@ -441,7 +447,7 @@ def summary(results: dict[str, dict[str, Any] | None], args: argparse.Namespace)
         "reload_ratio": ratio(naive["reloads"], sqlite["reloads"]),
         "settle_ratio": ratio(naive_settle, sqlite["settle_s"]),
         "settle_ratio_is_lower_bound": not naive["settled"],
-        "target_met": sqlite["rps"] >= TARGET_RPS and sqlite["p99_ms"] <= TARGET_P99_MS,
+        "target_met": met(ratio(sqlite["rps"], naive["rps"]), sqlite["p99_ms"]),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -463,8 +469,8 @@ def report(results: dict[str, dict[str, Any] | None], args: argparse.Namespace) 
         vs = ratio(out[f"{name}_rps"], out["baseline_rps"])
         row = [out[f"{name}_rps"], out[f"{name}_p50_ms"], out[f"{name}_p99_ms"]]
         print(f"{name:10s}{row[0]:9.1f}{row[1]:10.2f}{row[2]:10.2f}{vs:9.2f}x")
-    met = "met" if out["target_met"] else "NOT met"
-    print(f"target (sqlite >= {TARGET_RPS:g} req/s, p99 <= {TARGET_P99_MS:g} ms): {met}")
+    verdict = "met" if out["target_met"] else "NOT met"
+    print(f"target (sqlite >= {TARGET_RATIO:g}x baseline, p99 <= {TARGET_P99_MS:g} ms): {verdict}")
     print(f"naive / bounded reload runs: {out['reload_ratio']}")
     if out["settle_ratio"] is None:
         print("naive / bounded settle time: n/a (bounded did not settle)")
