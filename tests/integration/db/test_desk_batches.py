@@ -47,7 +47,7 @@ def test_a_batch_reads_as_its_requests_written_one_by_one(
     services: tuple[Services, list[int]], redis_client: redis.Redis
 ) -> None:
     svc, (t1, t2, t3, t4, t5, t6, *_) = services
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(svc.channels.events)
     pubsub.get_message(timeout=1)
     batch = [
@@ -63,7 +63,7 @@ def test_a_batch_reads_as_its_requests_written_one_by_one(
 
     outcomes = svc.desk().subscribe_each(batch, now_of(svc.settings))
 
-    seen = []
+    seen: list[list[tuple[int, Mode, bool]] | str] = []
     for outcome in outcomes:
         if isinstance(outcome, Subscribed):
             seen.append([(s.token, s.mode, s.token in outcome.new) for s in outcome.saved])
