@@ -130,7 +130,11 @@ CHECKS: list[tuple[Check, str]] = [
 
 @pytest.mark.parametrize(("check", "name"), CHECKS, ids=[name for _, name in CHECKS])
 def test_the_page_matches_the_code(check: Check, name: str) -> None:
-    assert check(page(name)) == NONE
+    found = check(page(name))
+    assert found == NONE, (
+        f"docs/{name}: in the code, not on the page: {sorted(found.missing)}; "
+        f"on the page, not in the code: {sorted(found.unknown)}"
+    )
 
 
 # One name changed on a copy of each page: the old one goes missing, the new one is unknown.
