@@ -9,6 +9,7 @@ machine without internet.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,13 @@ def test_a_broken_anchor_or_a_page_out_of_the_nav_fails_the_build(tmp_path: Path
     done = build(config, tmp_path / "site")
     assert done.returncode != 0
     assert "no-such-section" in done.stderr and "stray.md" in done.stderr, done.stderr
+
+
+def test_every_code_block_is_closed() -> None:
+    """A fence left open swallows the rest of the page into one code block, and mkdocs
+    does not warn about it."""
+    pages = [REPO / "README.md", *(REPO / "docs").rglob("*.md")]
+    assert len(pages) > 15
+    for path in pages:
+        fences = re.findall(r"^ *```", path.read_text(), re.MULTILINE)
+        assert len(fences) % 2 == 0, path
