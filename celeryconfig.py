@@ -15,8 +15,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from celery.schedules import crontab
 from kombu.entity import Queue
 
-from tickfleet import names
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace import keys as names
 
 task_ignore_result = True
 broker_connection_retry_on_startup = True

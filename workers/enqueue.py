@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from tickfleet import names
+from tickfleet.keyspace import keys as names
 
 
 class CeleryReloadScheduler:

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tickfleet import names
 from tickfleet.instruments import choose_source, refresh_instruments
+from tickfleet.keyspace import keys as names
 from workers.app import app
 from workers.runtime import reload_scheduler, services
 

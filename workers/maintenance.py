@@ -3,9 +3,9 @@ moving the streams' bars to SQL."""
 
 from __future__ import annotations
 
-from tickfleet import names
+from tickfleet.control.watchdog import watch
 from tickfleet.history.bar_store import BarStore, keep_bars
-from tickfleet.watchdog import watch
+from tickfleet.keyspace import keys as names
 from workers.app import app
 from workers.runtime import reload_scheduler, services, stream_starter
 

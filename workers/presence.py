@@ -18,11 +18,12 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from tickfleet import control, names
-from tickfleet.clock import Clock, clock_from_settings
-from tickfleet.connections import fail_fast_client
-from tickfleet.presence import HEARTBEAT_SECONDS, Presence, WorkerRecord
-from tickfleet.settings import get_settings
+from tickfleet.assignment import channel as control
+from tickfleet.config.settings import get_settings
+from tickfleet.control.presence import HEARTBEAT_SECONDS, Presence, WorkerRecord
+from tickfleet.keyspace import keys as names
+from tickfleet.runtime.clock import Clock, clock_from_settings
+from tickfleet.runtime.connections import fail_fast_client
 
 log = logging.getLogger("tickfleet.workers")
 

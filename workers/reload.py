@@ -1,10 +1,10 @@
-"""Reload tasks: thin adapters around ``tickfleet.reload.ReloadCoordinator``."""
+"""Reload tasks: thin adapters around ``tickfleet.control.reload.ReloadCoordinator``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tickfleet import names
+from tickfleet.keyspace import keys as names
 from workers.app import app
 from workers.runtime import reload_scheduler, services, stream_starter
 

@@ -12,13 +12,13 @@ import asyncio
 import signal
 from typing import Any
 
-from tickfleet import names
-from tickfleet.accounts import find_account, load_accounts
-from tickfleet.clock import clock_from_settings
-from tickfleet.heap import tune_for_streaming
-from tickfleet.settings import get_settings
-from tickfleet.stream.build import build_account_stream, build_underlying_stream
+from tickfleet.accounts.config import find_account, load_accounts
+from tickfleet.config.settings import get_settings
+from tickfleet.keyspace import keys as names
+from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.runtime.heap import tune_for_streaming
 from tickfleet.stream.runner import StreamRunner
+from tickfleet.wiring.stream import build_account_stream, build_underlying_stream
 from workers.app import app
 
 STREAM_TASK_OPTIONS: dict[str, Any] = {

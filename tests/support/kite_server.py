@@ -1,10 +1,10 @@
 """The local Kite ticker server, where tests have always imported it from.
 
-It lives in ``tickfleet.kite.local_server`` because ``tickfleet kite-sim`` serves it too,
+It lives in ``producers.kite_sim.local_server`` because ``tickfleet kite-sim`` serves it too,
 and the package must not import from the tests.
 """
 
-from tickfleet.kite.local_server import (
+from producers.kite_sim.local_server import (
     DEFAULT_CREDENTIALS,
     MALFORMED,
     AccessTokens,

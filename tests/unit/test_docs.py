@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import AliasChoices
 
 from producers.api import create_app
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

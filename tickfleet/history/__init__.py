@@ -6,7 +6,7 @@ Only the pure values are re-exported here: ``tickfleet.kite.rest`` reads candles
 ``kite_source`` reads ``tickfleet.kite.rest``.
 """
 
-from tickfleet.history.candles import (
+from tickfleet.kite.candles import (
     KITE_TIMEZONE,
     Candle,
     CandleError,

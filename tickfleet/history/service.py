@@ -26,16 +26,16 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from tickfleet.accounts import Account
+from tickfleet.accounts.config import Account
 from tickfleet.history.bar_store import Bar, BarStore
-from tickfleet.history.candles import Candle, CandleQuery, Interval, RangeError
 from tickfleet.history.kite_source import History, HistoryError, KiteSource, KiteUnavailableError
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.universe import INDEX_TOKEN
+from tickfleet.kite.candles import Candle, CandleQuery, Interval, RangeError
 from tickfleet.market.enrichment import enrich
 from tickfleet.market.expiry import SECONDS_PER_YEAR
 from tickfleet.market.hours import MarketHours
-from tickfleet.services import Services
+from tickfleet.wiring.services import Services
 
 _OPTION_TYPES: Final = ("CE", "PE")
 _GREEKS: Final = ("iv", "delta", "gamma", "theta", "vega")

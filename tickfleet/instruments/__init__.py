@@ -1,6 +1,6 @@
 """The instrument registry: what the fleet can subscribe to, and where that list comes from.
 
-Importing the package registers the ``instruments`` table on ``tickfleet.db.Base``.
+Importing the package registers the ``instruments`` table on ``tickfleet.storage.sql.Base``.
 """
 
 from tickfleet.instruments.csv_dump import parse_dump, read_dump, write_dump
@@ -21,13 +21,13 @@ from tickfleet.instruments.source import (
     select_underlyings,
 )
 from tickfleet.instruments.table import InstrumentRow
-from tickfleet.instruments.tokens import (
+from tickfleet.instruments.universe import UniverseSpec, generate_universe
+from tickfleet.kite.tokens import (
     encode_token,
     exchange_token_of,
     segment_id_for,
     segment_id_of,
 )
-from tickfleet.instruments.universe import UniverseSpec, generate_universe
 
 __all__ = [
     "CsvFileSource",

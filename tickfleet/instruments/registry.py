@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from tickfleet.db import SessionFactory, transaction
 from tickfleet.instruments.model import Instrument
 from tickfleet.instruments.table import InstrumentRow, instrument_columns, row_values
+from tickfleet.storage.sql import SessionFactory, transaction
 
 # Stays below SQLite's bound-parameter limit for IN lists and keeps statements small.
 CHUNK_SIZE = 500

@@ -14,9 +14,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, MetaData, inspect
 
-from tickfleet import instruments, subscriptions  # noqa: F401 - they register their tables
-from tickfleet.db import Base, MetaRow
+from tickfleet import instruments  # noqa: F401 - they register their tables
 from tickfleet.history import bar_store  # noqa: F401 - it registers its table
+from tickfleet.storage.sql import Base, MetaRow
+from tickfleet.subscriptions import store as subscriptions  # noqa: F401
 
 SCRIPTS = Path(__file__).parent
 # The schema ``create_all`` made before there were migrations (tickfleet 0.3.0 and older).

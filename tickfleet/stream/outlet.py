@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tickfleet.history.bars import BarBuilder
+from tickfleet.keyspace.keys import Channels
 from tickfleet.market.options import ChainArrays
-from tickfleet.names import Channels
 from tickfleet.stream.publisher import TickPublisher
 
 

@@ -16,10 +16,10 @@ from producers.api.schemas import (
     ReloadRequested,
     TaskQueued,
 )
-from tickfleet import names
-from tickfleet.accounts import find_account
-from tickfleet.reload import ReloadBusyError
-from tickfleet.sessions import Credentials, TokenAlreadyRefusedError, post_token
+from tickfleet.accounts.access_tokens import Credentials, TokenAlreadyRefusedError, post_token
+from tickfleet.accounts.config import find_account
+from tickfleet.control.reload import ReloadBusyError
+from tickfleet.keyspace import keys as names
 
 # Every admin action goes through Redis (the reload state, the broker, the token store):
 # with Redis gone it answers 503 at once, before anything changed.

@@ -21,9 +21,9 @@ from sse_starlette import EventSourceResponse
 
 from producers.api.deps import CoordinatorDep, ServicesDep
 from producers.api.public import public_status
-from tickfleet.chain import cells, chain_document, read_chain, underlying_cells
-from tickfleet.fanout import Frame, TickFanout
-from tickfleet.health import health_document
+from tickfleet.chain.fanout import Frame, TickFanout
+from tickfleet.chain.option_chain import cells, chain_document, read_chain, underlying_cells
+from tickfleet.health.document import health_document
 
 router = APIRouter(tags=["chain"])
 PING_SECONDS = 15  # a comment line this often keeps proxies from closing a quiet stream

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from producers.api.deps import ApiKey, Authorised, CoordinatorDep, ServicesDep
 from producers.api.public import public_health
-from tickfleet.health import (
+from tickfleet.health.document import (
     CoverageCollector,
     KiteCollector,
     StreamCollector,
@@ -25,7 +25,7 @@ from tickfleet.health import (
     health_document,
     kite_sessions,
 )
-from tickfleet.metrics import FleetCollector
+from tickfleet.metrics.buffer import FleetCollector
 
 router = APIRouter(tags=["health"])
 

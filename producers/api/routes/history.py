@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, status
 
 from producers.api.deps import ServicesDep
-from tickfleet.history.candles import Interval, RangeTooLargeError
 from tickfleet.history.kite_source import (
     KiteRejectedError,
     KiteUnavailableError,
@@ -25,6 +24,7 @@ from tickfleet.history.service import (
     HistoryService,
     UnknownInstrumentError,
 )
+from tickfleet.kite.candles import Interval, RangeTooLargeError
 
 router = APIRouter(tags=["history"])
 _ZONED = "ISO 8601; naive means the market's timezone"

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from producers.api import create_app
 from tests.support.seed import expired_option, init_database, seed_universe
-from tickfleet.db import DatabaseNotReadyError
-from tickfleet.names import Channels
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace.keys import Channels
+from tickfleet.storage.sql import DatabaseNotReadyError
 
 pytestmark = pytest.mark.timeout(60)
 

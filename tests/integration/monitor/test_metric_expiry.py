@@ -20,7 +20,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.support.processes import FleetProcess
-from tickfleet.metrics import (
+from tickfleet.keyspace.keys import Keys
+from tickfleet.metrics.buffer import (
     GAUGE_TTL_FLUSHES,
     FleetCollector,
     MetricsBuffer,
@@ -29,7 +30,6 @@ from tickfleet.metrics import (
     read_counter,
     read_gauges,
 )
-from tickfleet.names import Keys
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,7 +44,7 @@ CHILD = """
 import asyncio, sys
 import redis.asyncio as aioredis
 from tickfleet.breaker.local import LocalBreaker
-from tickfleet.metrics import AsyncMetricsFlusher, MetricsBuffer
+from tickfleet.metrics.buffer import AsyncMetricsFlusher, MetricsBuffer
 
 url, prefix, worker, every = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 

@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
-from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
 

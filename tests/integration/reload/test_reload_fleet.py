@@ -19,8 +19,8 @@ from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.runs import Run, assert_no_overlap, reload_runs
 from tests.support.seed import seed_universe
-from tickfleet import names
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace import keys as names
 from workers.app import make_app
 
 pytestmark = pytest.mark.timeout(120)

@@ -28,13 +28,13 @@ from tests.support.processes import BIN
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
-from tickfleet.clock import clock_from_settings
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.universe import INDEX_TOKEN
+from tickfleet.keyspace.keys import Channels, Keys, account_stream
 from tickfleet.market.blackscholes import price
 from tickfleet.market.hours import MarketHours
-from tickfleet.names import Channels, Keys, account_stream
-from tickfleet.settings import Settings
+from tickfleet.runtime.clock import clock_from_settings
 
 pytestmark = pytest.mark.timeout(240)
 

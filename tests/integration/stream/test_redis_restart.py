@@ -21,9 +21,9 @@ from tests.conftest import Fleet
 from tests.support.redis_server import RedisServer
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
-from tickfleet import names
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace import keys as names
+from tickfleet.keyspace.keys import Keys
 
 pytestmark = pytest.mark.timeout(150)
 

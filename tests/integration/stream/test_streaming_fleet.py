@@ -25,11 +25,11 @@ from tests.support.processes import BIN, FleetProcess
 from tests.support.runs import Publish, as_text, publishes
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector, check_option_tick
-from tickfleet import names
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
+from tickfleet.keyspace import keys as names
+from tickfleet.keyspace.keys import Keys
 from tickfleet.market.expiry import years_to_expiry
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
 from workers.app import make_app
 
 pytestmark = pytest.mark.timeout(150)

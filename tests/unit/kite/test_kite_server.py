@@ -17,7 +17,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.kite_server import KiteServer
-from tickfleet.instruments.tokens import SEGMENT_IDS, encode_token
 from tickfleet.kite import (
     ErrorMessage,
     Tick,
@@ -29,6 +28,7 @@ from tickfleet.kite import (
     subscribe,
     unsubscribe,
 )
+from tickfleet.kite.tokens import SEGMENT_IDS, encode_token
 
 INFY = 408065  # NSE
 NIFTY = 256265  # NIFTY 50, an index

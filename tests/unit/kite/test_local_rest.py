@@ -19,9 +19,9 @@ import pytest
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import GeneralException, NetworkException, TokenException
 
+from producers.kite_sim.local_rest import KiteRestServer, RestRequest
 from tickfleet.instruments import read_dump
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
-from tickfleet.kite.local_rest import KiteRestServer, RestRequest
 
 NSE_DUMP = Path(__file__).resolve().parents[1] / "instruments" / "data" / "instruments_nse.csv"
 SPEC = UniverseSpec(

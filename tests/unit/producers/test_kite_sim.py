@@ -16,11 +16,11 @@ from kiteconnect import KiteConnect
 from kiteconnect.exceptions import TokenException
 from websockets.sync.client import connect
 
-from producers.kite_sim import opening_prices
+from producers.kite_sim.command import opening_prices
 from tests.support.processes import BIN, FleetProcess
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.universe import INDEX_TOKEN, UniverseSpec, generate_universe
 from tickfleet.kite import connect_url, is_heartbeat, parse_frame, set_mode, subscribe
-from tickfleet.settings import Settings
 
 TOKEN = "sim-SECRET-7e1"
 INDEX = "NSE:NIFTY 50"
