@@ -26,8 +26,8 @@ import httpx
 import pytest
 import redis
 
+from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
-from tests.support.kite_server import KiteServer
 from tests.support.polling import wait_until
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, FleetProcess

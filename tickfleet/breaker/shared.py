@@ -239,10 +239,10 @@ class SharedBreaker(LocalBreaker):
     """A breaker shared by every worker that names the same breaker under the same prefix.
 
     ``client`` is the caller's (it opens and closes it) and should fail fast
-    (``tickfleet.runtime.connections.fail_fast_async_client``); ``None`` means no store is configured
-    and the breaker stays local. Await ``sync_once`` before publishing so a reachable store
-    is followed from the first call, then run ``run`` as a task until the stream ends. A
-    breaker belongs to one event loop.
+    (``tickfleet.runtime.connections.fail_fast_async_client``); ``None`` means no store is
+    configured and the breaker stays local. Await ``sync_once`` before publishing so a
+    reachable store is followed from the first call, then run ``run`` as a task until the
+    stream ends. A breaker belongs to one event loop.
     """
 
     def __init__(

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.support.kite_server import KiteServer
+from producers.kite_sim.local_server import KiteServer
 from tests.support.polling import await_until
 from tests.support.ports import free_port
 from tickfleet.kite.connection import (

@@ -11,8 +11,8 @@ import orjson
 import pytest
 import redis
 
+from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
-from tests.support.kite_server import KiteServer
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET

@@ -20,9 +20,9 @@ import httpx
 import pytest
 import redis
 
+from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
 from tests.support.consumer import parse_option, parse_underlying
-from tests.support.kite_server import KiteServer
 from tests.support.polling import wait_until
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe

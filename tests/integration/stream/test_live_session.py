@@ -12,7 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from tests.support.kite_server import KiteServer
+from producers.kite_sim.local_server import KiteServer
 from tests.support.polling import await_until
 from tickfleet.accounts.access_tokens import Credentials, post_token, read_sessions
 from tickfleet.accounts.access_tokens import SessionStore as Store

@@ -1,9 +1,9 @@
 """A live feed's Kite session: stream with the account's current token, wait out a refusal.
 
-``LiveSession.run`` takes the credentials ``tickfleet.accounts.access_tokens`` names current, runs the
-feed's connections with them, and every ``check_every`` seconds looks again: a token
-posted or configured since replaces the running one (today's token stops working
-tomorrow morning), reconnecting every connection with every subscription. When Kite
+``LiveSession.run`` takes the credentials ``tickfleet.accounts.access_tokens`` names
+current, runs the feed's connections with them, and every ``check_every`` seconds looks
+again: a token posted or configured since replaces the running one (today's token stops
+working tomorrow morning), reconnecting every connection with every subscription. When Kite
 refuses the session (HTTP 403) the connections stop, the account's session is marked
 refused (``/health`` degraded, naming the account) and nothing is attempted again until
 a token Kite has not refused appears; the stream, the worker and the lease stay up.

@@ -16,7 +16,7 @@ from kiteconnect import KiteTicker
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.kite_server import KiteServer
+from producers.kite_sim.local_server import KiteServer
 from tickfleet.kite import (
     ErrorMessage,
     Tick,
@@ -276,7 +276,7 @@ def test_handshakes_are_logged_without_their_token(
     assert handshake(kite.connect_url()) == 101
     assert handshake(kite.connect_url("wrong-secret")) == 403
     logged = "\n".join(
-        r.getMessage() for r in caplog.records if r.name.startswith("tickfleet.kite")
+        r.getMessage() for r in caplog.records if r.name.startswith("producers.kite_sim")
     )
     assert "access_token=***" in logged
     assert "test_access_token" not in logged and "wrong-secret" not in logged

@@ -23,7 +23,7 @@ from producers.kite_sim.local_rest import KiteRestServer, RestRequest
 from tickfleet.instruments import read_dump
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
 
-NSE_DUMP = Path(__file__).resolve().parents[1] / "instruments" / "data" / "instruments_nse.csv"
+NSE_DUMP = Path(__file__).resolve().parents[2] / "instruments" / "data" / "instruments_nse.csv"
 SPEC = UniverseSpec(
     spot=24000.0,
     strike_step=50,
