@@ -60,9 +60,10 @@ from tickfleet.instruments.expiry_calendar import weekly_expiries
 from tickfleet.instruments.universe import UniverseSpec
 from tickfleet.keyspace.keys import account_stream
 from tickfleet.metrics.buffer import read_counter
+from tickfleet.migrations import initialise
 from tickfleet.runtime.clock import OffsetClock
 from tickfleet.runtime.heap import tune_for_streaming
-from tickfleet.storage.sql import initialise, make_engine
+from tickfleet.storage.sql import make_engine
 from tickfleet.stream.runner import StreamRunner
 from tickfleet.stream.status import EXCLUDED_MOCK_CAP, StreamStatus
 from tickfleet.subscriptions.store import SubscriptionRequest

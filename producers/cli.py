@@ -35,8 +35,9 @@ from tickfleet.history import Interval
 from tickfleet.history.kite_source import HistoryError
 from tickfleet.history.service import HistoryRequest, HistoryService
 from tickfleet.instruments import choose_source, refresh_instruments
+from tickfleet.migrations import initialise
 from tickfleet.runtime.readiness import wait_until_ready
-from tickfleet.storage.sql import DatabaseNotReadyError, describe, initialise, make_engine
+from tickfleet.storage.sql import DatabaseNotReadyError, describe, make_engine
 from tickfleet.wiring.services import Services
 from workers.app import make_app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter

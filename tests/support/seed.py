@@ -7,8 +7,9 @@ from datetime import date, datetime, timedelta
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument, OfflineUniverseSource, UniverseSpec
 from tickfleet.market.hours import MarketHours
+from tickfleet.migrations import initialise
 from tickfleet.runtime.clock import clock_from_settings
-from tickfleet.storage.sql import initialise, make_engine
+from tickfleet.storage.sql import make_engine
 from tickfleet.wiring.services import Services
 
 

@@ -163,12 +163,9 @@ def is_unavailable(exc: BaseException) -> bool:
     return exc.connection_invalidated or _driver_unavailable(exc.orig)
 
 
-def initialise(engine: Engine, now: datetime) -> str:
-    """Migrate the schema to the newest revision and stamp the database once; returns its
-    id (kept on re-runs)."""
-    from tickfleet.migrations import upgrade  # noqa: PLC0415 - the models import this module
-
-    upgrade(engine)
+def stamp(engine: Engine, now: datetime) -> str:
+    """Stamp a migrated database with a random id once; returns its id (kept on re-runs).
+    ``tickfleet.migrations.initialise`` migrates, then stamps."""
     with engine.begin() as conn:
         existing = conn.scalar(select(MetaRow.value).where(MetaRow.key == "database_id"))
         if existing is not None:
@@ -185,7 +182,7 @@ def initialise(engine: Engine, now: datetime) -> str:
 
 
 def database_id(engine: Engine) -> str:
-    """The id ``initialise`` stamped; raises ``DatabaseNotReadyError`` when there is none."""
+    """The id ``stamp`` left; raises ``DatabaseNotReadyError`` when there is none."""
     try:
         with engine.connect() as conn:
             found = conn.scalar(select(MetaRow.value).where(MetaRow.key == "database_id"))

@@ -20,8 +20,8 @@ from tests.integration.db.schema import differences, head, revision
 from tests.support.instants import FLEET_NOW
 from tests.support.processes import BIN
 from tickfleet.config.settings import Settings
-from tickfleet.migrations import BASELINE, alembic_config, target_metadata
-from tickfleet.storage.sql import initialise, make_engine
+from tickfleet.migrations import BASELINE, alembic_config, initialise, target_metadata
+from tickfleet.storage.sql import make_engine
 from tickfleet.subscriptions.store import SubscriptionRequest
 from tickfleet.wiring.services import Services
 
