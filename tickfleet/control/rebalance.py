@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from tickfleet.accounts.config import Account
 from tickfleet.assignment.plan import Assignment, Demand, Placement, assign
 from tickfleet.assignment.store import AssignmentStore
 from tickfleet.control.launcher import StreamLauncher
 from tickfleet.instruments.model import Instrument
+from tickfleet.instruments.registry import Registry
 from tickfleet.market.hours import MarketHours
 from tickfleet.runtime.clock import Clock
 from tickfleet.subscriptions.events import EventChannel, ended
@@ -21,14 +22,6 @@ log = logging.getLogger("tickfleet.reload")
 
 UNLISTED = "instrument no longer listed"
 EXPIRED = "contract expired"
-
-
-class Registry(Protocol):
-    """The part of the instrument registry a reload needs."""
-
-    def get_many(self, tokens: Collection[int]) -> Mapping[int, Instrument]: ...
-
-    def count(self) -> int: ...
 
 
 class RefusedReloadError(RuntimeError):

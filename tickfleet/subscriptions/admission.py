@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Literal
 
 from tickfleet.accounts.config import Account
-from tickfleet.control.rebalance import Registry
+from tickfleet.instruments.registry import Registry
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions.store import SubscriptionRequest
 
