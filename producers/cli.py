@@ -33,7 +33,7 @@ from tickfleet.chain.option_chain import read_chain
 from tickfleet.config.settings import get_settings
 from tickfleet.history import Interval
 from tickfleet.history.kite_source import HistoryError
-from tickfleet.history.service import HistoryRequest, HistoryService
+from tickfleet.history.service import HistoryRequest
 from tickfleet.instruments import choose_source, refresh_instruments
 from tickfleet.migrations import initialise
 from tickfleet.runtime.readiness import wait_until_ready
@@ -149,7 +149,7 @@ def cmd_history(services: Services, args: argparse.Namespace) -> int:
         args.token, start, end, Interval(args.interval), args.account, args.continuous, args.oi
     )
     try:
-        document = HistoryService.from_services(services).answer(request)
+        document = services.history().answer(request)
     except (HistoryError, ValueError, LookupError) as exc:
         print(f"tickfleet history: {exc}", file=sys.stderr)
         return 1

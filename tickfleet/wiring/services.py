@@ -25,6 +25,9 @@ from tickfleet.control.launcher import StreamLauncher, StreamStarter
 from tickfleet.control.presence import fleet_capacity
 from tickfleet.control.rebalance import Rebalancer
 from tickfleet.control.reload import ReloadConfig, ReloadCoordinator, ReloadScheduler
+from tickfleet.history.bar_store import BarStore
+from tickfleet.history.kite_source import KiteSource
+from tickfleet.history.service import HistoryService, HistorySources
 from tickfleet.instruments import InstrumentRegistry
 from tickfleet.keyspace.keys import Channels, Keys
 from tickfleet.market.hours import MarketHours
@@ -124,6 +127,20 @@ class Services:
             self.hours,
             self.settings.max_tokens_per_connection,
             self.events,
+        )
+
+    def history(self) -> HistoryService:
+        """History as an API process or the command line answers it: the registry, the
+        fleet's bars, Kite (its rate limit and cache in Redis) and the accounts."""
+        kite = KiteSource.from_settings(self.settings, self.redis)
+        sources = HistorySources(
+            self.registry.get, BarStore(self.sessions), kite.fetch, lambda: self.accounts
+        )
+        return HistoryService(
+            sources,
+            self.hours,
+            self.settings.history_bar_seconds,
+            self.settings.mock_risk_free_rate,
         )
 
     def evictor(self) -> ExpiryEvictor:

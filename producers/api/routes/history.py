@@ -21,7 +21,6 @@ from tickfleet.history.kite_source import (
 from tickfleet.history.service import (
     HistoryRequest,
     HistoryRequestError,
-    HistoryService,
     UnknownInstrumentError,
 )
 from tickfleet.kite.candles import Interval, RangeTooLargeError
@@ -65,7 +64,7 @@ def history(
         oi,
     )
     try:
-        return HistoryService.from_services(services).answer(request)
+        return services.history().answer(request)
     except tuple(_ERRORS) as exc:
         code = next(code for kind, code in _ERRORS.items() if isinstance(exc, kind))
         raise HTTPException(code, str(exc)) from None
