@@ -36,7 +36,7 @@ async def open_fanout(
     fanout = TickFanout(
         lambda: fail_fast_async_client(settings.redis_url, timeout, False, "api/chain"),
         services.channels,
-        lambda: public_status(health_document(services, coordinator)),
+        lambda: public_status(health_document(services.health_sources(), coordinator)),
         lambda exc: monitor.report(FANOUT_TASK, exc),
         FanoutConfig(
             frame_seconds=settings.chain_frame_seconds,

@@ -14,32 +14,63 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 import redis
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-from sqlalchemy import text
+from redis import Redis
+from sqlalchemy import Engine, text
 
 from tickfleet.accounts.access_tokens import SessionState, read_sessions
+from tickfleet.accounts.config import Account
 from tickfleet.assignment.plan import Assignment
+from tickfleet.assignment.store import AssignmentStore
 from tickfleet.breaker import BreakerConfig, BreakerSnapshot
 from tickfleet.breaker.view import read_shared, worst_local
 from tickfleet.control.presence import Capacity, fleet_capacity
 from tickfleet.control.reload import ReloadCoordinator
-from tickfleet.health.coverage import REASONS, Coverage, Grace, coverage
+from tickfleet.health.coverage import Coverage, Grace, coverage
+from tickfleet.instruments import InstrumentRegistry
 from tickfleet.keyspace.keys import (
     PUBLISH_BREAKER,
     UNDERLYING_STREAM,
+    Keys,
     account_stream,
     stream_account,
 )
-from tickfleet.stream.status import EXCLUDED_REASONS, read_excluded, read_streams
-from tickfleet.subscriptions.store import Subscription
+from tickfleet.market.hours import MarketHours
+from tickfleet.runtime.clock import Clock
+from tickfleet.stream.status import read_excluded, read_streams
+from tickfleet.subscriptions.store import Subscription, SubscriptionStore
 from tickfleet.supervision.failures import RedisFailureLog
-from tickfleet.wiring.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSources:
+    """What the health document reads, and nothing else (the wiring builds it).
+
+    The fleet's Redis and the breaker's store, the database and the stores read through
+    it, the clock and the market's hours, the accounts, and the settings that bound the
+    verdicts: how old a stream's status may be, the grace of transient reasons, the
+    breaker's configuration.
+    """
+
+    redis: Redis
+    keys: Keys
+    engine: Engine
+    registry: InstrumentRegistry
+    subscriptions: SubscriptionStore
+    assignments: AssignmentStore
+    breaker_store: Redis
+    breaker: BreakerConfig
+    clock: Clock
+    hours: MarketHours
+    accounts: Callable[[], Sequence[Account]]
+    database_id: Callable[[], str]
+    stale_seconds: float
+    grace: Grace
+
 
 CALENDAR_WARNING_DAYS = 30
 
@@ -53,7 +84,7 @@ def _timed(check: Callable[[], object]) -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-def _db_write_probe(services: Services) -> None:
+def _db_write_probe(engine: Engine) -> None:
     """Take the lock a subscription write takes, in a transaction rolled back at once.
 
     ``SELECT 1`` once said "ok" while a write lock held on the SQLite file made every
@@ -61,7 +92,7 @@ def _db_write_probe(services: Services) -> None:
     lock; PostgreSQL: a read-only server refuses ``ROW EXCLUSIVE`` on the table, and a
     migration's lock makes it wait. Both waits end within the database timeout.
     """
-    with services.engine.connect() as conn:
+    with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
@@ -69,51 +100,51 @@ def _db_write_probe(services: Services) -> None:
         conn.rollback()
 
 
-def _database(services: Services) -> dict[str, Any]:
+def _database(engine: Engine) -> dict[str, Any]:
     """Whether the database answers and takes writes: not ok when either fails."""
-    check = _timed(lambda: _db_read(services))
+    check = _timed(lambda: _db_read(engine))
     if not check["ok"]:
         return {**check, "writable": False}
-    write = _timed(lambda: _db_write_probe(services))
+    write = _timed(lambda: _db_write_probe(engine))
     if not write["ok"]:
         return {"ok": False, "writable": False, "error": f"not writable: {write['error']}"}
     return {**check, "writable": True}
 
 
-def _db_read(services: Services) -> None:
-    with services.engine.connect() as conn:
+def _db_read(engine: Engine) -> None:
+    with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
 
-def health_document(services: Services, coordinator: ReloadCoordinator) -> dict[str, Any]:
-    redis_check = _timed(services.redis.ping)
-    db_check = _database(services)
+def health_document(sources: HealthSources, coordinator: ReloadCoordinator) -> dict[str, Any]:
+    redis_check = _timed(sources.redis.ping)
+    db_check = _database(sources.engine)
     doc: dict[str, Any] = {"redis": redis_check, "database": db_check}
     if not redis_check["ok"] or not db_check["ok"]:
         doc["status"] = "down"
         return doc
+    now = sources.clock.time()
     doc["reload"] = coordinator.status()
-    assignment, active, doc["streams"] = _fleet_reads(services)
-    covered = fleet_coverage(services, assignment, active, doc["streams"])
+    assignment, active, doc["streams"] = _fleet_reads(sources)
+    covered = fleet_coverage(sources, assignment, active, doc["streams"])
     doc["subscriptions"] = covered.to_dict()
-    doc["registry"] = {"instruments": services.registry.count()}
-    doc["sessions"] = {a: state.to_dict() for a, state in kite_sessions(services).items()}
-    doc["breaker"] = _breaker(services, doc["streams"].values())
-    recent = RedisFailureLog(services.redis, services.keys.task_failures).recent(10)
+    doc["registry"] = {"instruments": sources.registry.count()}
+    doc["sessions"] = {a: state.to_dict() for a, state in kite_sessions(sources).items()}
+    doc["breaker"] = _breaker(sources, doc["streams"].values())
+    recent = RedisFailureLog(sources.redis, sources.keys.task_failures).recent(10)
     doc["failures"] = [f.to_dict() for f in recent]
-    room, doc["stream_workers"] = _stream_workers(services)
-    doc["problems"] = _problems(doc, services, assignment) + covered.problems()
+    room, doc["stream_workers"] = _stream_workers(sources.redis, sources.keys, now)
+    doc["problems"] = _problems(doc, sources.database_id, assignment) + covered.problems()
     waiting = sum(1 for s in doc["streams"].values() if s["expected"] and not s["lease_holder"])
     doc["problems"] += [p for p in [room.problem(waiting)] if p]
-    doc["warnings"] = _warnings(services) + room.warnings(services.clock.time())
+    doc["warnings"] = _warnings(sources.hours, now) + room.warnings(now)
     doc["status"] = "degraded" if doc["problems"] else "ok"
     return doc
 
 
-def _stream_workers(services: Services) -> tuple[Capacity, dict[str, Any]]:
+def _stream_workers(client: redis.Redis, keys: Keys, now: float) -> tuple[Capacity, dict[str, Any]]:
     """The stream workers as they announce themselves, and the room they have left."""
-    now = services.clock.time()
-    room = fleet_capacity(services.redis, services.keys, now)
+    room = fleet_capacity(client, keys, now)
     workers = [{**asdict(r), "state": r.state(now)} for r in room.workers]
     return room, {"free_slots": room.free_slots, "workers": workers}
 
@@ -127,39 +158,37 @@ def expected_streams(assignment: Assignment | None, active: Sequence[Subscriptio
 
 
 def fleet_coverage(
-    services: Services,
+    sources: HealthSources,
     assignment: Assignment | None,
     active: Sequence[Subscription],
     streams: dict[str, dict[str, Any]],
 ) -> Coverage:
     """The verdict on every active subscription, from this request's reads."""
-    s = services.settings
     excluded = {
-        name: read_excluded(services.redis, services.keys, name)
+        name: read_excluded(sources.redis, sources.keys, name)
         for name in streams
         if stream_account(name) is not None
     }
-    grace = Grace(
-        pending=s.stream_stale_seconds + s.reload_max_wait_seconds,
-        expired=s.mock_expiry_sweep_seconds + s.stream_stale_seconds,
-    )
     return coverage(
         active,
-        services.registry.get_many([sub.token for sub in active]),
+        sources.registry.get_many([sub.token for sub in active]),
         assignment,
         streams,
         excluded,
-        services.hours,
-        services.hours.at(services.clock.time()),
-        grace,
+        sources.hours,
+        sources.hours.at(sources.clock.time()),
+        sources.grace,
     )
 
 
-def _breaker(services: Services, streams: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    config = BreakerConfig.from_settings(services.settings)
+def _breaker(sources: HealthSources, streams: Iterable[dict[str, Any]]) -> dict[str, Any]:
     try:
         view = read_shared(
-            services.breaker_store, services.keys, PUBLISH_BREAKER, config, services.clock.time()
+            sources.breaker_store,
+            sources.keys,
+            PUBLISH_BREAKER,
+            sources.breaker,
+            sources.clock.time(),
         )
     except redis.RedisError:
         view = worst_local(streams) or BreakerSnapshot(
@@ -168,13 +197,15 @@ def _breaker(services: Services, streams: Iterable[dict[str, Any]]) -> dict[str,
     return dict(view)
 
 
-def _problems(doc: dict[str, Any], services: Services, assignment: Assignment | None) -> list[str]:
+def _problems(
+    doc: dict[str, Any], database_id: Callable[[], str], assignment: Assignment | None
+) -> list[str]:
     problems = []
     if doc["registry"]["instruments"] == 0:
         problems.append("the instrument registry is empty (run `tickfleet init-db`)")
-    if assignment is not None and assignment.database not in (None, services.database_id):
+    if assignment is not None and assignment.database not in (None, database_id()):
         problems.append(
-            f"this API reads database {services.database_id}, the fleet's assignment "
+            f"this API reads database {database_id()}, the fleet's assignment "
             f"v{assignment.version} comes from {assignment.database}: check DATABASE_URL"
         )
     problems.extend(_session_problems(doc["sessions"]))
@@ -197,9 +228,9 @@ def _session_problems(sessions: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
-def _warnings(services: Services) -> list[str]:
-    calendar = services.hours.calendar
-    soon = services.hours.at(services.clock.time()).date() + timedelta(CALENDAR_WARNING_DAYS)
+def _warnings(hours: MarketHours, now: float) -> list[str]:
+    calendar = hours.calendar
+    soon = hours.at(now).date() + timedelta(CALENDAR_WARNING_DAYS)
     if calendar.knows(soon):
         return []
     return [
@@ -208,125 +239,33 @@ def _warnings(services: Services) -> list[str]:
     ]
 
 
-def kite_sessions(services: Services) -> dict[str, SessionState]:
+def kite_sessions(sources: HealthSources) -> dict[str, SessionState]:
     """The session state of every account with Kite credentials."""
-    accounts = [a.account_id for a in services.accounts if a.has_credentials]
-    return read_sessions(services.redis, services.keys, accounts)
+    accounts = [a.account_id for a in sources.accounts() if a.has_credentials]
+    return read_sessions(sources.redis, sources.keys, accounts)
 
 
-def current_coverage(services: Services) -> Coverage:
+def current_coverage(sources: HealthSources) -> Coverage:
     """The subscriptions' verdict now (for the metrics, without the rest of /health)."""
-    return fleet_coverage(services, *_fleet_reads(services))
+    return fleet_coverage(sources, *_fleet_reads(sources))
 
 
 def _fleet_reads(
-    services: Services,
+    sources: HealthSources,
 ) -> tuple[Assignment | None, list[Subscription], dict[str, dict[str, Any]]]:
     """The saved assignment, the active subscriptions and every expected stream's status."""
-    assignment = services.assignments.find()
-    active = services.subscriptions.active()
+    assignment = sources.assignments.find()
+    active = sources.subscriptions.active()
     streams = read_streams(
-        services.redis,
-        services.keys,
+        sources.redis,
+        sources.keys,
         expected_streams(assignment, active),
-        services.clock.time(),
-        services.settings.stream_stale_seconds,
+        sources.clock.time(),
+        sources.stale_seconds,
     )
     return assignment, active, streams
 
 
-class CoverageCollector(Collector):
-    """``subscriptions_active``, ``_streaming`` and ``_not_streaming{reason}``, at scrape time.
-
-    Computed by the same code as ``/health`` from the database and Redis, so the two
-    can never disagree; every known reason is exported, at zero when nothing has it.
-    """
-
-    def __init__(self, compute: Callable[[], Coverage]) -> None:
-        self._compute = compute
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        covered = self._compute()
-        yield GaugeMetricFamily(
-            "subscriptions_active", "Active subscriptions.", value=covered.active
-        )
-        yield GaugeMetricFamily(
-            "subscriptions_streaming",
-            "Active subscriptions streaming now.",
-            value=covered.streaming,
-        )
-        family = GaugeMetricFamily(
-            "subscriptions_not_streaming",
-            "Active subscriptions not streaming, by reason (see /health).",
-            labels=["reason"],
-        )
-        counts = covered.by_reason()
-        for reason in sorted({*REASONS, *EXCLUDED_REASONS, *counts}):
-            family.add_metric([reason], counts.get(reason, 0))
-        yield family
-
-
-class KiteCollector(Collector):
-    """The live feed's state at scrape time, from the same reads as ``/health``.
-
-    ``kite_session_valid{account}``: 1 while Kite takes the account's token, 0 once it
-    refused it, absent until a stream has tried one. ``kite_connection_up{stream,
-    connection}``: 1 while a live stream's Kite connection is open, 0 while it is down.
-    """
-
-    def __init__(
-        self,
-        sessions: Callable[[], dict[str, SessionState]],
-        streams: Callable[[], dict[str, dict[str, Any]]],
-    ) -> None:
-        self._sessions = sessions
-        self._streams = streams
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        valid = GaugeMetricFamily(
-            "kite_session_valid", "Kite accepts the account's access token.", labels=["account"]
-        )
-        for account_id, state in sorted(self._sessions().items()):
-            if state.verdict is not None:
-                valid.add_metric([account_id], 1.0 if state.verdict == "valid" else 0.0)
-        yield valid
-        up = GaugeMetricFamily(
-            "kite_connection_up",
-            "A live stream's Kite connection is open.",
-            labels=["stream", "connection"],
-        )
-        for name, stream in sorted(self._streams().items()):
-            if stream.get("mode") == "live":
-                for c in stream.get("connections", []):
-                    up.add_metric([name, str(c["connection"])], 1.0 if c["connected"] else 0.0)
-        yield up
-
-
-class StreamCollector(Collector):
-    """Every expected stream at scrape time, from the same reads as ``/health``.
-
-    ``stream_lease_held{stream}``: 1 while a worker holds the stream's lease, 0 while none
-    does (a failover in progress, or no stream worker with room). ``stream_healthy{stream}``:
-    1 while ``/health`` names no problem of the stream (held, connected, ticking).
-    """
-
-    def __init__(self, streams: Callable[[], dict[str, dict[str, Any]]]) -> None:
-        self._streams = streams
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        held = GaugeMetricFamily(
-            "stream_lease_held", "A worker holds the stream's lease.", labels=["stream"]
-        )
-        healthy = GaugeMetricFamily(
-            "stream_healthy", "The stream has no problem in /health.", labels=["stream"]
-        )
-        for name, stream in sorted(self._streams().items()):
-            held.add_metric([name], 1.0 if stream.get("lease_holder") else 0.0)
-            healthy.add_metric([name], 0.0 if stream.get("problem") else 1.0)
-        yield held
-        yield healthy
-
-
-def current_streams(services: Services) -> dict[str, dict[str, Any]]:
+def current_streams(sources: HealthSources) -> dict[str, dict[str, Any]]:
     """Every expected stream's status (for the metrics, without the rest of /health)."""
-    return _fleet_reads(services)[2]
+    return _fleet_reads(sources)[2]

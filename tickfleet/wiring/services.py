@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from tickfleet.accounts.access_tokens import Credentials, rest_credentials
 from tickfleet.accounts.config import Account, index_account, load_accounts
 from tickfleet.assignment.store import AssignmentStore
+from tickfleet.breaker import BreakerConfig
 from tickfleet.config.settings import Settings
 from tickfleet.control.debounce import ReloadTiming
 from tickfleet.control.eviction import ExpiryEvictor
@@ -25,6 +26,8 @@ from tickfleet.control.launcher import StreamLauncher, StreamStarter
 from tickfleet.control.presence import fleet_capacity
 from tickfleet.control.rebalance import Rebalancer
 from tickfleet.control.reload import ReloadConfig, ReloadCoordinator, ReloadScheduler
+from tickfleet.health.coverage import Grace
+from tickfleet.health.document import HealthSources
 from tickfleet.history.bar_store import BarStore
 from tickfleet.history.kite_source import KiteSource
 from tickfleet.history.service import HistoryService, HistorySources
@@ -127,6 +130,29 @@ class Services:
             self.hours,
             self.settings.max_tokens_per_connection,
             self.events,
+        )
+
+    def health_sources(self) -> HealthSources:
+        """What ``/health`` and ``/metrics`` read, and the settings bounding their verdicts."""
+        s = self.settings
+        return HealthSources(
+            redis=self.redis,
+            keys=self.keys,
+            engine=self.engine,
+            registry=self.registry,
+            subscriptions=self.subscriptions,
+            assignments=self.assignments,
+            breaker_store=self.breaker_store,
+            breaker=BreakerConfig.from_settings(s),
+            clock=self.clock,
+            hours=self.hours,
+            accounts=lambda: self.accounts,
+            database_id=lambda: self.database_id,
+            stale_seconds=s.stream_stale_seconds,
+            grace=Grace(
+                pending=s.stream_stale_seconds + s.reload_max_wait_seconds,
+                expired=s.mock_expiry_sweep_seconds + s.stream_stale_seconds,
+            ),
         )
 
     def history(self) -> HistoryService:

@@ -57,7 +57,7 @@ def chain_data(
     chain = read_chain(services.redis, services.channels, _iso(expiry))
     known = fanout.status
     if known is None:
-        known = public_status(health_document(services, coordinator))
+        known = public_status(health_document(services.health_sources(), coordinator))
     return {**chain_document(chain), "status": known}
 
 
