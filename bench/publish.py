@@ -64,7 +64,6 @@ from tickfleet.breaker import (  # noqa: E402
     Source,
 )
 from tickfleet.instruments import Instrument  # noqa: E402
-from tickfleet.keyspace.keys import Channels  # noqa: E402
 from tickfleet.market.contracts import InstrumentType  # noqa: E402
 from tickfleet.market.options import (  # noqa: E402
     ChainSpec,
@@ -78,6 +77,7 @@ from tickfleet.runtime.connections import fail_fast_async_client  # noqa: E402
 from tickfleet.runtime.heap import tune_for_streaming  # noqa: E402
 from tickfleet.stream.feeds.simulated.options import option_tick  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
+from tickfleet.ticks.channels import Channels  # noqa: E402
 from tickfleet.ticks.payloads import OptionPayload, Stamp, iso_timestamp  # noqa: E402
 
 TARGET_RATIO = 20.0

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from tests.support.polling import await_until
 from tests.support.redis_server import RedisServer
 from tickfleet.chain.fanout import FanoutConfig, Frame, TickFanout
-from tickfleet.keyspace.keys import Channels
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(60)
 

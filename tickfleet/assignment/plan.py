@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tickfleet.accounts.config import Account
-from tickfleet.keyspace.keys import UNDERLYING_STREAM, account_stream
+from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from tickfleet.chain.option_chain import Tick
-from tickfleet.keyspace.keys import Channels
+from tickfleet.ticks.channels import Channels
 
 Report = Callable[[Exception], object]
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import redis
 
-from tickfleet.keyspace.keys import Channels
+from tickfleet.ticks.channels import Channels
 
 Tick = dict[str, Any]
 

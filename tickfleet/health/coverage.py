@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from tickfleet.assignment.plan import Assignment
-from tickfleet.keyspace.keys import UNDERLYING_STREAM, account_stream
+from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions.store import Subscription
 

@@ -32,13 +32,8 @@ from tickfleet.control.presence import Capacity, fleet_capacity
 from tickfleet.control.reload import ReloadCoordinator
 from tickfleet.health.coverage import Coverage, Grace, coverage
 from tickfleet.instruments import InstrumentRegistry
-from tickfleet.keyspace.keys import (
-    PUBLISH_BREAKER,
-    UNDERLYING_STREAM,
-    Keys,
-    account_stream,
-    stream_account,
-)
+from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys
+from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream, stream_account
 from tickfleet.market.hours import MarketHours
 from tickfleet.runtime.clock import Clock
 from tickfleet.stream.status import read_excluded, read_streams

@@ -1,42 +1,16 @@
-"""Every Redis key, channel, queue and task name of the fleet, in one place.
+"""Every Redis key of the fleet, in one place.
 
-Keys hang off a configurable prefix so several fleets can share one Redis; the tick
-channels hang off their own prefix because downstream consumers subscribe to them.
-Queue and task names are constants shared by producers (which enqueue by name) and
-workers (which register the tasks), so neither has to import the other.
+Keys hang off a configurable prefix so several fleets can share one Redis. The consumers'
+channels are ``tickfleet.ticks.channels``; queue and task names ``tickfleet.keyspace.tasks``;
+stream names ``tickfleet.keyspace.streams``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# --- Celery queues --------------------------------------------------------------------
-QUEUE_CONTROL = "control"
-QUEUE_STREAM = "stream"
-QUEUE_MAINTENANCE = "maintenance"
-
-# --- Celery task names -----------------------------------------------------------------
-TASK_RELOAD = "tickfleet.reload_subscriptions"
-TASK_ENSURE_RELOAD = "tickfleet.ensure_reload_scheduled"
-TASK_REFRESH_INSTRUMENTS = "tickfleet.refresh_instruments"
-TASK_STREAM_ACCOUNT = "tickfleet.stream_account"
-TASK_STREAM_UNDERLYING = "tickfleet.stream_underlying"
-TASK_WATCHDOG = "tickfleet.watchdog"
-TASK_EVICT_EXPIRED = "tickfleet.evict_expired"
-TASK_MOVE_BARS = "tickfleet.move_bars"
-
-UNDERLYING_STREAM = "underlying"
+# The breaker that guards publishing: its state lives under ``breaker_state(PUBLISH_BREAKER)``.
 PUBLISH_BREAKER = "publish"
-
-
-def account_stream(account_id: str) -> str:
-    """Stream name of one account's option feed (leases and status are keyed by it)."""
-    return f"account:{account_id}"
-
-
-def stream_account(stream: str) -> str | None:
-    """The account id of an account stream name, None for the underlying stream."""
-    return stream.removeprefix("account:") if stream.startswith("account:") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,32 +167,3 @@ class MetricKeys:
     def deadlines(self, name: str) -> str:
         """Sorted set: a gauge's label values → when the series expires (Redis time, ms)."""
         return self.prefix + name + ":deadlines"
-
-
-@dataclass(frozen=True, slots=True)
-class Channels:
-    """Pub/sub channels and latest-tick hashes that downstream consumers read."""
-
-    prefix: str = "ticker:nifty"
-
-    @property
-    def options(self) -> str:
-        return f"{self.prefix}:options"
-
-    @property
-    def underlying(self) -> str:
-        return f"{self.prefix}:underlying"
-
-    @property
-    def events(self) -> str:
-        """Subscription lifecycle events (created, deleted, removed)."""
-        return f"{self.prefix}:events"
-
-    @property
-    def latest_options(self) -> str:
-        """Hash token → latest option tick JSON, for late joiners."""
-        return f"{self.prefix}:latest:options"
-
-    @property
-    def latest_underlying(self) -> str:
-        return f"{self.prefix}:latest:underlying"

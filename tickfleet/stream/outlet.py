@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tickfleet.history.bars import BarBuilder
-from tickfleet.keyspace.keys import Channels
 from tickfleet.market.options import ChainArrays
 from tickfleet.stream.publisher import TickPublisher
+from tickfleet.ticks.channels import Channels
 
 
 class Outlet:

@@ -34,7 +34,7 @@ import redis
 from tickfleet.assignment import channel as control
 from tickfleet.breaker import BreakerConfig, SharedBreaker
 from tickfleet.history.bars import BarBuilder, BarFlusher
-from tickfleet.keyspace.keys import PUBLISH_BREAKER, Channels, Keys
+from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys
 from tickfleet.metrics.buffer import AsyncMetricsFlusher, Metrics, MetricsBuffer
 from tickfleet.runtime.clock import Clock
 from tickfleet.runtime.connections import RedisRoles, StreamClients, stream_clients
@@ -55,6 +55,7 @@ from tickfleet.supervision import (
     process_context,
 )
 from tickfleet.supervision.failures import AsyncFailureLog, TaskFailure
+from tickfleet.ticks.channels import Channels
 
 log = logging.getLogger("tickfleet.stream")
 

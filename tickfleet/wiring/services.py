@@ -32,7 +32,7 @@ from tickfleet.history.bar_store import BarStore
 from tickfleet.history.kite_source import KiteSource
 from tickfleet.history.service import HistoryService, HistorySources
 from tickfleet.instruments import InstrumentRegistry
-from tickfleet.keyspace.keys import Channels, Keys
+from tickfleet.keyspace.keys import Keys
 from tickfleet.market.hours import MarketHours
 from tickfleet.metrics.buffer import MetricsBuffer, MetricsFlusher
 from tickfleet.runtime.clock import Clock, clock_from_settings
@@ -41,6 +41,7 @@ from tickfleet.storage.sql import SessionFactory, database_id, make_engine, make
 from tickfleet.subscriptions.desk import Desk
 from tickfleet.subscriptions.events import EventChannel
 from tickfleet.subscriptions.store import SubscriptionStore
+from tickfleet.ticks.channels import Channels
 
 
 @dataclass

@@ -20,7 +20,8 @@ from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.model import INDEX_UNDERLYINGS
 from tickfleet.instruments.universe import INDEX_TOKEN
-from tickfleet.keyspace.keys import UNDERLYING_STREAM, Channels, Keys, account_stream
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
 from tickfleet.kite.connection import ConnectionConfig
 from tickfleet.market.hours import MarketHours, StreamMode
 from tickfleet.market.options import MockOptionBook
@@ -37,6 +38,7 @@ from tickfleet.stream.feeds.simulated.pacing import Simulation
 from tickfleet.stream.feeds.simulated.seed import kite_last_price, no_seed
 from tickfleet.stream.publisher import PublisherConfig
 from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
+from tickfleet.ticks.channels import Channels
 
 log = logging.getLogger("tickfleet.stream")
 

@@ -23,7 +23,7 @@ from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
-from tickfleet.keyspace.keys import Channels
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from producers.api import create_app
 from tests.support.seed import expired_option, init_database, seed_universe
 from tickfleet.config.settings import Settings
-from tickfleet.keyspace.keys import Channels
 from tickfleet.storage.sql import DatabaseNotReadyError
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -25,8 +25,8 @@ from tests.support.seed import now_of, seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
-from tickfleet.keyspace.keys import Channels
 from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(120)
 

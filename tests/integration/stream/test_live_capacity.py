@@ -18,7 +18,7 @@ from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
 from tickfleet.instruments.universe import INDEX_TOKEN
-from tickfleet.keyspace.keys import Channels
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -31,10 +31,12 @@ from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.universe import INDEX_TOKEN
-from tickfleet.keyspace.keys import Channels, Keys, account_stream
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import account_stream
 from tickfleet.market.blackscholes import price
 from tickfleet.market.hours import MarketHours
 from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -25,9 +25,10 @@ from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
-from tickfleet.keyspace.keys import Channels, Keys
+from tickfleet.keyspace.keys import Keys
 from tickfleet.metrics.buffer import read_counter
 from tickfleet.runtime.clock import Clock, clock_from_settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(180)
 OUTAGE = 30.0

@@ -25,7 +25,8 @@ from tickfleet.assignment.plan import Assignment, Placement, Plan
 from tickfleet.assignment.store import AssignmentStore
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import UniverseSpec, generate_universe
-from tickfleet.keyspace.keys import Keys, account_stream
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import account_stream
 from tickfleet.market.snapshot import MockUnderlyingSnapshot
 from tickfleet.runtime.clock import clock_from_settings
 from tickfleet.stream.runner import StreamRunner
