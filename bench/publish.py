@@ -72,7 +72,8 @@ from tickfleet.market.options import (  # noqa: E402
     OptionContract,
 )
 from tickfleet.market.snapshot import MockUnderlyingSnapshot  # noqa: E402
-from tickfleet.metrics.buffer import Labels, Metrics, MetricsBuffer  # noqa: E402
+from tickfleet.metrics.buffer import MetricsBuffer  # noqa: E402
+from tickfleet.metrics.catalog import Labels, Metrics  # noqa: E402
 from tickfleet.runtime.connections import fail_fast_async_client  # noqa: E402
 from tickfleet.runtime.heap import tune_for_streaming  # noqa: E402
 from tickfleet.stream.feeds.simulated.options import option_tick  # noqa: E402

@@ -59,7 +59,7 @@ from tickfleet.instruments import choose_source, refresh_instruments
 from tickfleet.instruments.expiry_calendar import weekly_expiries
 from tickfleet.instruments.universe import UniverseSpec
 from tickfleet.keyspace.streams import account_stream
-from tickfleet.metrics.buffer import read_counter
+from tickfleet.metrics.fleet import read_counter
 from tickfleet.migrations import initialise
 from tickfleet.runtime.clock import OffsetClock
 from tickfleet.runtime.heap import tune_for_streaming

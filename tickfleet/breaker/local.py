@@ -22,7 +22,7 @@ from tickfleet.breaker.state import (
     Source,
     Transition,
 )
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock, SystemClock
 
 logger = logging.getLogger("tickfleet.breaker")

@@ -24,7 +24,7 @@ from tickfleet.breaker.local import LocalBreaker
 from tickfleet.breaker.machine import Report, StoreView
 from tickfleet.breaker.state import BreakerConfig, CircuitState
 from tickfleet.keyspace.keys import Keys
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.runtime.lease import new_owner
 

@@ -18,7 +18,7 @@ import redis
 
 from tickfleet.control.presence import Capacity
 from tickfleet.keyspace.keys import Keys
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 
 log = logging.getLogger("tickfleet.launcher")
 

@@ -26,7 +26,7 @@ import redis
 
 from tickfleet.control.debounce import ReloadTiming
 from tickfleet.keyspace.keys import Keys
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.runtime.lease import Lease, Renewer, read_lease
 

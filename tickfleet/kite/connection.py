@@ -43,7 +43,7 @@ from tickfleet.kite.messages import (
     unsubscribe,
 )
 from tickfleet.kite.packets import Tick, TickMode, parse_frame
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.supervision.cancel import cancel_and_wait
 

@@ -21,7 +21,7 @@ from tickfleet.kite.connection import (
     TickHandler,
 )
 from tickfleet.kite.packets import TickMode
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.supervision.cancel import cancel_and_wait
 

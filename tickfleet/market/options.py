@@ -37,7 +37,7 @@ from tickfleet.market.smile import SmileSpec, smile_iv
 if TYPE_CHECKING:
     from tickfleet.config.settings import Settings
     from tickfleet.market.snapshot import MockUnderlyingSnapshot
-    from tickfleet.metrics.buffer import Labels, Metrics
+    from tickfleet.metrics.catalog import Labels, Metrics
 
 __all__ = ["ChainSpec", "MockOptionBook", "MockOptionSnapshot", "OptionContract", "round_to_tick"]
 

@@ -35,7 +35,9 @@ from tickfleet.assignment import channel as control
 from tickfleet.breaker import BreakerConfig, SharedBreaker
 from tickfleet.history.bars import BarBuilder, BarFlusher
 from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys
-from tickfleet.metrics.buffer import AsyncMetricsFlusher, Metrics, MetricsBuffer
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.metrics.flush import AsyncMetricsFlusher
 from tickfleet.runtime.clock import Clock
 from tickfleet.runtime.connections import RedisRoles, StreamClients, stream_clients
 from tickfleet.runtime.lease import AsyncLease, new_owner

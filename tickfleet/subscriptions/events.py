@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 import orjson
 import redis
 
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.subscriptions.store import Subscription
 
 log = logging.getLogger("tickfleet.events")

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.supervision.failures import FailureSink, TaskFailure
 

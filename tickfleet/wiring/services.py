@@ -34,7 +34,8 @@ from tickfleet.history.service import HistoryService, HistorySources
 from tickfleet.instruments import InstrumentRegistry
 from tickfleet.keyspace.keys import Keys
 from tickfleet.market.hours import MarketHours
-from tickfleet.metrics.buffer import MetricsBuffer, MetricsFlusher
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.metrics.flush import MetricsFlusher
 from tickfleet.runtime.clock import Clock, clock_from_settings
 from tickfleet.runtime.connections import fail_fast_client, patient_client
 from tickfleet.storage.sql import SessionFactory, database_id, make_engine, make_session_factory

@@ -23,7 +23,7 @@ from tickfleet.health.document import (
     health_document,
     kite_sessions,
 )
-from tickfleet.metrics.buffer import FleetCollector
+from tickfleet.metrics.fleet import FleetCollector
 
 router = APIRouter(tags=["health"])
 

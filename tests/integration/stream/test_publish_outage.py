@@ -26,7 +26,7 @@ from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
 from tickfleet.keyspace.keys import Keys
-from tickfleet.metrics.buffer import read_counter
+from tickfleet.metrics.fleet import read_counter
 from tickfleet.runtime.clock import Clock, clock_from_settings
 from tickfleet.ticks.channels import Channels
 

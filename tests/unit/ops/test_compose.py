@@ -28,7 +28,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.seed import init_database
 from tests.unit.ops.compose_checks import Code, Deployment, all_problems, promql_metrics
 from tickfleet.config.settings import Settings
-from tickfleet.metrics.buffer import CATALOG
+from tickfleet.metrics.catalog import CATALOG
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,7 +105,7 @@ def test_the_repository_compose_path_has_no_problems(code: Code) -> None:
 
 def test_the_metrics_known_include_every_metric_of_the_catalog(code: Code) -> None:
     """The exported set is read from a live /metrics: it must hold every metric the fleet
-    records (tickfleet.metrics.buffer.CATALOG) under its Prometheus series name, and the
+    records (tickfleet.metrics.catalog.CATALOG) under its Prometheus series name, and the
     scrape-time gauges, or the metric checks would flag real names."""
     series = {
         spec.name + ("_bucket" if spec.kind == "histogram" else "") for spec in CATALOG.values()

@@ -19,7 +19,7 @@ from tickfleet.kite.connection import ConnectionConfig
 from tickfleet.kite.packets import Tick
 from tickfleet.kite.pool import ConnectionPool
 from tickfleet.market.snapshot import MockUnderlyingSnapshot, RedisSnapshotStore
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.stream.feeds.live.session import LiveSession, pool_connections
 from tickfleet.stream.feeds.simulated.index import Index

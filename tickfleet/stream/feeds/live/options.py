@@ -29,7 +29,7 @@ from tickfleet.kite.pool import ConnectionPool
 from tickfleet.market.enrichment import enrich
 from tickfleet.market.hours import MarketHours
 from tickfleet.market.snapshot import RedisSnapshotStore
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.stream.feeds.live.session import LiveSession, pool_connections
 from tickfleet.stream.feeds.simulated.options import RowLookup

@@ -20,7 +20,7 @@ from tickfleet.accounts.access_tokens import ConfiguredCredentials, Credentials,
 from tickfleet.kite.connection import SessionRefusedError
 from tickfleet.kite.messages import connect_url
 from tickfleet.kite.pool import ConnectionPool
-from tickfleet.metrics.buffer import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.runtime.clock import Clock
 from tickfleet.stream.status import StreamStatus
 from tickfleet.supervision.cancel import cancel_and_wait
