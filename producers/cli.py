@@ -31,10 +31,10 @@ from producers.console.terminal import console, redraw, working
 from producers.kite_sim import command as kite_sim
 from tickfleet.chain.option_chain import read_chain
 from tickfleet.config.settings import get_settings
-from tickfleet.history import Interval
 from tickfleet.history.kite_source import HistoryError
 from tickfleet.history.service import HistoryRequest
 from tickfleet.instruments import choose_source, refresh_instruments
+from tickfleet.kite.candles import Interval
 from tickfleet.migrations import initialise
 from tickfleet.runtime.readiness import wait_until_ready
 from tickfleet.storage.sql import DatabaseNotReadyError, describe, make_engine

@@ -20,8 +20,8 @@ import orjson
 import redis
 
 from tickfleet.config.settings import get_settings
-from tickfleet.history import CandleQuery, Interval
 from tickfleet.history.kite_source import KiteSource
+from tickfleet.kite.candles import CandleQuery, Interval
 from tickfleet.runtime.clock import clock_from_settings
 
 TOKEN = 256265

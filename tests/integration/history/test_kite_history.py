@@ -29,7 +29,6 @@ from tests.support.processes import FleetProcess
 from tests.unit.history.samples import MINUTE_ROWS, OI_ROWS
 from tickfleet.accounts.config import load_accounts
 from tickfleet.config.settings import Settings
-from tickfleet.history import Candle, CandleQuery, Interval, RangeTooLargeError
 from tickfleet.history.kite_source import (
     History,
     KiteAccess,
@@ -40,6 +39,7 @@ from tickfleet.history.kite_source import (
 )
 from tickfleet.history.ratelimit import RateLimiter
 from tickfleet.keyspace.keys import Keys
+from tickfleet.kite.candles import Candle, CandleQuery, Interval, RangeTooLargeError
 from tickfleet.kite.rest import KiteRestClient, KiteRestError
 from tickfleet.runtime.clock import clock_from_settings
 

@@ -9,7 +9,7 @@ import pytest
 from kiteconnect import KiteConnect
 
 from tests.unit.history.samples import MINUTE_ROWS, OI_ROWS, kite_answer
-from tickfleet.history import (
+from tickfleet.kite.candles import (
     KITE_TIMEZONE,
     Candle,
     CandleError,
