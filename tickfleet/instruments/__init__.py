@@ -22,12 +22,6 @@ from tickfleet.instruments.source import (
 )
 from tickfleet.instruments.table import InstrumentRow
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
-from tickfleet.kite.tokens import (
-    encode_token,
-    exchange_token_of,
-    segment_id_for,
-    segment_id_of,
-)
 
 __all__ = [
     "CsvFileSource",
@@ -44,14 +38,10 @@ __all__ = [
     "UniverseSpec",
     "choose_source",
     "derive_underlying",
-    "encode_token",
-    "exchange_token_of",
     "generate_universe",
     "parse_dump",
     "read_dump",
     "refresh_instruments",
-    "segment_id_for",
-    "segment_id_of",
     "select_underlyings",
     "write_dump",
 ]
