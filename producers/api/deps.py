@@ -10,10 +10,10 @@ from celery import Celery
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from producers.api.writes import Batches, Subscribing, Writes
-from tickfleet.rebalance import Rebalancer
-from tickfleet.reload import ReloadCoordinator
-from tickfleet.services import Services
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.control.rebalance import Rebalancer
+from tickfleet.control.reload import ReloadCoordinator
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 
 async def get_services(request: Request) -> Services:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from tickfleet.subscriptions import Mode, Status, Subscription, SubscriptionRequest
+from tickfleet.subscriptions.store import Mode, Status, Subscription, SubscriptionRequest
 
 
 class SubscriptionIn(BaseModel):

@@ -17,8 +17,8 @@ import logging
 from fastapi import Depends, HTTPException, Request, status
 
 from producers.api.deps import ServicesDep
-from tickfleet.exposure import api_refusal, is_loopback, weak_secret
-from tickfleet.settings import Settings
+from tickfleet.config.exposure import api_refusal, is_loopback, weak_secret
+from tickfleet.config.settings import Settings
 
 log = logging.getLogger("tickfleet.api")
 

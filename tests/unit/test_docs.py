@@ -21,8 +21,8 @@ from pydantic import AliasChoices
 from producers import cli
 from producers.api import create_app
 from tests.support.manual import DOCS, listed_metrics, page, table
-from tickfleet.metrics import CATALOG
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.metrics.catalog import CATALOG
 
 README = DOCS.parent / "README.md"
 
@@ -109,10 +109,11 @@ def cli_drift(text: str) -> Drift:
 
 
 def catalog_drift(text: str) -> Drift:
-    """The metrics table against what processes record (``tickfleet.metrics.CATALOG``): name,
-    type and labels. The families ``/health``'s code computes at scrape time are not in the
-    catalog; ``tests/integration/monitor/test_metrics_listed.py`` holds the whole table to a
-    running fleet's ``/metrics``."""
+    """The metrics table against what processes record
+    (``tickfleet.metrics.catalog.CATALOG``): name, type and labels. The families
+    ``/health``'s code computes at scrape time are not in the catalog;
+    ``tests/integration/monitor/test_metrics_listed.py`` holds the whole table to a running
+    fleet's ``/metrics``."""
     listed = listed_metrics(text).values()
     recorded = {f"{m.name} {m.kind} {sorted(m.labels)}" for m in CATALOG.values()}
     documented = {f"{m.name} {m.type} {sorted(m.labels)}" for m in listed if m.name in CATALOG}

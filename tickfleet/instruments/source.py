@@ -11,13 +11,13 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from tickfleet.accounts.access_tokens import Credentials
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.csv_dump import parse_dump, read_dump
 from tickfleet.instruments.errors import InstrumentSourceError
 from tickfleet.instruments.model import DERIVATIVE_TYPES, Instrument
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
 from tickfleet.kite.rest import KiteRestClient, KiteRestError
-from tickfleet.sessions import Credentials
-from tickfleet.settings import Settings
 
 FLEET_UNDERLYINGS = ("NIFTY",)
 KITE_DERIVATIVES_EXCHANGE = "NFO"

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from tests.support.ports import free_port
 from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
+from tickfleet.accounts.access_tokens import Credentials
 from tickfleet.instruments import (
     Instrument,
     InstrumentDumpError,
@@ -25,7 +26,6 @@ from tickfleet.instruments import (
     read_dump,
     write_dump,
 )
-from tickfleet.sessions import Credentials
 
 API_KEY = "kitekey01"
 ACCESS_TOKEN = "accesstoken-7f3a"

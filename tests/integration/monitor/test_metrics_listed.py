@@ -24,8 +24,8 @@ from tests.conftest import Fleet
 from tests.support.manual import TRAFFIC, Listed, listed_metrics, page
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
-from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
+from tickfleet.accounts.access_tokens import Credentials
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.csv_dump import read_dump, write_dump
 from tickfleet.instruments.model import Instrument
 from tickfleet.instruments.source import (
@@ -17,8 +19,6 @@ from tickfleet.instruments.source import (
     select_underlyings,
 )
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
-from tickfleet.sessions import Credentials
-from tickfleet.settings import Settings
 
 NOV_4 = date(2025, 11, 4)
 
