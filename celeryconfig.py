@@ -15,8 +15,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from celery.schedules import crontab
 from kombu.entity import Queue
 
-from tickfleet import names
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace import tasks
+from tickfleet.keyspace.keys import Keys
 
 task_ignore_result = True
 broker_connection_retry_on_startup = True
@@ -35,20 +36,20 @@ _TRANSPORT_OPTIONS = {
 }
 
 task_queues = (
-    Queue(names.QUEUE_CONTROL),
-    Queue(names.QUEUE_STREAM),
-    Queue(names.QUEUE_MAINTENANCE),
+    Queue(tasks.QUEUE_CONTROL),
+    Queue(tasks.QUEUE_STREAM),
+    Queue(tasks.QUEUE_MAINTENANCE),
 )
-task_default_queue = names.QUEUE_CONTROL
+task_default_queue = tasks.QUEUE_CONTROL
 task_routes = {
-    names.TASK_RELOAD: {"queue": names.QUEUE_CONTROL},
-    names.TASK_ENSURE_RELOAD: {"queue": names.QUEUE_CONTROL},
-    names.TASK_REFRESH_INSTRUMENTS: {"queue": names.QUEUE_CONTROL},
-    names.TASK_STREAM_ACCOUNT: {"queue": names.QUEUE_STREAM},
-    names.TASK_STREAM_UNDERLYING: {"queue": names.QUEUE_STREAM},
-    names.TASK_WATCHDOG: {"queue": names.QUEUE_MAINTENANCE},
-    names.TASK_EVICT_EXPIRED: {"queue": names.QUEUE_MAINTENANCE},
-    names.TASK_MOVE_BARS: {"queue": names.QUEUE_MAINTENANCE},
+    tasks.TASK_RELOAD: {"queue": tasks.QUEUE_CONTROL},
+    tasks.TASK_ENSURE_RELOAD: {"queue": tasks.QUEUE_CONTROL},
+    tasks.TASK_REFRESH_INSTRUMENTS: {"queue": tasks.QUEUE_CONTROL},
+    tasks.TASK_STREAM_ACCOUNT: {"queue": tasks.QUEUE_STREAM},
+    tasks.TASK_STREAM_UNDERLYING: {"queue": tasks.QUEUE_STREAM},
+    tasks.TASK_WATCHDOG: {"queue": tasks.QUEUE_MAINTENANCE},
+    tasks.TASK_EVICT_EXPIRED: {"queue": tasks.QUEUE_MAINTENANCE},
+    tasks.TASK_MOVE_BARS: {"queue": tasks.QUEUE_MAINTENANCE},
 }
 
 # Short control tasks: acknowledge after they finish and requeue them when their
@@ -99,7 +100,7 @@ def from_settings(settings: Settings) -> dict[str, Any]:
 def _redbeat(settings: Settings) -> dict[str, Any]:
     """RedBeat's keys under the fleet's prefix, and its client as patient as the fleet's:
     a tick never hangs on a dead connection (the scheduler tries again next tick)."""
-    keys = names.Keys(settings.key_prefix)
+    keys = Keys(settings.key_prefix)
     timeout = settings.redis_socket_timeout
     url, password = _without_password(settings.redis_url)
     return {
@@ -166,34 +167,34 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     sweep = settings.mock_expiry_sweep_seconds
     return {
         "watchdog": {
-            "task": names.TASK_WATCHDOG,
+            "task": tasks.TASK_WATCHDOG,
             "schedule": timedelta(seconds=watchdog),
             "options": {"expires": watchdog * 2},
         },
         "evict-expired": {
-            "task": names.TASK_EVICT_EXPIRED,
+            "task": tasks.TASK_EVICT_EXPIRED,
             "schedule": timedelta(seconds=sweep),
             "options": {"expires": sweep},
         },
         # Contracts expire at the close: deactivate them right after it, not up to a
         # sweep period later.
         "evict-after-close": {
-            "task": names.TASK_EVICT_EXPIRED,
+            "task": tasks.TASK_EVICT_EXPIRED,
             "schedule": crontab(hour=str(after_close.hour), minute=str(after_close.minute)),
             "options": {"expires": sweep},
         },
         "move-bars": {
-            "task": names.TASK_MOVE_BARS,
+            "task": tasks.TASK_MOVE_BARS,
             "schedule": timedelta(seconds=settings.history_bar_move_seconds),
             "options": {"expires": settings.history_bar_move_seconds * 2},
         },
         "ensure-reload": {
-            "task": names.TASK_ENSURE_RELOAD,
+            "task": tasks.TASK_ENSURE_RELOAD,
             "schedule": timedelta(seconds=30),
             "options": {"expires": 30},
         },
         "refresh-instruments": {
-            "task": names.TASK_REFRESH_INSTRUMENTS,
+            "task": tasks.TASK_REFRESH_INSTRUMENTS,
             "schedule": crontab(hour=str(refresh_at.hour), minute=str(refresh_at.minute)),
             "options": {"expires": 3600},
         },

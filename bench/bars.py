@@ -63,15 +63,15 @@ from bench.publish import (  # noqa: E402
     shared_breaker,
     superset,
 )
-from tickfleet.connections import fail_fast_async_client  # noqa: E402
-from tickfleet.heap import tune_for_streaming  # noqa: E402
+from tickfleet.config.settings import Settings  # noqa: E402
 from tickfleet.history.bars import BarBuilder, BarFlusher  # noqa: E402
+from tickfleet.keyspace.keys import Keys  # noqa: E402
 from tickfleet.market.options import ChainArrays  # noqa: E402
-from tickfleet.names import Keys  # noqa: E402
-from tickfleet.payloads import Stamp  # noqa: E402
-from tickfleet.settings import Settings  # noqa: E402
+from tickfleet.runtime.connections import fail_fast_async_client  # noqa: E402
+from tickfleet.runtime.heap import tune_for_streaming  # noqa: E402
 from tickfleet.stream.outlet import Outlet  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
+from tickfleet.ticks.payloads import Stamp  # noqa: E402
 
 TARGET_OVERHEAD = 0.02
 HIGH_WATER = 2 * PublisherConfig().batch_max  # ticks waiting before the producer yields

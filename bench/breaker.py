@@ -34,7 +34,7 @@ import redis
 import redis.asyncio as aioredis
 
 from tickfleet.breaker import BreakerConfig, SharedBreaker
-from tickfleet.connections import fail_fast_async_client
+from tickfleet.runtime.connections import fail_fast_async_client
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD_PCT = 2.0

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from tickfleet.clock import SystemClock
-from tickfleet.failures import MemoryFailureLog
-from tickfleet.metrics import MetricsBuffer
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.runtime.clock import SystemClock
 from tickfleet.supervision import TaskMonitor, process_context
+from tickfleet.supervision.failures import MemoryFailureLog
 
 TARGET_OVERHEAD_US = 1_000.0
 

@@ -32,9 +32,9 @@ import producers.api.main as api_main
 from producers.api.main import create_app
 from producers.api.writes import Subscribing, subscribe_batch
 from tests.support.instrumented_workers import app
-from tickfleet.reload import ReloadBody, ReloadCoordinator, ReloadRequest, RunOutcome
-from tickfleet.services import Services
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.control.reload import ReloadBody, ReloadCoordinator, ReloadRequest, RunOutcome
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 log = logging.getLogger("bench.naive_reload")
 

@@ -32,8 +32,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.greeks import measure_enrichment  # noqa: E402
-from tickfleet.instruments.tokens import SEGMENT_IDS, encode_token  # noqa: E402
 from tickfleet.kite import Tick, TickMode, encode_frame, parse_frame  # noqa: E402
+from tickfleet.kite.tokens import SEGMENT_IDS, encode_token  # noqa: E402
 
 TARGET_RATIO = 5.0
 GOAL_PACKETS_PER_S = 1_000_000

@@ -63,8 +63,6 @@ from tickfleet.breaker import (  # noqa: E402
     SharedBreaker,
     Source,
 )
-from tickfleet.connections import fail_fast_async_client  # noqa: E402
-from tickfleet.heap import tune_for_streaming  # noqa: E402
 from tickfleet.instruments import Instrument  # noqa: E402
 from tickfleet.market.contracts import InstrumentType  # noqa: E402
 from tickfleet.market.options import (  # noqa: E402
@@ -74,11 +72,14 @@ from tickfleet.market.options import (  # noqa: E402
     OptionContract,
 )
 from tickfleet.market.snapshot import MockUnderlyingSnapshot  # noqa: E402
-from tickfleet.metrics import Labels, Metrics, MetricsBuffer  # noqa: E402
-from tickfleet.names import Channels  # noqa: E402
-from tickfleet.payloads import OptionPayload, Stamp, iso_timestamp  # noqa: E402
+from tickfleet.metrics.buffer import MetricsBuffer  # noqa: E402
+from tickfleet.metrics.catalog import Labels, Metrics  # noqa: E402
+from tickfleet.runtime.connections import fail_fast_async_client  # noqa: E402
+from tickfleet.runtime.heap import tune_for_streaming  # noqa: E402
+from tickfleet.stream.feeds.simulated.options import option_tick  # noqa: E402
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
-from tickfleet.stream.simulated_options import option_tick  # noqa: E402
+from tickfleet.ticks.channels import Channels  # noqa: E402
+from tickfleet.ticks.payloads import OptionPayload, Stamp, iso_timestamp  # noqa: E402
 
 TARGET_RATIO = 20.0
 TARGET_P99_MS = 2.0
@@ -280,7 +281,7 @@ async def publisher_for(
 ) -> AsyncIterator[TickPublisher]:
     """A publisher configured like a stream's, on its own fail-fast client."""
     timeout = PublisherConfig().timeout_seconds
-    # as tickfleet.connections.stream_clients builds the publish target
+    # as tickfleet.runtime.connections.stream_clients builds the publish target
     async with fail_fast_async_client(url, timeout, read_timeout=False) as client:
         yield TickPublisher(client, "bench", metrics, PublisherConfig(), breaker)
 

@@ -57,8 +57,8 @@ from tests.support.processes import BIN, FleetProcess, celery_worker_argv  # noq
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.runs import Run, reload_runs  # noqa: E402
 from tests.support.seed import now_of, seed_universe  # noqa: E402
+from tickfleet.config.settings import Settings  # noqa: E402
 from tickfleet.market.hours import MarketHours  # noqa: E402
-from tickfleet.settings import Settings  # noqa: E402
 
 STRIKES_EACH_SIDE = 100  # 2814 options in the offline universe: enough distinct tokens
 START_TIMEOUT = 60.0

@@ -6,7 +6,7 @@ runs a year of listings and expiries through the code the fleet runs, in minutes
 
 - two stream processes, as a stream worker's pool runs them (the account's option stream,
   whose mock state is measured, and the index stream that writes the snapshot it prices
-  on), each built by ``tickfleet.stream.build`` and run like the stream task runs it;
+  on), each built by ``tickfleet.wiring.stream`` and run like the stream task runs it;
 - a control side in this process doing what the control worker and beat do: the daily
   instrument refresh (offline universe) lists each new weekly expiry, the subscriptions
   are written through the ``Desk`` (admission, capacity), an immediate reload assigns
@@ -53,21 +53,22 @@ from zoneinfo import ZoneInfo
 
 import psutil
 
-from tickfleet.accounts import load_accounts
-from tickfleet.clock import OffsetClock
-from tickfleet.db import initialise, make_engine
-from tickfleet.heap import tune_for_streaming
+from tickfleet.accounts.config import load_accounts
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import choose_source, refresh_instruments
 from tickfleet.instruments.expiry_calendar import weekly_expiries
 from tickfleet.instruments.universe import UniverseSpec
-from tickfleet.metrics import read_counter
-from tickfleet.names import account_stream
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.stream.build import build_account_stream, build_underlying_stream
+from tickfleet.keyspace.streams import account_stream
+from tickfleet.metrics.fleet import read_counter
+from tickfleet.migrations import initialise
+from tickfleet.runtime.clock import OffsetClock
+from tickfleet.runtime.heap import tune_for_streaming
+from tickfleet.storage.sql import make_engine
 from tickfleet.stream.runner import StreamRunner
 from tickfleet.stream.status import EXCLUDED_MOCK_CAP, StreamStatus
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
+from tickfleet.wiring.stream import build_account_stream, build_underlying_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 TIMEOUT_SECONDS = 15.0  # above the database timeout /health waits for at worst
 

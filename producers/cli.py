@@ -26,22 +26,23 @@ import orjson
 from rich.console import RenderableType
 from rich.table import Table
 
-from producers import kite_sim
 from producers.api_client import ApiClient, ApiError
 from producers.console.chain import chain_table
 from producers.console.contracts import Selection, SelectionError, parse_targets, tokens_of
 from producers.console.failures import SETUP, explain
 from producers.console.status import render, render_watched, summarise, unreachable
 from producers.console.terminal import console, redraw, working
-from tickfleet.chain import read_chain
-from tickfleet.db import describe, initialise, make_engine
-from tickfleet.history import Interval
+from producers.kite_sim import command as kite_sim
+from tickfleet.chain.option_chain import read_chain
+from tickfleet.config.settings import get_settings
 from tickfleet.history.kite_source import HistoryError
-from tickfleet.history.service import HistoryRequest, HistoryService
+from tickfleet.history.service import HistoryRequest
 from tickfleet.instruments import choose_source, refresh_instruments
-from tickfleet.readiness import wait_until_ready
-from tickfleet.services import Services
-from tickfleet.settings import get_settings
+from tickfleet.kite.candles import Interval
+from tickfleet.migrations import initialise
+from tickfleet.runtime.readiness import wait_until_ready
+from tickfleet.storage.sql import describe, make_engine
+from tickfleet.wiring.services import Services
 from workers.app import make_app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
 
@@ -162,7 +163,7 @@ def cmd_history(services: Services, args: argparse.Namespace) -> int:
         args.token, start, end, Interval(args.interval), args.account, args.continuous, args.oi
     )
     try:
-        document = HistoryService.from_services(services).answer(request)
+        document = services.history().answer(request)
     except (HistoryError, ValueError, LookupError) as exc:
         print(f"tickfleet history: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ cd "$TICKFLEET_ROOT"
 
 # Refuse, before anything starts, an environment that opens the API or Flower beyond
 # loopback without a real secret (each refuses again on its own at start-up).
-python -m tickfleet.exposure || exit 2
+python -m tickfleet.config.exposure || exit 2
 tickfleet init-db
 
 flower_auth="none: loopback only"

@@ -19,7 +19,7 @@ from tests.support.instants import FLEET_NOW, offset_to
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, FleetProcess, celery_worker_argv, stream_worker_argv
 from tests.support.redis_server import RedisServer
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 POSTGRES_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 import celeryconfig
-from tickfleet.settings import Settings, get_settings
+from tickfleet.config.settings import Settings, get_settings
 from workers.presence import StreamWorkerPresence
 
 TASK_MODULES = [

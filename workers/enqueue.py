@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from tickfleet import names
+from tickfleet.keyspace.streams import stream_account
+from tickfleet.keyspace.tasks import TASK_RELOAD, TASK_STREAM_ACCOUNT, TASK_STREAM_UNDERLYING
 
 
 class CeleryReloadScheduler:
@@ -17,7 +18,7 @@ class CeleryReloadScheduler:
         self._app = app
 
     def schedule(self, countdown: float) -> None:
-        self._app.send_task(names.TASK_RELOAD, countdown=max(0.0, countdown))
+        self._app.send_task(TASK_RELOAD, countdown=max(0.0, countdown))
 
 
 class CeleryStreamStarter:
@@ -28,8 +29,8 @@ class CeleryStreamStarter:
         self._expires = expires_seconds
 
     def start(self, stream: str) -> None:
-        account = names.stream_account(stream)
+        account = stream_account(stream)
         if account is None:
-            self._app.send_task(names.TASK_STREAM_UNDERLYING, expires=self._expires)
+            self._app.send_task(TASK_STREAM_UNDERLYING, expires=self._expires)
         else:
-            self._app.send_task(names.TASK_STREAM_ACCOUNT, args=[account], expires=self._expires)
+            self._app.send_task(TASK_STREAM_ACCOUNT, args=[account], expires=self._expires)

@@ -5,7 +5,7 @@ workers down or revoke their tasks. This guard runs inside ``celery -A workers f
 however Flower was configured (flags, ``FLOWER_*`` variables, ``flowerconfig.py``):
 Flower imports the app's modules (the ``import_modules`` signal) after it has read its
 options and before it binds its port. There, an unset address becomes 127.0.0.1, and an
-address outside loopback without a real password (``tickfleet.exposure``) ends Flower
+address outside loopback without a real password (``tickfleet.config.exposure``) ends Flower
 with the reason, before anything listens.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import click
 from celery.signals import import_modules
 
-from tickfleet.exposure import flower_refusal
+from tickfleet.config.exposure import flower_refusal
 
 log = logging.getLogger("tickfleet.flower")
 

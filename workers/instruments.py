@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tickfleet import names
 from tickfleet.instruments import choose_source, refresh_instruments
+from tickfleet.keyspace.tasks import TASK_REFRESH_INSTRUMENTS
 from workers.app import app
 from workers.runtime import reload_scheduler, services
 
 
-@app.task(name=names.TASK_REFRESH_INSTRUMENTS, ignore_result=True)
+@app.task(name=TASK_REFRESH_INSTRUMENTS, ignore_result=True)
 def refresh_instruments_task() -> dict[str, Any]:
     """Reload the registry, then request a reload so unlisted or expired tokens drop out."""
     svc = services()

@@ -3,14 +3,14 @@ moving the streams' bars to SQL."""
 
 from __future__ import annotations
 
-from tickfleet import names
+from tickfleet.control.watchdog import watch
 from tickfleet.history.bar_store import BarStore, keep_bars
-from tickfleet.watchdog import watch
+from tickfleet.keyspace.tasks import TASK_EVICT_EXPIRED, TASK_MOVE_BARS, TASK_WATCHDOG
 from workers.app import app
 from workers.runtime import reload_scheduler, services, stream_starter
 
 
-@app.task(name=names.TASK_WATCHDOG, ignore_result=True)
+@app.task(name=TASK_WATCHDOG, ignore_result=True)
 def watchdog() -> list[str]:
     """Start every stream that should run and holds no lease (killed worker: failover)."""
     svc = services()
@@ -18,7 +18,7 @@ def watchdog() -> list[str]:
     return watch(svc.assignments, svc.subscriptions, svc.launcher(stream_starter()), reloads)
 
 
-@app.task(name=names.TASK_EVICT_EXPIRED, ignore_result=True)
+@app.task(name=TASK_EVICT_EXPIRED, ignore_result=True)
 def evict_expired() -> int:
     """Deactivate expired subscriptions, tell streams to forget them, then reassign."""
     svc = services()
@@ -28,7 +28,7 @@ def evict_expired() -> int:
     return len(evicted)
 
 
-@app.task(name=names.TASK_MOVE_BARS, ignore_result=True)
+@app.task(name=TASK_MOVE_BARS, ignore_result=True)
 def move_bars() -> int:
     """The streams' bars from Redis into SQL, and bars past the retention pruned."""
     svc = services()

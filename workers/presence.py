@@ -18,11 +18,13 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from tickfleet import control, names
-from tickfleet.clock import Clock, clock_from_settings
-from tickfleet.connections import fail_fast_client
-from tickfleet.presence import HEARTBEAT_SECONDS, Presence, WorkerRecord
-from tickfleet.settings import get_settings
+from tickfleet.assignment import channel as control
+from tickfleet.config.settings import get_settings
+from tickfleet.control.presence import HEARTBEAT_SECONDS, Presence, WorkerRecord
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.tasks import QUEUE_STREAM
+from tickfleet.runtime.clock import Clock, clock_from_settings
+from tickfleet.runtime.connections import fail_fast_client
 
 log = logging.getLogger("tickfleet.workers")
 
@@ -39,11 +41,11 @@ class StreamWorkerPresence(bootsteps.StartStopStep):  # type: ignore[misc]
         self._clock: Clock | None = None
 
     def start(self, worker: Any) -> None:
-        if names.QUEUE_STREAM not in worker.app.amqp.queues.consume_from:
+        if QUEUE_STREAM not in worker.app.amqp.queues.consume_from:
             return
         settings = get_settings()
         self._client = fail_fast_client(settings.redis_url, settings.redis_socket_timeout)
-        self._presence = Presence(self._client, names.Keys(settings.key_prefix))
+        self._presence = Presence(self._client, Keys(settings.key_prefix))
         self._clock = clock_from_settings(settings)
         now = self._clock.time()
         self._record = WorkerRecord(
@@ -57,7 +59,7 @@ class StreamWorkerPresence(bootsteps.StartStopStep):  # type: ignore[misc]
             return
         if self._timer is not None:
             self._timer.cancel()
-        keys = names.Keys(get_settings().key_prefix)
+        keys = Keys(get_settings().key_prefix)
         shutdown = control.Shutdown(hostname=worker.hostname)
         self._safely("hand over", control.publish, self._client, keys.control_channel, shutdown)
         self._safely("leave", self._presence.leave, self._record, self._now(), "shut down")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from tickfleet.services import Services
-from tickfleet.settings import get_settings
+from tickfleet.config.settings import get_settings
+from tickfleet.wiring.services import Services
 from workers.app import app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
 

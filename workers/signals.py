@@ -18,7 +18,7 @@ from celery.signals import (
     worker_process_shutdown,
 )
 
-from tickfleet.failures import RedisFailureLog, TaskFailure
+from tickfleet.supervision.failures import RedisFailureLog, TaskFailure
 from workers import runtime
 
 log = logging.getLogger("tickfleet.workers")

@@ -12,13 +12,13 @@ import asyncio
 import signal
 from typing import Any
 
-from tickfleet import names
-from tickfleet.accounts import find_account, load_accounts
-from tickfleet.clock import clock_from_settings
-from tickfleet.heap import tune_for_streaming
-from tickfleet.settings import get_settings
-from tickfleet.stream.build import build_account_stream, build_underlying_stream
+from tickfleet.accounts.config import find_account, load_accounts
+from tickfleet.config.settings import get_settings
+from tickfleet.keyspace.tasks import TASK_STREAM_ACCOUNT, TASK_STREAM_UNDERLYING
+from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.runtime.heap import tune_for_streaming
 from tickfleet.stream.runner import StreamRunner
+from tickfleet.wiring.stream import build_account_stream, build_underlying_stream
 from workers.app import app
 
 STREAM_TASK_OPTIONS: dict[str, Any] = {
@@ -42,7 +42,7 @@ def _run(runner: StreamRunner) -> str:
     return asyncio.run(main())
 
 
-@app.task(name=names.TASK_STREAM_ACCOUNT, **STREAM_TASK_OPTIONS)
+@app.task(name=TASK_STREAM_ACCOUNT, **STREAM_TASK_OPTIONS)
 def stream_account(self: Any, account_id: str) -> str:
     settings = get_settings()
     account = find_account(settings, account_id)
@@ -52,7 +52,7 @@ def stream_account(self: Any, account_id: str) -> str:
     return _run(build_account_stream(settings, account, str(self.request.hostname), clock))
 
 
-@app.task(name=names.TASK_STREAM_UNDERLYING, **STREAM_TASK_OPTIONS)
+@app.task(name=TASK_STREAM_UNDERLYING, **STREAM_TASK_OPTIONS)
 def stream_underlying(self: Any) -> str:
     settings = get_settings()
     clock = clock_from_settings(settings)

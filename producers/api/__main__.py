@@ -12,7 +12,7 @@ import sys
 import uvicorn
 
 from producers.api.security import start_refusal
-from tickfleet.settings import get_settings
+from tickfleet.config.settings import get_settings
 
 
 def main() -> int:

@@ -10,9 +10,9 @@ from celery import Celery
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from producers.api.writes import Writes
-from tickfleet.rebalance import Rebalancer
-from tickfleet.reload import ReloadCoordinator
-from tickfleet.services import Services
+from tickfleet.control.rebalance import Rebalancer
+from tickfleet.control.reload import ReloadCoordinator
+from tickfleet.wiring.services import Services
 
 
 async def get_services(request: Request) -> Services:

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tickfleet.db import is_unavailable
+from tickfleet.storage.sql import is_unavailable
 
 log = logging.getLogger("tickfleet.api")
 

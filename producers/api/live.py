@@ -1,4 +1,4 @@
-"""The API process's one tick subscription for live chain pages (``tickfleet.fanout``).
+"""The API process's one tick subscription for live chain pages (``tickfleet.chain.fanout``).
 
 The lifespan owns it: an async Redis client named ``api/chain`` in ``CLIENT LIST``, the
 failure log its failures go to (as ``chain_fanout`` in ``/health`` and
@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from producers.api.public import public_status
-from tickfleet.connections import fail_fast_async_client
-from tickfleet.failures import AsyncFailureLog
-from tickfleet.fanout import FanoutConfig, TickFanout
-from tickfleet.health import health_document
-from tickfleet.reload import ReloadCoordinator
-from tickfleet.services import Services
+from tickfleet.chain.fanout import FanoutConfig, TickFanout
+from tickfleet.control.reload import ReloadCoordinator
+from tickfleet.health.document import health_document
+from tickfleet.runtime.connections import fail_fast_async_client
+from tickfleet.supervision.failures import AsyncFailureLog
 from tickfleet.supervision.monitor import TaskMonitor, process_context
+from tickfleet.wiring.services import Services
 
 FANOUT_TASK = "chain_fanout"
 
@@ -36,7 +36,7 @@ async def open_fanout(
     fanout = TickFanout(
         lambda: fail_fast_async_client(settings.redis_url, timeout, False, "api/chain"),
         services.channels,
-        lambda: public_status(health_document(services, coordinator)),
+        lambda: public_status(health_document(services.health_sources(), coordinator)),
         lambda exc: monitor.report(FANOUT_TASK, exc),
         FanoutConfig(
             frame_seconds=settings.chain_frame_seconds,

@@ -18,11 +18,11 @@ from producers.api.routes import admin, chain, health, history, instruments, sub
 from producers.api.security import LoopbackOrKey, refuse_exposed_start
 from producers.api.writes import Batches, Writes, subscribe_batch
 from tickfleet import __version__
-from tickfleet.connections import fail_fast_client
-from tickfleet.db import DatabaseNotReadyError, describe
-from tickfleet.heap import freeze_startup
-from tickfleet.services import Services
-from tickfleet.settings import Settings, get_settings
+from tickfleet.config.settings import Settings, get_settings
+from tickfleet.runtime.connections import fail_fast_client
+from tickfleet.runtime.heap import freeze_startup
+from tickfleet.storage.sql import DatabaseNotReadyError, describe
+from tickfleet.wiring.services import Services
 from workers.app import make_app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
 

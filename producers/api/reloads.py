@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from producers.api.schemas import ReloadInfo
-from tickfleet.reload import ReloadCoordinator
+from tickfleet.control.reload import ReloadCoordinator
 
 log = logging.getLogger("tickfleet.api")
 

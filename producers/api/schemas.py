@@ -12,8 +12,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from tickfleet.events import Listed
-from tickfleet.subscriptions import Mode, Status, Subscription, SubscriptionRequest
+from tickfleet.subscriptions.events import Listed
+from tickfleet.subscriptions.store import Mode, Status, Subscription, SubscriptionRequest
 
 
 class SubscriptionIn(BaseModel):

@@ -16,9 +16,9 @@ import logging
 
 from fastapi import Depends, HTTPException, Request, status
 
-from tickfleet.exposure import api_refusal, is_loopback, weak_secret
-from tickfleet.services import Services
-from tickfleet.settings import Settings
+from tickfleet.config.exposure import api_refusal, is_loopback, weak_secret
+from tickfleet.config.settings import Settings
+from tickfleet.wiring.services import Services
 
 log = logging.getLogger("tickfleet.api")
 

@@ -26,11 +26,11 @@ import redis
 
 from producers.api.reloads import request_reload
 from producers.api.schemas import ReloadInfo
-from tickfleet.admission import Rejection
-from tickfleet.desk import Subscribed
-from tickfleet.reload import ReloadCoordinator
-from tickfleet.services import Services
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.control.reload import ReloadCoordinator
+from tickfleet.subscriptions.admission import Rejection
+from tickfleet.subscriptions.desk import Subscribed
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item

@@ -1,6 +1,6 @@
-"""``tickfleet chain``: the option chain of one expiry in the terminal (``tickfleet.chain``
-reads it). Calls on the left, puts on the right, the strike between them, as traders read
-a chain.
+"""``tickfleet chain``: the option chain of one expiry in the terminal
+(``tickfleet.chain.option_chain`` reads it). Calls on the left, puts on the right, the
+strike between them, as traders read a chain.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from tickfleet.chain import Chain, Tick, change
+from tickfleet.chain.option_chain import Chain, Tick, change
 
 _SIDE = ("last", "chg", "OI", "IV %", "delta")
 

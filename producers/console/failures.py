@@ -24,11 +24,11 @@ from sqlalchemy import exc as sa_exc
 
 from producers.api_client import ApiError
 from producers.console.contracts import SelectionError
-from tickfleet.accounts import AccountConfigError
-from tickfleet.db import DatabaseNotReadyError, is_unavailable
+from tickfleet.accounts.config import AccountConfigError
+from tickfleet.control.rebalance import RefusedReloadError
+from tickfleet.control.reload import ReloadBusyError
 from tickfleet.instruments import InstrumentError
-from tickfleet.rebalance import RefusedReloadError
-from tickfleet.reload import ReloadBusyError
+from tickfleet.storage.sql import DatabaseNotReadyError, is_unavailable
 
 FAILED: Final = 1
 SETUP: Final = 2

@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from tests.support.polling import await_until
 from tests.support.redis_server import RedisServer
-from tickfleet.fanout import FanoutConfig, Frame, TickFanout
-from tickfleet.names import Channels
+from tickfleet.chain.fanout import FanoutConfig, Frame, TickFanout
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -26,16 +26,16 @@ import httpx
 import pytest
 import redis
 
+from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
-from tests.support.kite_server import KiteServer
 from tests.support.polling import wait_until
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, FleetProcess
 from tests.support.redis_server import RedisServer
 from tests.support.seed import seed_universe
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.universe import INDEX_TOKEN
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
+from tickfleet.keyspace.keys import Keys
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from tests.support.runs import PUBLISHES_KEY, RUNS_KEY
-from tickfleet.rebalance import Rebalancer
+from tickfleet.control.rebalance import Rebalancer
 from tickfleet.stream.publisher import PendingTick, TickPublisher
 from workers import app
 

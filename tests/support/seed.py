@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from tickfleet.clock import clock_from_settings
-from tickfleet.db import initialise, make_engine
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument, OfflineUniverseSource, UniverseSpec
 from tickfleet.market.hours import MarketHours
-from tickfleet.services import Services
-from tickfleet.settings import Settings
+from tickfleet.migrations import initialise
+from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.storage.sql import make_engine
+from tickfleet.wiring.services import Services
 
 
 def now_of(settings: Settings) -> datetime:

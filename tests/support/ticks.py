@@ -12,7 +12,7 @@ import orjson
 import redis
 
 from tests.support.polling import wait_until
-from tickfleet.names import Channels
+from tickfleet.ticks.channels import Channels
 
 
 @dataclass

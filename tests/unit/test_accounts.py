@@ -3,13 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from tickfleet.accounts import (
+from tickfleet.accounts.config import (
     SIMULATED_ACCOUNT_ID,
     AccountConfigError,
     index_account,
     load_accounts,
 )
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 
 def test_no_configuration_means_one_simulated_account() -> None:

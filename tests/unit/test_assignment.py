@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from tickfleet.accounts import Account
-from tickfleet.assignment import Assignment, Demand, Placement, assign
+from tickfleet.accounts.config import Account
+from tickfleet.assignment.plan import Assignment, Demand, Placement, assign
 
 
 def acct(name: str, connections: int = 3) -> Account:

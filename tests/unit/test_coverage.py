@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from tests.support.instants import ist
-from tickfleet.assignment import Assignment, Placement
-from tickfleet.coverage import Grace, coverage
+from tickfleet.assignment.plan import Assignment, Placement
+from tickfleet.health.coverage import Grace, coverage
 from tickfleet.market.hours import MarketHours
-from tickfleet.subscriptions import Mode, Status, Subscription
+from tickfleet.subscriptions.store import Mode, Status, Subscription
 
 NOW = ist(2026, 6, 10, 11, 0)
 GRACE = Grace(pending=10.0, expired=300.0)

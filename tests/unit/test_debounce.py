@@ -1,6 +1,6 @@
 import pytest
 
-from tickfleet.debounce import ReloadTiming
+from tickfleet.control.debounce import ReloadTiming
 
 T = ReloadTiming(debounce=1.0, max_wait=5.0, min_interval=5.0)
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from producers.api.public import public_health, public_line
-from tickfleet.exposure import (
+from tickfleet.config.exposure import (
     MIN_SECRET_CHARS,
     api_refusal,
     flower_refusal,

@@ -1,4 +1,4 @@
-from tickfleet.lease import Holding
+from tickfleet.runtime.lease import Holding
 
 
 def test_a_refused_renewal_loses_the_lease_at_once() -> None:

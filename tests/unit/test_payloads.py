@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tickfleet.instruments import Instrument
-from tickfleet.payloads import (
+from tickfleet.ticks.payloads import (
     Depth,
     IndexQuote,
     OptionPayload,

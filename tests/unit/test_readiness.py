@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from tickfleet.readiness import wait_until_ready
+from tickfleet.runtime.readiness import wait_until_ready
 
 
 def test_waits_through_failures_then_succeeds(caplog: pytest.LogCaptureFixture) -> None:

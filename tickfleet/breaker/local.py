@@ -22,8 +22,8 @@ from tickfleet.breaker.state import (
     Source,
     Transition,
 )
-from tickfleet.clock import Clock, SystemClock
-from tickfleet.metrics import Metrics
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.runtime.clock import Clock, SystemClock
 
 logger = logging.getLogger("tickfleet.breaker")
 

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from tickfleet.breaker.state import BreakerConfig, CircuitState, Source, Transition
-from tickfleet.clock import Clock
+from tickfleet.runtime.clock import Clock
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 

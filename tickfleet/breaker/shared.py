@@ -23,10 +23,10 @@ import redis.asyncio as aioredis
 from tickfleet.breaker.local import LocalBreaker
 from tickfleet.breaker.machine import Report, StoreView
 from tickfleet.breaker.state import BreakerConfig, CircuitState
-from tickfleet.clock import Clock
-from tickfleet.lease import new_owner
-from tickfleet.metrics import Metrics
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.runtime.clock import Clock
+from tickfleet.runtime.lease import new_owner
 
 logger = logging.getLogger("tickfleet.breaker")
 
@@ -239,10 +239,10 @@ class SharedBreaker(LocalBreaker):
     """A breaker shared by every worker that names the same breaker under the same prefix.
 
     ``client`` is the caller's (it opens and closes it) and should fail fast
-    (``tickfleet.connections.fail_fast_async_client``); ``None`` means no store is configured
-    and the breaker stays local. Await ``sync_once`` before publishing so a reachable store
-    is followed from the first call, then run ``run`` as a task until the stream ends. A
-    breaker belongs to one event loop.
+    (``tickfleet.runtime.connections.fail_fast_async_client``); ``None`` means no store is
+    configured and the breaker stays local. Await ``sync_once`` before publishing so a
+    reachable store is followed from the first call, then run ``run`` as a task until the
+    stream ends. A breaker belongs to one event loop.
     """
 
     def __init__(

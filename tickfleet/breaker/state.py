@@ -8,7 +8,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
 
 if TYPE_CHECKING:
-    from tickfleet.settings import Settings
+    from tickfleet.config.settings import Settings
 
 
 class CircuitState(IntEnum):

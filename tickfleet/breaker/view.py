@@ -15,7 +15,7 @@ import redis
 
 from tickfleet.breaker.shared import as_text
 from tickfleet.breaker.state import BreakerConfig, BreakerSnapshot, CircuitState
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
 
 
 def read_shared(

@@ -1,27 +1,4 @@
-"""Historical candles: their intervals and Kite's limits, Kite's historical API through
-the fleet's accounts (``kite_source``), and the fleet-wide rate limit it keeps
-(``ratelimit``).
-
-Only the pure values are re-exported here: ``tickfleet.kite.rest`` reads candles, and
-``kite_source`` reads ``tickfleet.kite.rest``.
-"""
-
-from tickfleet.history.candles import (
-    KITE_TIMEZONE,
-    Candle,
-    CandleError,
-    CandleQuery,
-    Interval,
-    RangeError,
-    RangeTooLargeError,
-)
-
-__all__ = [
-    "KITE_TIMEZONE",
-    "Candle",
-    "CandleError",
-    "CandleQuery",
-    "Interval",
-    "RangeError",
-    "RangeTooLargeError",
-]
+"""History: one-minute bars from the fleet's own ticks and their SQL store, Kite's
+historical candles through the fleet's accounts (``kite_source``) behind the fleet-wide
+rate limit and cache (``ratelimit``), and the service that merges both (``service``).
+Candles and their limits are Kite's notions: ``tickfleet.kite.candles``."""

@@ -21,7 +21,6 @@ from sqlalchemy import BigInteger, Boolean, Float, Index, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from tickfleet.db import Base, SessionFactory, transaction
 from tickfleet.history.bars import (
     CLOSE,
     FIRST_TS,
@@ -39,7 +38,8 @@ from tickfleet.history.bars import (
     collapse,
     merge,
 )
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
+from tickfleet.storage.sql import Base, SessionFactory, transaction
 
 log = logging.getLogger("tickfleet.history")
 

@@ -26,19 +26,19 @@ import orjson
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_none
 
-from tickfleet.accounts import Account, load_accounts
-from tickfleet.clock import Clock, clock_from_settings
-from tickfleet.history.candles import Candle, CandleError, CandleQuery
+from tickfleet.accounts.access_tokens import Credentials, rest_credentials
+from tickfleet.accounts.config import Account, load_accounts
+from tickfleet.config.settings import Settings
 from tickfleet.history.ratelimit import RateLimiter, RateLimitTimeoutError
+from tickfleet.keyspace.keys import Keys
+from tickfleet.kite.candles import Candle, CandleError, CandleQuery
 from tickfleet.kite.rest import (
     KiteRestClient,
     KiteRestError,
     KiteSessionRefused,
     KiteUnavailable,
 )
-from tickfleet.names import Keys
-from tickfleet.sessions import Credentials, rest_credentials
-from tickfleet.settings import Settings
+from tickfleet.runtime.clock import Clock, clock_from_settings
 
 log = logging.getLogger(__name__)
 

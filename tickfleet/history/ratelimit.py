@@ -20,7 +20,7 @@ from typing import Final
 
 import redis
 
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
 
 DEFAULT_GUARD: Final = 0.1
 """Seconds added to the window: more than loopback or a LAN's jitter."""

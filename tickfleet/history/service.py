@@ -26,16 +26,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from tickfleet.accounts import Account
+from tickfleet.accounts.config import Account
 from tickfleet.history.bar_store import Bar, BarStore
-from tickfleet.history.candles import Candle, CandleQuery, Interval, RangeError
-from tickfleet.history.kite_source import History, HistoryError, KiteSource, KiteUnavailableError
+from tickfleet.history.kite_source import History, HistoryError, KiteUnavailableError
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.universe import INDEX_TOKEN
+from tickfleet.kite.candles import Candle, CandleQuery, Interval, RangeError
 from tickfleet.market.enrichment import enrich
 from tickfleet.market.expiry import SECONDS_PER_YEAR
 from tickfleet.market.hours import MarketHours
-from tickfleet.services import Services
 
 _OPTION_TYPES: Final = ("CE", "PE")
 _GREEKS: Final = ("iv", "delta", "gamma", "theta", "vega")
@@ -89,20 +88,6 @@ class HistoryService:
         self._tz = ZoneInfo(hours.tz)
         self._bar = bar_seconds
         self._rate = rate
-
-    @classmethod
-    def from_services(cls, services: Services) -> HistoryService:
-        """What an API process or the command line asks through: its registry, database,
-        Redis (Kite's rate limit and cache) and accounts."""
-        settings = services.settings
-        kite = KiteSource.from_settings(settings, services.redis)
-        sources = HistorySources(
-            services.registry.get, BarStore(services.sessions), kite.fetch,
-            lambda: services.accounts,
-        )  # fmt: skip
-        return cls(
-            sources, services.hours, settings.history_bar_seconds, settings.mock_risk_free_rate
-        )
 
     def answer(self, request: HistoryRequest) -> dict[str, Any]:
         """The predecessor's document: raises HistoryRequestError (400),

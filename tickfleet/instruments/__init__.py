@@ -1,6 +1,6 @@
 """The instrument registry: what the fleet can subscribe to, and where that list comes from.
 
-Importing the package registers the ``instruments`` table on ``tickfleet.db.Base``.
+Importing the package registers the ``instruments`` table on ``tickfleet.storage.sql.Base``.
 """
 
 from tickfleet.instruments.csv_dump import parse_dump, read_dump, write_dump
@@ -21,12 +21,6 @@ from tickfleet.instruments.source import (
     select_underlyings,
 )
 from tickfleet.instruments.table import InstrumentRow
-from tickfleet.instruments.tokens import (
-    encode_token,
-    exchange_token_of,
-    segment_id_for,
-    segment_id_of,
-)
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
 
 __all__ = [
@@ -44,14 +38,10 @@ __all__ = [
     "UniverseSpec",
     "choose_source",
     "derive_underlying",
-    "encode_token",
-    "exchange_token_of",
     "generate_universe",
     "parse_dump",
     "read_dump",
     "refresh_instruments",
-    "segment_id_for",
-    "segment_id_of",
     "select_underlyings",
     "write_dump",
 ]

@@ -7,10 +7,10 @@ reload's validity checks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -26,14 +26,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from tickfleet.db import SessionFactory, transaction
 from tickfleet.instruments.model import Instrument
 from tickfleet.instruments.table import InstrumentRow, instrument_columns, row_values
+from tickfleet.storage.sql import SessionFactory, transaction
 
 # Stays below SQLite's bound-parameter limit for IN lists and keeps statements small.
 CHUNK_SIZE = 500
 
 _T = TypeVar("_T")
+
+
+class Registry(Protocol):
+    """The part of the instrument registry that a reload and an admission read (the tests
+    hand in small in-memory ones)."""
+
+    def get_many(self, tokens: Collection[int]) -> Mapping[int, Instrument]: ...
+
+    def count(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

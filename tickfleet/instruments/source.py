@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from tickfleet.accounts.access_tokens import Credentials
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.csv_dump import parse_dump, read_dump
 from tickfleet.instruments.errors import InstrumentDumpError, InstrumentSourceError
 from tickfleet.instruments.model import DERIVATIVE_TYPES, Instrument
@@ -22,8 +24,6 @@ from tickfleet.kite.rest import (
     KiteSessionRefused,
     KiteUnavailable,
 )
-from tickfleet.sessions import Credentials
-from tickfleet.settings import Settings
 
 FLEET_UNDERLYINGS = ("NIFTY",)
 KITE_DERIVATIVES_EXCHANGE = "NFO"

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, DateTime, Double, Index, Integer, String
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 
-from tickfleet.db import Base
 from tickfleet.instruments.model import INSTRUMENT_FIELDS, Instrument
+from tickfleet.storage.sql import Base
 
 
 class InstrumentRow(Base):

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.expiry_calendar import (
     is_monthly_expiry,
     monthly_expiries,
@@ -32,9 +33,8 @@ from tickfleet.instruments.expiry_calendar import (
 )
 from tickfleet.instruments.model import Instrument
 from tickfleet.instruments.symbols import monthly_option_symbol, weekly_option_symbol
-from tickfleet.instruments.tokens import SEGMENT_IDS, encode_token
+from tickfleet.kite.tokens import SEGMENT_IDS, encode_token
 from tickfleet.market.calendar import WEEKDAYS_ONLY, TradingCalendar, load_calendar
-from tickfleet.settings import Settings
 
 UNDERLYING = "NIFTY"
 INDEX_TOKEN = 256265

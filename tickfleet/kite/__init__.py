@@ -26,7 +26,7 @@ from tickfleet.kite.packets import (
     parse_frame,
     price_divisor,
 )
-from tickfleet.payloads import Depth, DepthLevel
+from tickfleet.ticks.payloads import Depth, DepthLevel
 
 __all__ = [
     "HEARTBEAT",

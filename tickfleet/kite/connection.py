@@ -31,7 +31,6 @@ from tenacity.wait import wait_random_exponential
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from tickfleet.clock import Clock
 from tickfleet.kite.messages import (
     ErrorMessage,
     RedactingLogger,
@@ -44,7 +43,8 @@ from tickfleet.kite.messages import (
     unsubscribe,
 )
 from tickfleet.kite.packets import Tick, TickMode, parse_frame
-from tickfleet.metrics import Metrics
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.runtime.clock import Clock
 from tickfleet.supervision.cancel import cancel_and_wait
 
 log = logging.getLogger("tickfleet.kite")

@@ -13,7 +13,6 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from tickfleet.instruments.tokens import SEGMENT_IDS
 from tickfleet.kite.packets import (
     FULL_PACKET,
     INDEX_FULL_PACKET,
@@ -23,6 +22,7 @@ from tickfleet.kite.packets import (
     Tick,
     price_divisor,
 )
+from tickfleet.kite.tokens import SEGMENT_IDS
 
 HEARTBEAT: Final = b"\x00"
 """What Kite sends when it has nothing to stream: one byte."""

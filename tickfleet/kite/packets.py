@@ -29,8 +29,8 @@ from typing import Final, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from tickfleet.instruments.tokens import SEGMENT_IDS
-from tickfleet.payloads import Depth
+from tickfleet.kite.tokens import SEGMENT_IDS
+from tickfleet.ticks.payloads import Depth
 
 TickMode = Literal["ltp", "quote", "full"]
 

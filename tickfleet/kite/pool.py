@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
-from tickfleet.clock import Clock
 from tickfleet.kite.connection import (
     ConnectionConfig,
     ConnectionStatus,
@@ -22,7 +21,8 @@ from tickfleet.kite.connection import (
     TickHandler,
 )
 from tickfleet.kite.packets import TickMode
-from tickfleet.metrics import Metrics
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.runtime.clock import Clock
 from tickfleet.supervision.cancel import cancel_and_wait
 
 log = logging.getLogger("tickfleet.kite")

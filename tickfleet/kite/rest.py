@@ -32,8 +32,8 @@ from kiteconnect.exceptions import KiteException, TokenException
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
-from tickfleet.history.candles import KITE_TIMEZONE, Candle, CandleError, CandleQuery
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.kite.candles import KITE_TIMEZONE, Candle, CandleError, CandleQuery
 
 KITE_API_URL: Final = "https://api.kite.trade"
 DEFAULT_TIMEOUT: Final = 30.0

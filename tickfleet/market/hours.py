@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from tickfleet.market.calendar import WEEKDAYS_ONLY, TradingCalendar, load_calendar
 
 if TYPE_CHECKING:
-    from tickfleet.settings import FeedMode, Settings
+    from tickfleet.config.settings import FeedMode, Settings
 
 StreamMode = Literal["live", "mock", "idle"]
 

@@ -35,9 +35,9 @@ from tickfleet.market.layout import ChainLayout, FloatArray, IntArray
 from tickfleet.market.smile import SmileSpec, smile_iv
 
 if TYPE_CHECKING:
+    from tickfleet.config.settings import Settings
     from tickfleet.market.snapshot import MockUnderlyingSnapshot
-    from tickfleet.metrics import Labels, Metrics
-    from tickfleet.settings import Settings
+    from tickfleet.metrics.catalog import Labels, Metrics
 
 __all__ = ["ChainSpec", "MockOptionBook", "MockOptionSnapshot", "OptionContract", "round_to_tick"]
 

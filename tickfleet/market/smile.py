@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
-    from tickfleet.settings import Settings
+    from tickfleet.config.settings import Settings
 
 FloatArray = NDArray[np.float64]
 

@@ -21,7 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 
 if TYPE_CHECKING:
-    from tickfleet.settings import Settings
+    from tickfleet.config.settings import Settings
 
 # Annualised volatility is quoted over trading time: ~252 sessions of 6h15m. Scaling
 # each tick to that clock makes a simulated second move the index like a real one does.

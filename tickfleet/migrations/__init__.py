@@ -8,15 +8,17 @@ repository (no ``alembic.ini``: the configuration is built here, on the fleet's 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, MetaData, inspect
 
-from tickfleet import instruments, subscriptions  # noqa: F401 - they register their tables
-from tickfleet.db import Base, MetaRow
+from tickfleet import instruments  # noqa: F401 - they register their tables
 from tickfleet.history import bar_store  # noqa: F401 - it registers its table
+from tickfleet.storage.sql import Base, MetaRow, stamp
+from tickfleet.subscriptions import store as subscriptions  # noqa: F401
 
 SCRIPTS = Path(__file__).parent
 # The schema ``create_all`` made before there were migrations (tickfleet 0.3.0 and older).
@@ -52,3 +54,11 @@ def upgrade(engine: Engine) -> None:
         if predates_migrations(connection):
             command.stamp(config, BASELINE)
         command.upgrade(config, "head")
+
+
+def initialise(engine: Engine, now: datetime) -> str:
+    """Migrate the schema to the newest revision and stamp the database once; returns its
+    id (kept on re-runs). Here, not beside the engine: migrating needs every model, and
+    the models need the engine's module."""
+    upgrade(engine)
+    return stamp(engine, now)

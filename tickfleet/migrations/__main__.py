@@ -16,8 +16,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tickfleet.db import make_engine
 from tickfleet.migrations import alembic_config
+from tickfleet.storage.sql import make_engine
 
 
 def _format_hooks(config: Config) -> None:

@@ -17,8 +17,8 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-from tickfleet import control
-from tickfleet.assignment import Assignment
+from tickfleet.assignment import channel as control
+from tickfleet.assignment.plan import Assignment
 from tickfleet.stream.feed import Feed
 from tickfleet.stream.status import StreamStatus
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
-from tickfleet.assignment import Assignment
+from tickfleet.assignment.plan import Assignment
 from tickfleet.market.hours import StreamMode
 from tickfleet.stream.status import StreamStatus
 from tickfleet.supervision.cancel import cancel_and_wait

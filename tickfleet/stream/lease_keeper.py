@@ -18,8 +18,8 @@ import os
 
 import redis
 
-from tickfleet.clock import Clock
-from tickfleet.lease import AsyncLease, Holding
+from tickfleet.runtime.clock import Clock
+from tickfleet.runtime.lease import AsyncLease, Holding
 
 log = logging.getLogger("tickfleet.stream")
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from tickfleet.history.bars import BarBuilder
 from tickfleet.market.options import ChainArrays
-from tickfleet.names import Channels
 from tickfleet.stream.publisher import TickPublisher
+from tickfleet.ticks.channels import Channels
 
 
 class Outlet:

@@ -26,7 +26,7 @@ import redis
 import redis.asyncio as aioredis
 
 from tickfleet.breaker import Breaker, CircuitState, Source
-from tickfleet.metrics import Metrics
+from tickfleet.metrics.catalog import Metrics
 from tickfleet.stream.packed import PackedScript
 
 log = logging.getLogger("tickfleet.publisher")

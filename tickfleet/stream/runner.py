@@ -31,16 +31,17 @@ from dataclasses import dataclass
 
 import redis
 
-from tickfleet import control
+from tickfleet.assignment import channel as control
 from tickfleet.breaker import BreakerConfig, SharedBreaker
-from tickfleet.clock import Clock
-from tickfleet.connections import RedisRoles, StreamClients, stream_clients
-from tickfleet.failures import AsyncFailureLog, TaskFailure
 from tickfleet.history.bars import BarBuilder, BarFlusher
-from tickfleet.lease import AsyncLease, new_owner
-from tickfleet.metrics import AsyncMetricsFlusher, Metrics, MetricsBuffer
-from tickfleet.names import PUBLISH_BREAKER, Channels, Keys
-from tickfleet.readiness import wait_until_ready_async
+from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.metrics.flush import AsyncMetricsFlusher
+from tickfleet.runtime.clock import Clock
+from tickfleet.runtime.connections import RedisRoles, StreamClients, stream_clients
+from tickfleet.runtime.lease import AsyncLease, new_owner
+from tickfleet.runtime.readiness import wait_until_ready_async
 from tickfleet.stream.control_listener import AssignmentFollower, ControlListener
 from tickfleet.stream.feed import Feed
 from tickfleet.stream.lease_keeper import LeaseKeeper
@@ -55,6 +56,8 @@ from tickfleet.supervision import (
     TaskMonitor,
     process_context,
 )
+from tickfleet.supervision.failures import AsyncFailureLog, TaskFailure
+from tickfleet.ticks.channels import Channels
 
 log = logging.getLogger("tickfleet.stream")
 

@@ -10,8 +10,8 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
+from tickfleet.keyspace.keys import Keys
 from tickfleet.kite.connection import ConnectionStatus
-from tickfleet.names import Keys
 
 STATUS_TTL_SECONDS = 30
 

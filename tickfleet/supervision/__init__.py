@@ -2,7 +2,7 @@
 
 ``TaskMonitor.create_monitored_task(coro, task_name, on_error=None)`` keeps the
 predecessor's signature; ``Supervisor`` adds restart policies on top. Failure records
-live in ``tickfleet.failures``.
+live in ``tickfleet.supervision.failures``.
 """
 
 from tickfleet.supervision.monitor import LOOP_TASK, OnError, TaskMonitor, process_context

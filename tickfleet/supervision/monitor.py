@@ -25,9 +25,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-from tickfleet.clock import Clock
-from tickfleet.failures import FailureSink, TaskFailure
-from tickfleet.metrics import Metrics
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.runtime.clock import Clock
+from tickfleet.supervision.failures import FailureSink, TaskFailure
 
 T = TypeVar("T")
 OnError = Callable[[Exception, TaskFailure], Awaitable[None] | None]

@@ -17,8 +17,8 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tickfleet.failures import TaskFailure
 from tickfleet.supervision.cancel import cancel_and_wait
+from tickfleet.supervision.failures import TaskFailure
 from tickfleet.supervision.monitor import OnError, TaskMonitor
 from tickfleet.supervision.policy import RestartBudget, RestartPolicy, Rng
 

@@ -16,10 +16,10 @@ from producers.api.schemas import (
     ReloadRequested,
     TaskQueued,
 )
-from tickfleet import names
-from tickfleet.accounts import find_account
-from tickfleet.reload import ReloadBusyError
-from tickfleet.sessions import Credentials, TokenAlreadyRefusedError, post_token
+from tickfleet.accounts.access_tokens import Credentials, TokenAlreadyRefusedError, post_token
+from tickfleet.accounts.config import find_account
+from tickfleet.control.reload import ReloadBusyError
+from tickfleet.keyspace.tasks import TASK_REFRESH_INSTRUMENTS
 
 # Every admin action goes through Redis (the reload state, the broker, the token store):
 # with Redis gone it answers 503 at once, before anything changed.
@@ -60,8 +60,8 @@ def reload(
     responses=declared(401),
 )
 def instrument_refresh(celery: CeleryDep) -> TaskQueued:
-    result = celery.send_task(names.TASK_REFRESH_INSTRUMENTS)
-    return TaskQueued(task_id=result.id, task=names.TASK_REFRESH_INSTRUMENTS)
+    result = celery.send_task(TASK_REFRESH_INSTRUMENTS)
+    return TaskQueued(task_id=result.id, task=TASK_REFRESH_INSTRUMENTS)
 
 
 @router.post(

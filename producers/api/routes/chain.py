@@ -21,9 +21,9 @@ from sse_starlette import EventSourceResponse
 
 from producers.api.deps import CoordinatorDep, ServicesDep
 from producers.api.public import public_status
-from tickfleet.chain import cells, chain_document, read_chain, underlying_cells
-from tickfleet.fanout import Frame, TickFanout
-from tickfleet.health import health_document
+from tickfleet.chain.fanout import Frame, TickFanout
+from tickfleet.chain.option_chain import cells, chain_document, read_chain, underlying_cells
+from tickfleet.health.document import health_document
 
 router = APIRouter(tags=["chain"])
 PING_SECONDS = 15  # a comment line this often keeps proxies from closing a quiet stream
@@ -57,7 +57,7 @@ def chain_data(
     chain = read_chain(services.redis, services.channels, _iso(expiry))
     known = fanout.status
     if known is None:
-        known = public_status(health_document(services, coordinator))
+        known = public_status(health_document(services.health_sources(), coordinator))
     return {**chain_document(chain), "status": known}
 
 

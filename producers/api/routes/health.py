@@ -16,16 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from producers.api.deps import ApiKey, Authorised, CoordinatorDep, ServicesDep
 from producers.api.public import public_health
-from tickfleet.health import (
-    CoverageCollector,
-    KiteCollector,
-    StreamCollector,
+from tickfleet.health.collectors import CoverageCollector, KiteCollector, StreamCollector
+from tickfleet.health.document import (
     current_coverage,
     current_streams,
     health_document,
     kite_sessions,
 )
-from tickfleet.metrics import FleetCollector
+from tickfleet.metrics.fleet import FleetCollector
 
 router = APIRouter(tags=["health"])
 
@@ -34,7 +32,7 @@ router = APIRouter(tags=["health"])
 def health(
     services: ServicesDep, coordinator: CoordinatorDep, authorised: Authorised
 ) -> JSONResponse:
-    doc = health_document(services, coordinator)
+    doc = health_document(services.health_sources(), coordinator)
     body = doc if authorised else public_health(doc)
     return JSONResponse(body, status_code=503 if doc["status"] == "down" else 200)
 
@@ -43,8 +41,9 @@ def health(
 def metrics(services: ServicesDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(services.redis, services.settings.key_prefix))
-    registry.register(CoverageCollector(lambda: current_coverage(services)))
-    streams = cache(lambda: current_streams(services))  # one read for both collectors
-    registry.register(KiteCollector(lambda: kite_sessions(services), streams))
+    sources = services.health_sources()
+    registry.register(CoverageCollector(lambda: current_coverage(sources)))
+    streams = cache(lambda: current_streams(sources))  # one read for both collectors
+    registry.register(KiteCollector(lambda: kite_sessions(sources), streams))
     registry.register(StreamCollector(streams))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, status
 
 from producers.api.deps import ServicesDep
-from tickfleet.history.candles import Interval, RangeTooLargeError
 from tickfleet.history.kite_source import (
     KiteRejectedError,
     KiteUnavailableError,
@@ -22,9 +21,9 @@ from tickfleet.history.kite_source import (
 from tickfleet.history.service import (
     HistoryRequest,
     HistoryRequestError,
-    HistoryService,
     UnknownInstrumentError,
 )
+from tickfleet.kite.candles import Interval, RangeTooLargeError
 
 router = APIRouter(tags=["history"])
 _ZONED = "ISO 8601; naive means the market's timezone"
@@ -65,7 +64,7 @@ def history(
         oi,
     )
     try:
-        return HistoryService.from_services(services).answer(request)
+        return services.history().answer(request)
     except tuple(_ERRORS) as exc:
         code = next(code for kind, code in _ERRORS.items() if isinstance(exc, kind))
         raise HTTPException(code, str(exc)) from None

@@ -30,11 +30,11 @@ from producers.api.schemas import (
     record_fields,
 )
 from producers.api.writes import Subscribes
-from tickfleet.admission import Rejection
+from tickfleet.control.reload import ReloadCoordinator
 from tickfleet.instruments import Instrument
-from tickfleet.reload import ReloadCoordinator
-from tickfleet.services import Services
-from tickfleet.subscriptions import Status, Subscription
+from tickfleet.subscriptions.admission import Rejection
+from tickfleet.subscriptions.store import Status, Subscription
+from tickfleet.wiring.services import Services
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 

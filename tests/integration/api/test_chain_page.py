@@ -21,9 +21,9 @@ from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
-from tickfleet.names import Channels
-from tickfleet.settings import Settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(150)
 

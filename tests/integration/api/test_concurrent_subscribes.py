@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Fleet
 from tests.support.seed import seed_universe
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 

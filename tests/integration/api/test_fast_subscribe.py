@@ -24,7 +24,7 @@ from producers.api import create_app
 from producers.api.errors import Receive, Scope, Send
 from producers.api.fast_subscribe import HANDED_ON
 from tests.support.seed import expired_option, seed_universe
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 PLAIN = "application/json"

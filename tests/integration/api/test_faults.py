@@ -24,8 +24,8 @@ from tests.conftest import Fleet
 from tests.support.proxy import StallingProxy
 from tests.support.redis_server import RedisServer
 from tests.support.seed import seed_universe
-from tickfleet.db import make_engine, sqlite_path
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.storage.sql import make_engine, sqlite_path
 
 pytestmark = pytest.mark.timeout(120)
 

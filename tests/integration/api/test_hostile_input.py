@@ -22,7 +22,7 @@ from producers.api import create_app
 from producers.api.errors import MAX_ERRORS, MAX_INPUT_CHARS
 from tests.conftest import Fleet
 from tests.support.seed import seed_universe
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 

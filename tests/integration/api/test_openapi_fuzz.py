@@ -19,7 +19,7 @@ from schemathesis.engine import Status, events, from_schema
 
 from tests.conftest import Fleet
 from tests.support.seed import seed_universe
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)
 

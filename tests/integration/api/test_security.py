@@ -22,9 +22,9 @@ import redis
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, FleetProcess
 from tests.support.seed import init_database
-from tickfleet.failures import RedisFailureLog, TaskFailure
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace.keys import Keys
+from tickfleet.supervision.failures import RedisFailureLog, TaskFailure
 
 pytestmark = pytest.mark.timeout(120)
 

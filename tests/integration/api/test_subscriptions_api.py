@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from producers.api import create_app
 from tests.support.seed import expired_option, init_database, seed_universe
-from tickfleet.db import DatabaseNotReadyError
-from tickfleet.names import Channels
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.storage.sql import DatabaseNotReadyError
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -27,7 +27,7 @@ from tests.conftest import Fleet
 from tests.integration.beat.slot_app import PERIOD_ENV, RUNS_KEY, SENDS_KEY
 from tests.support.polling import wait_until
 from tests.support.redis_server import RedisServer
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
 

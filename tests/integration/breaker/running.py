@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from tickfleet.breaker import BreakerConfig, SharedBreaker
-from tickfleet.connections import fail_fast_async_client
+from tickfleet.runtime.connections import fail_fast_async_client
 
 NAME = "publish"
 

@@ -18,7 +18,7 @@ from tests.integration.breaker.running import (
 )
 from tests.support.polling import await_until
 from tickfleet.breaker import BreakerConfig, CircuitState, SharedBreaker
-from tickfleet.metrics import MetricsBuffer
+from tickfleet.metrics.buffer import MetricsBuffer
 
 pytestmark = pytest.mark.timeout(60)
 

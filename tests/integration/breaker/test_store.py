@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from tickfleet.breaker import BreakerConfig, CircuitState
 from tickfleet.breaker.machine import Claim, Report, StoreView
 from tickfleet.breaker.shared import BreakerStore
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from producers.kite_sim.local_rest import KiteRestServer
 from tests.support.ports import free_port
 from tests.support.processes import BIN, ROOT
 from tests.support.seed import init_database, now_of
-from tickfleet.db import database_id, make_engine
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import OfflineUniverseSource, UniverseSpec
-from tickfleet.kite.local_rest import KiteRestServer
-from tickfleet.services import Services
-from tickfleet.settings import Settings
+from tickfleet.storage.sql import database_id, make_engine
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(120)
 API_KEY = "cli-failure-key"

@@ -22,8 +22,8 @@ from tests.support.ports import wait_for_port
 from tests.support.processes import BIN, ROOT, FleetProcess
 from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
-from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
 API_KEY = "cli-status-test-key-0123456789"

@@ -21,10 +21,10 @@ from sqlalchemy import exc as sa_exc
 
 from tests.support.instants import FLEET_NOW
 from tests.support.seed import init_database
-from tickfleet.db import is_unavailable, make_engine, sqlite_path
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.config.settings import Settings
+from tickfleet.storage.sql import is_unavailable, make_engine, sqlite_path
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from tests.support.seed import now_of, seed_universe
-from tickfleet.admission import Rejection
-from tickfleet.desk import Subscribed
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import Mode, Status, SubscriptionRequest
+from tickfleet.config.settings import Settings
+from tickfleet.subscriptions.admission import Rejection
+from tickfleet.subscriptions.desk import Subscribed
+from tickfleet.subscriptions.store import Mode, Status, SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,11 +19,11 @@ from tests.integration.db.legacy import LEGACY, create_legacy_database
 from tests.integration.db.schema import differences, head, revision
 from tests.support.instants import FLEET_NOW
 from tests.support.processes import BIN
-from tickfleet.db import initialise, make_engine
-from tickfleet.migrations import BASELINE, alembic_config, target_metadata
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.config.settings import Settings
+from tickfleet.migrations import BASELINE, alembic_config, initialise, target_metadata
+from tickfleet.storage.sql import make_engine
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(60)
 

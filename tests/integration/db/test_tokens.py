@@ -9,9 +9,9 @@ import pytest
 
 from tests.support.instants import FLEET_NOW
 from tests.support.seed import expired_option, init_database
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.config.settings import Settings
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import orjson
 import redis
 
-from tickfleet.clock import clock_from_settings
-from tickfleet.history import CandleQuery, Interval
+from tickfleet.config.settings import get_settings
 from tickfleet.history.kite_source import KiteSource
-from tickfleet.settings import get_settings
+from tickfleet.kite.candles import CandleQuery, Interval
+from tickfleet.runtime.clock import clock_from_settings
 
 TOKEN = 256265
 ACCOUNTS = ("A", "B")

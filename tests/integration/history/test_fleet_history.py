@@ -23,19 +23,19 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from producers.kite_sim.local_rest import KiteRestServer
 from tests.conftest import Fleet
 from tests.support.instants import FLEET_NOW
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
-from tickfleet.db import make_engine, make_session_factory
+from tickfleet.config.settings import Settings
 from tickfleet.history.bar_store import BarStore, keep_bars
 from tickfleet.history.bars import BarBuilder, BarFlusher
 from tickfleet.instruments import Instrument
-from tickfleet.kite.local_rest import KiteRestServer
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
+from tickfleet.keyspace.keys import Keys
+from tickfleet.storage.sql import make_engine, make_session_factory
 
 pytestmark = pytest.mark.timeout(180)
 

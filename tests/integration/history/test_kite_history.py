@@ -22,13 +22,13 @@ import orjson
 import pytest
 import redis
 
+from producers.kite_sim.local_rest import KiteRestServer, RestRequest
 from tests.support.instants import FLEET_NOW
 from tests.support.polling import wait_until
 from tests.support.processes import FleetProcess
 from tests.unit.history.samples import MINUTE_ROWS, OI_ROWS
-from tickfleet.accounts import load_accounts
-from tickfleet.clock import clock_from_settings
-from tickfleet.history import Candle, CandleQuery, Interval, RangeTooLargeError
+from tickfleet.accounts.config import load_accounts
+from tickfleet.config.settings import Settings
 from tickfleet.history.kite_source import (
     History,
     KiteAccess,
@@ -38,10 +38,10 @@ from tickfleet.history.kite_source import (
     UnknownAccountError,
 )
 from tickfleet.history.ratelimit import RateLimiter
-from tickfleet.kite.local_rest import KiteRestServer, RestRequest
+from tickfleet.keyspace.keys import Keys
+from tickfleet.kite.candles import Candle, CandleQuery, Interval, RangeTooLargeError
 from tickfleet.kite.rest import KiteRestClient, KiteRestError
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
+from tickfleet.runtime.clock import clock_from_settings
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from tickfleet.history.ratelimit import RateLimiter, RateLimitTimeoutError
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
 
 pytestmark = pytest.mark.timeout(20)
 KEYS = Keys()

@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tickfleet.db import Base, SessionFactory, make_engine, make_session_factory
 from tickfleet.instruments import InstrumentRegistry, InstrumentRow
+from tickfleet.storage.sql import Base, SessionFactory, make_engine, make_session_factory
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from producers.kite_sim.local_rest import KiteRestServer
 from tests.support.ports import free_port
 from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
+from tickfleet.accounts.access_tokens import Credentials
 from tickfleet.instruments import (
     Instrument,
     InstrumentDumpError,
@@ -25,8 +27,6 @@ from tickfleet.instruments import (
     read_dump,
     write_dump,
 )
-from tickfleet.kite.local_rest import KiteRestServer
-from tickfleet.sessions import Credentials
 
 API_KEY = "kitekey01"
 ACCESS_TOKEN = "accesstoken-7f3a"

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
-from tickfleet.db import SessionFactory
 from tickfleet.instruments import (
     Instrument,
     InstrumentRegistry,
@@ -17,6 +16,7 @@ from tickfleet.instruments import (
     generate_universe,
     read_dump,
 )
+from tickfleet.storage.sql import SessionFactory
 
 NOV_4 = date(2025, 11, 4)
 NOW = datetime(2025, 11, 4, 3, 0, tzinfo=UTC)

@@ -11,11 +11,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.support.kite_server import KiteServer
+from producers.kite_sim.local_server import KiteServer
 from tests.support.polling import await_until
 from tests.support.ports import free_port
-from tickfleet.clock import SystemClock
-from tickfleet.instruments.tokens import SEGMENT_IDS, encode_token
 from tickfleet.kite.connection import (
     ConnectionConfig,
     ConnectionStatus,
@@ -23,7 +21,9 @@ from tickfleet.kite.connection import (
     SessionRefusedError,
 )
 from tickfleet.kite.packets import Tick, TickMode
-from tickfleet.metrics import MetricsBuffer
+from tickfleet.kite.tokens import SEGMENT_IDS, encode_token
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.runtime.clock import SystemClock
 from tickfleet.supervision.cancel import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(60)

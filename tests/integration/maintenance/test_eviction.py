@@ -11,11 +11,11 @@ import redis
 
 from tests.support.instants import CALENDAR_MATRIX, Instant
 from tests.support.seed import expired_option, init_database, now_of, seed_universe
-from tickfleet.clock import ManualClock
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import OfflineUniverseSource, UniverseSpec
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import Status, SubscriptionRequest
+from tickfleet.runtime.clock import ManualClock
+from tickfleet.subscriptions.store import Status, SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -16,8 +16,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from tickfleet.keyspace.keys import Keys
 from tickfleet.market.snapshot import MockUnderlyingSnapshot, RedisSnapshotStore
-from tickfleet.names import Keys
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,16 +20,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.support.processes import FleetProcess
-from tickfleet.metrics import (
-    GAUGE_TTL_FLUSHES,
-    FleetCollector,
-    MetricsBuffer,
-    MetricsFlusher,
-    metrics_prefix,
-    read_counter,
-    read_gauges,
-)
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
+from tickfleet.metrics.buffer import GAUGE_TTL_FLUSHES, MetricsBuffer, metrics_prefix
+from tickfleet.metrics.fleet import FleetCollector, read_counter, read_gauges
+from tickfleet.metrics.flush import MetricsFlusher
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,7 +38,8 @@ CHILD = """
 import asyncio, sys
 import redis.asyncio as aioredis
 from tickfleet.breaker.local import LocalBreaker
-from tickfleet.metrics import AsyncMetricsFlusher, MetricsBuffer
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.metrics.flush import AsyncMetricsFlusher
 
 url, prefix, worker, every = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 

@@ -1,21 +1,19 @@
-"""Every metric the README lists is on ``/metrics`` of a running fleet, and traffic moves it.
+"""Every metric the manual lists is on ``/metrics`` of a running fleet, and traffic moves it.
 
-The README's metrics table ("### Metrics" under "REST API") is the one list of what the
-fleet exports: an operator reads it to build dashboards and alerts, so a metric renamed,
-dropped or added in code without it would leave them reading nothing. The test parses the
-table, runs a simulated fleet (API with a key, control worker, stream worker, beat: real
-processes on a real Redis), subscribes a few options in two quick requests (the second
-coalesced into the first's reload), lets ticks flow, runs an immediate reload, and
-compares the first scrape in which the processes' counts have reached Redis.
+The metrics table of ``docs/metrics.md`` is the one list of what the fleet exports: an
+operator reads it to build dashboards and alerts, so a metric renamed, dropped or added in
+code without it would leave them reading nothing. The test parses the table, runs a
+simulated fleet (API with a key, control worker, stream worker, beat: real processes on a
+real Redis), subscribes a few options in two quick requests (the second coalesced into the
+first's reload), lets ticks flow, runs an immediate reload, and compares the first scrape
+in which the processes' counts have reached Redis.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,58 +21,16 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Fleet
+from tests.support.manual import TRAFFIC, Listed, listed_metrics, page
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
-from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
 
-README = Path(__file__).resolve().parents[3] / "README.md"
 API_KEY = "metrics-listed-key-0123456789"
 TICK = 0.3
-TRAFFIC = "traffic"
-_TYPES = ("counter", "gauge", "histogram")
-
-
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """One row of the README's metrics table."""
-
-    name: str
-    type: str
-    labels: frozenset[str]
-    moves: str
-
-    @property
-    def must_count(self) -> bool:
-        """Marked "traffic": the test's traffic must have taken it above zero."""
-        return self.moves == TRAFFIC
-
-    @property
-    def must_have_series(self) -> bool:
-        """Marked "traffic (a series …)": series exist, their value may be 0."""
-        return self.moves.startswith(f"{TRAFFIC} (")
-
-
-def listed_metrics(readme: str) -> dict[str, Listed]:
-    """The rows of the table under "### Metrics" (metric, type, labels, meaning, moves
-    when), up to the next heading."""
-    section = readme.split("\n### Metrics\n", 1)[1].split("\n#", 1)[0]
-    listed = {}
-    for line in section.splitlines():
-        if line.startswith("| `"):
-            row = _row(line)
-            listed[row.name] = row
-    return listed
-
-
-def _row(line: str) -> Listed:
-    cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-    assert len(cells) == 5, f"a metrics row is metric | type | labels | meaning | moves: {line}"
-    name, kind, labels, _, moves = cells
-    assert re.fullmatch(r"`[a-z_]+`", name) and kind in _TYPES, line
-    return Listed(name.strip("`"), kind, frozenset(re.findall(r"`([a-z_]+)`", labels)), moves)
 
 
 def exported_name(family: Metric) -> str:
@@ -180,10 +136,11 @@ def settled(api: httpx.Client, listed: dict[str, Listed], timeout: float = 10) -
         time.sleep(0.3)
 
 
-def test_the_readme_table_is_read_whole() -> None:
+def test_the_metrics_table_is_read_whole() -> None:
     """The parser finds every row, so the fleet test below cannot pass on an empty list."""
-    listed = listed_metrics(README.read_text())
-    rows = README.read_text().split("\n### Metrics\n", 1)[1].split("\n#", 1)[0].count("\n| `")
+    text = page("metrics.md")
+    listed = listed_metrics(text)
+    rows = text.split("\n| metric |", 1)[1].split("\n\n", 1)[0].count("\n| `")
     assert len(listed) == rows >= 25
     assert listed["ticks_published_total"] == Listed(
         "ticks_published_total", "counter", frozenset({"stream"}), TRAFFIC
@@ -193,11 +150,11 @@ def test_the_readme_table_is_read_whole() -> None:
 
 
 def test_every_listed_metric_is_exported_and_traffic_moved_it(fleet_api: httpx.Client) -> None:
-    listed = listed_metrics(README.read_text())
+    listed = listed_metrics(page("metrics.md"))
     scraped = settled(fleet_api, listed)
     exported = scraped.families
-    assert set(listed) - set(exported) == set(), "listed in the README, not on /metrics"
-    assert set(exported) - set(listed) == set(), "on /metrics, not in the README's table"
+    assert set(listed) - set(exported) == set(), "listed in docs/metrics.md, not on /metrics"
+    assert set(exported) - set(listed) == set(), "on /metrics, not in docs/metrics.md's table"
     for name, row in listed.items():
         family = exported[name]
         assert family.type == row.type, name

@@ -9,8 +9,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.support.redis_server import RedisServer
-from tickfleet.failures import RedisFailureLog, TaskFailure
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
+from tickfleet.supervision.failures import RedisFailureLog, TaskFailure
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -77,7 +77,7 @@ def test_an_outage_is_survived_and_the_backlog_flushed_after_it(
     quick_client: Callable[[RedisServer], redis.Redis],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="tickfleet.failures")
+    caplog.set_level(logging.INFO, logger="tickfleet.supervision.failures")
     server = redis_server_factory()
     log = RedisFailureLog(quick_client(server), KEY)
     log.record(failure("before"))

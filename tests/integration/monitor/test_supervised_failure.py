@@ -9,11 +9,11 @@ import orjson
 import pytest
 import redis
 
-from tickfleet.clock import SystemClock
-from tickfleet.failures import RedisFailureLog, TaskFailure
-from tickfleet.metrics import MetricsBuffer
-from tickfleet.names import Keys
+from tickfleet.keyspace.keys import Keys
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.runtime.clock import SystemClock
 from tickfleet.supervision import RestartPolicy, Supervisor, SupervisorFailed, TaskMonitor
+from tickfleet.supervision.failures import RedisFailureLog, TaskFailure
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -27,7 +27,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from tests.support.polling import wait_until
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, ROOT
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -17,9 +17,9 @@ import redis
 
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.config.settings import Settings
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import redis
 
-from tickfleet.clock import ManualClock
-from tickfleet.debounce import ReloadTiming
-from tickfleet.metrics import MetricsBuffer
-from tickfleet.names import Keys
-from tickfleet.reload import ReloadBusyError, ReloadConfig, ReloadCoordinator
+from tickfleet.control.debounce import ReloadTiming
+from tickfleet.control.reload import ReloadBusyError, ReloadConfig, ReloadCoordinator
+from tickfleet.keyspace.keys import Keys
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.runtime.clock import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 

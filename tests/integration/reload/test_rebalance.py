@@ -11,11 +11,11 @@ import pytest
 import redis
 
 from tests.support.seed import expired_option, init_database, now_of, seed_universe
-from tickfleet.presence import Presence, WorkerRecord
-from tickfleet.rebalance import Rebalancer, RefusedReloadError
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import Mode, Status, SubscriptionRequest
+from tickfleet.config.settings import Settings
+from tickfleet.control.presence import Presence, WorkerRecord
+from tickfleet.control.rebalance import Rebalancer, RefusedReloadError
+from tickfleet.subscriptions.store import Mode, Status, SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -19,8 +19,8 @@ from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.runs import Run, assert_no_overlap, reload_runs
 from tests.support.seed import seed_universe
-from tickfleet import names
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace.tasks import QUEUE_CONTROL, TASK_RELOAD
 from workers.app import make_app
 
 pytestmark = pytest.mark.timeout(120)
@@ -132,7 +132,7 @@ def test_reloads_never_overlap_under_contention(
         assert client.post("/subscriptions", json={"instrument_token": token}).status_code == 201
         if i % 15 == 0:  # duplicate task copies that bypass coalescing and race for the lock
             for _ in range(8):
-                celery.send_task(names.TASK_RELOAD, queue=names.QUEUE_CONTROL)
+                celery.send_task(TASK_RELOAD, queue=QUEUE_CONTROL)
         time.sleep(0.05)
     wait_quiet(client)
     runs = reload_runs(redis_client)

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.seed import now_of, seed_universe
-from tickfleet.presence import Presence, WorkerRecord
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import SubscriptionRequest
-from tickfleet.watchdog import watch
+from tickfleet.config.settings import Settings
+from tickfleet.control.presence import Presence, WorkerRecord
+from tickfleet.control.watchdog import watch
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -24,9 +24,9 @@ from tests.support.polling import wait_until
 from tests.support.seed import now_of, seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
-from tickfleet.clock import clock_from_settings
-from tickfleet.names import Channels
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,7 +17,7 @@ from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,14 +11,14 @@ import orjson
 import pytest
 import redis
 
+from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
-from tests.support.kite_server import KiteServer
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.universe import INDEX_TOKEN
-from tickfleet.names import Channels
-from tickfleet.settings import Settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -20,21 +20,23 @@ import httpx
 import pytest
 import redis
 
+from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
 from tests.support.consumer import parse_option, parse_underlying
-from tests.support.kite_server import KiteServer
 from tests.support.polling import wait_until
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
-from tickfleet.clock import clock_from_settings
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.universe import INDEX_TOKEN
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import account_stream
 from tickfleet.market.blackscholes import price
 from tickfleet.market.hours import MarketHours
-from tickfleet.names import Channels, Keys, account_stream
-from tickfleet.settings import Settings
+from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(240)
 

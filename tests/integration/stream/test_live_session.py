@@ -12,18 +12,18 @@ import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from tests.support.kite_server import KiteServer
+from producers.kite_sim.local_server import KiteServer
 from tests.support.polling import await_until
-from tickfleet.clock import SystemClock
-from tickfleet.instruments.tokens import SEGMENT_IDS, encode_token
+from tickfleet.accounts.access_tokens import Credentials, post_token, read_sessions
+from tickfleet.accounts.access_tokens import SessionStore as Store
+from tickfleet.keyspace.keys import Keys
 from tickfleet.kite.connection import ConnectionConfig
 from tickfleet.kite.packets import Tick
 from tickfleet.kite.pool import ConnectionPool
-from tickfleet.metrics import MetricsBuffer
-from tickfleet.names import Keys
-from tickfleet.sessions import Credentials, post_token, read_sessions
-from tickfleet.sessions import SessionStore as Store
-from tickfleet.stream.live_session import LiveSession, pool_connections
+from tickfleet.kite.tokens import SEGMENT_IDS, encode_token
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.runtime.clock import SystemClock
+from tickfleet.stream.feeds.live.session import LiveSession, pool_connections
 from tickfleet.stream.status import StreamStatus
 from tickfleet.supervision.cancel import cancel_and_wait
 

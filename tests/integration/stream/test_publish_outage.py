@@ -24,10 +24,11 @@ from tests.support.runs import as_text
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
-from tickfleet.clock import Clock, clock_from_settings
-from tickfleet.metrics import read_counter
-from tickfleet.names import Channels, Keys
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace.keys import Keys
+from tickfleet.metrics.fleet import read_counter
+from tickfleet.runtime.clock import Clock, clock_from_settings
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(180)
 OUTAGE = 30.0

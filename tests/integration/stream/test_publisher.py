@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from tests.support.proxy import StallingProxy
 from tests.support.redis_server import RedisServer
 from tickfleet.breaker import BreakerConfig, CircuitState, LocalBreaker
-from tickfleet.clock import ManualClock
-from tickfleet.metrics import MetricsBuffer
-from tickfleet.names import Channels
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.runtime.clock import ManualClock
 from tickfleet.stream.publisher import PublisherConfig, TickPublisher
+from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(60)
 CH = Channels()

@@ -21,9 +21,9 @@ from tests.conftest import Fleet
 from tests.support.redis_server import RedisServer
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
-from tickfleet import names
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -113,8 +113,8 @@ def _watch(
     try:
         while time.time() - restarted < BOUND + 3:
             leases = client.exists(
-                keys.stream_lease(names.account_stream("sim-1")),
-                keys.stream_lease(names.UNDERLYING_STREAM),
+                keys.stream_lease(account_stream("sim-1")),
+                keys.stream_lease(UNDERLYING_STREAM),
             )
             response = api.get("/health")
             status = response.json().get("status") if response.status_code == 200 else "down"

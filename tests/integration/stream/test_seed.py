@@ -9,11 +9,11 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from producers.kite_sim.local_rest import KiteRestServer
+from tickfleet.accounts.access_tokens import Credentials, SessionStore
 from tickfleet.instruments.universe import INDEX_TOKEN
-from tickfleet.kite.local_rest import KiteRestServer
-from tickfleet.names import Keys
-from tickfleet.sessions import Credentials, SessionStore
-from tickfleet.stream.seed import kite_last_price
+from tickfleet.keyspace.keys import Keys
+from tickfleet.stream.feeds.simulated.seed import kite_last_price
 
 pytestmark = pytest.mark.timeout(30)
 

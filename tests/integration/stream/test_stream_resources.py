@@ -20,17 +20,18 @@ import redis
 
 from tests.support.instants import FLEET_NOW
 from tests.support.polling import wait_until
-from tickfleet.accounts import Account
-from tickfleet.assignment import Assignment, Placement, Plan
-from tickfleet.assignment_store import AssignmentStore
-from tickfleet.clock import clock_from_settings
+from tickfleet.accounts.config import Account
+from tickfleet.assignment.plan import Assignment, Placement, Plan
+from tickfleet.assignment.store import AssignmentStore
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import UniverseSpec, generate_universe
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import account_stream
 from tickfleet.market.snapshot import MockUnderlyingSnapshot
-from tickfleet.names import Keys, account_stream
-from tickfleet.settings import Settings
-from tickfleet.stream.build import build_account_stream, stream_config
+from tickfleet.runtime.clock import clock_from_settings
 from tickfleet.stream.runner import StreamRunner
 from tickfleet.supervision import SupervisorFailed
+from tickfleet.wiring.stream import build_account_stream, stream_config
 
 pytestmark = pytest.mark.timeout(240)
 

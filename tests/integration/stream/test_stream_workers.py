@@ -16,7 +16,7 @@ from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(150)
 

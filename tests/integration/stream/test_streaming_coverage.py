@@ -16,10 +16,10 @@ from tests.support.polling import wait_until
 from tests.support.seed import now_of, seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
-from tickfleet.services import Services
-from tickfleet.settings import Settings
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.wiring.services import Services
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -25,11 +25,11 @@ from tests.support.processes import BIN, FleetProcess
 from tests.support.runs import Publish, as_text, publishes
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector, check_option_tick
-from tickfleet import names
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.tasks import QUEUE_STREAM, TASK_STREAM_ACCOUNT
 from tickfleet.market.expiry import years_to_expiry
-from tickfleet.names import Keys
-from tickfleet.settings import Settings
 from workers.app import make_app
 
 pytestmark = pytest.mark.timeout(150)
@@ -194,14 +194,14 @@ def test_the_tail_command_prints_live_ticks(streaming: Streaming) -> None:
 
 def test_a_failing_celery_task_is_recorded_and_counted(streaming: Streaming) -> None:
     celery = make_app(streaming.fleet.settings)
-    celery.send_task(names.TASK_STREAM_ACCOUNT, args=[], queue=names.QUEUE_STREAM)  # no account
+    celery.send_task(TASK_STREAM_ACCOUNT, args=[], queue=QUEUE_STREAM)  # no account
     health = streaming.wait_health(
-        lambda h: any(f["task"] == names.TASK_STREAM_ACCOUNT for f in h["failures"])
+        lambda h: any(f["task"] == TASK_STREAM_ACCOUNT for f in h["failures"])
     )
-    failure = next(f for f in health["failures"] if f["task"] == names.TASK_STREAM_ACCOUNT)
+    failure = next(f for f in health["failures"] if f["task"] == TASK_STREAM_ACCOUNT)
     assert failure["exc_type"] == "TypeError"
     assert "task_id" in failure["context"]
-    counted = re.escape(f'task_failures_total{{task="{names.TASK_STREAM_ACCOUNT}"}} 1.0')
+    counted = re.escape(f'task_failures_total{{task="{TASK_STREAM_ACCOUNT}"}} 1.0')
     assert streaming.wait_metric(counted)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from tickfleet.breaker import BreakerConfig
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -21,7 +21,7 @@ from tickfleet.breaker import (
     SharedBreaker,
     Source,
 )
-from tickfleet.clock import ManualClock
+from tickfleet.runtime.clock import ManualClock
 
 pytestmark = pytest.mark.timeout(10)
 

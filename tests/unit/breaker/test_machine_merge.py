@@ -6,7 +6,7 @@ import pytest
 
 from tickfleet.breaker import BreakerConfig, CircuitState
 from tickfleet.breaker.machine import BreakerMachine, Claim, StoreView
-from tickfleet.clock import ManualClock
+from tickfleet.runtime.clock import ManualClock
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -13,8 +13,8 @@ from sqlalchemy import exc as sa_exc
 from producers import cli
 from producers.api_client import ApiError
 from producers.console.failures import FAILED, SETUP, explain
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import InstrumentSourceError
-from tickfleet.settings import Settings
 
 
 def test_an_unexpected_error_is_not_explained() -> None:

@@ -8,6 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
+from tickfleet.accounts.access_tokens import Credentials
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.csv_dump import read_dump, write_dump
 from tickfleet.instruments.errors import InstrumentDumpError, InstrumentSourceError
 from tickfleet.instruments.model import Instrument
@@ -19,8 +21,6 @@ from tickfleet.instruments.source import (
     select_underlyings,
 )
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
-from tickfleet.sessions import Credentials
-from tickfleet.settings import Settings
 
 NOV_4 = date(2025, 11, 4)
 

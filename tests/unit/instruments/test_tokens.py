@@ -6,7 +6,7 @@ import pytest
 
 from tests.unit.instruments.samples import SAMPLES
 from tickfleet.instruments.csv_dump import read_dump
-from tickfleet.instruments.tokens import (
+from tickfleet.kite.tokens import (
     MAX_EXCHANGE_TOKEN,
     SEGMENT_IDS,
     encode_token,

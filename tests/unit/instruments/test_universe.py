@@ -7,9 +7,9 @@ from itertools import pairwise
 import pytest
 
 from tests.unit.instruments.samples import make_spec
+from tickfleet.config.settings import Settings
 from tickfleet.instruments.expiry_calendar import last_weekday_of_month
 from tickfleet.instruments.model import Instrument
-from tickfleet.instruments.tokens import SEGMENT_IDS, exchange_token_of, segment_id_of
 from tickfleet.instruments.universe import (
     INDEX_TOKEN,
     MAX_MONTHLY_EXPIRIES,
@@ -19,8 +19,8 @@ from tickfleet.instruments.universe import (
     generate_universe,
     strike_grid,
 )
+from tickfleet.kite.tokens import SEGMENT_IDS, exchange_token_of, segment_id_of
 from tickfleet.market.calendar import load_calendar
-from tickfleet.settings import Settings
 
 NOV_4 = date(2025, 11, 4)  # a Tuesday, weekly expiry day
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")

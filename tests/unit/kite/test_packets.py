@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kiteconnect import KiteTicker
 
-from tickfleet.instruments.tokens import SEGMENT_IDS
 from tickfleet.kite import (
     ParsedFrame,
     Tick,
@@ -33,6 +32,7 @@ from tickfleet.kite import (
     price_divisor,
 )
 from tickfleet.kite.packets import COLUMNAR_MIN
+from tickfleet.kite.tokens import SEGMENT_IDS
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "kite"
 INDICES = SEGMENT_IDS["INDICES"]

@@ -9,10 +9,11 @@ from datetime import date
 
 import pytest
 
+from producers.kite_sim.local_rest import KiteRestServer
 from tests.support.ports import free_port
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import parse_dump, select_underlyings
 from tickfleet.instruments.universe import UniverseSpec, generate_universe
-from tickfleet.kite.local_rest import KiteRestServer
 from tickfleet.kite.rest import (
     LTP_BATCH,
     KiteRestClient,
@@ -20,7 +21,6 @@ from tickfleet.kite.rest import (
     KiteSessionRefused,
     KiteUnavailable,
 )
-from tickfleet.settings import Settings
 
 SECRET = "tok-3f9a-SECRET"
 ACCOUNTS = {"key_a": SECRET, "key_b": "token_b"}

@@ -17,16 +17,16 @@ import pytest
 
 from tests.support.instants import CALENDAR_MATRIX, Instant
 from tests.support.ticks import check_option_tick
-from tickfleet.accounts import Account
-from tickfleet.admission import admit
+from tickfleet.accounts.config import Account
+from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument, OfflineUniverseSource, UniverseSpec
 from tickfleet.market.hours import MarketHours
 from tickfleet.market.options import ChainSpec, MockOptionBook, OptionContract
 from tickfleet.market.snapshot import MockUnderlyingSnapshot
-from tickfleet.payloads import OptionPayload, Stamp
-from tickfleet.settings import Settings
-from tickfleet.stream.simulated_options import option_tick
-from tickfleet.subscriptions import SubscriptionRequest
+from tickfleet.stream.feeds.simulated.options import option_tick
+from tickfleet.subscriptions.admission import admit
+from tickfleet.subscriptions.store import SubscriptionRequest
+from tickfleet.ticks.payloads import OptionPayload, Stamp
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
+from tickfleet.config.settings import FeedMode, Settings
 from tickfleet.market.hours import MarketHours, StreamMode
-from tickfleet.settings import FeedMode, Settings
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from tickfleet.config.settings import Settings
 from tickfleet.market.expiry import years_to_expiry
 from tickfleet.market.options import (
     ChainSpec,
@@ -18,7 +19,6 @@ from tickfleet.market.options import (
 )
 from tickfleet.market.smile import smile_iv
 from tickfleet.market.snapshot import MockUnderlyingSnapshot
-from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(30)
 

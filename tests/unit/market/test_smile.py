@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from tickfleet.config.settings import Settings
 from tickfleet.market.smile import SmileSpec, smile_iv
-from tickfleet.settings import Settings
 
 pytestmark = [pytest.mark.timeout(10), pytest.mark.filterwarnings("error")]
 

@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from tickfleet.config.settings import Settings
 from tickfleet.market.snapshot import (
     MockUnderlyingSnapshot,
     UnderlyingBuilder,
     WalkSpec,
 )
-from tickfleet.settings import Settings
 
 pytestmark = pytest.mark.timeout(30)
 

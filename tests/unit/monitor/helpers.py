@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from tickfleet.clock import ManualClock
-from tickfleet.failures import FailureSink, MemoryFailureLog
-from tickfleet.metrics import MetricsBuffer
+from tickfleet.metrics.buffer import MetricsBuffer
+from tickfleet.runtime.clock import ManualClock
 from tickfleet.supervision import TaskMonitor
+from tickfleet.supervision.failures import FailureSink, MemoryFailureLog
 
 CONTEXT = {"stream": "acct-7", "account": "ZX1234", "worker": "stream@host-a"}
 LOGGER = "tests.monitor"

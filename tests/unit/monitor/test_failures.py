@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from tickfleet.failures import MAX_TRACEBACK_CHARS, MemoryFailureLog, TaskFailure
+from tickfleet.supervision.failures import MAX_TRACEBACK_CHARS, MemoryFailureLog, TaskFailure
 
 pytestmark = pytest.mark.timeout(10)
 

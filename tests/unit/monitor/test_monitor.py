@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.unit.monitor.helpers import CONTEXT, LOGGER, counted, failure_records, rig
-from tickfleet.clock import ManualClock
-from tickfleet.failures import MemoryFailureLog, TaskFailure
+from tickfleet.runtime.clock import ManualClock
 from tickfleet.supervision import LOOP_TASK, TaskMonitor, process_context
+from tickfleet.supervision.failures import MemoryFailureLog, TaskFailure
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tickfleet.clock import ManualClock
+from tickfleet.runtime.clock import ManualClock
 from tickfleet.supervision import RestartPolicy
 from tickfleet.supervision.policy import RestartBudget
 

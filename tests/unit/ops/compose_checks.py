@@ -33,7 +33,7 @@ from celery.bin.celery import celery as celery_cli
 from flower.command import default_options as flower_options
 
 from producers.cli import _parser as tickfleet_parser
-from tickfleet import names
+from tickfleet.keyspace import tasks
 
 Doc = dict[str, Any]
 
@@ -50,7 +50,7 @@ GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
 
 _VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 _DOCUMENTED = re.compile(r"^([A-Z_][A-Z0-9_]*)=(.*)$", re.MULTILINE)
-QUEUES = frozenset(v for k, v in vars(names).items() if k.startswith("QUEUE_"))
+QUEUES = frozenset(v for k, v in vars(tasks).items() if k.startswith("QUEUE_"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +199,9 @@ def celery_problems(args: list[str]) -> list[str]:
         return [f"celery {sub} {' '.join(sub_args)}: {exc.format_message()}"]
     queues = context.params.get("queues") or []
     return [
-        f"celery {sub} -Q {q}: no such queue in tickfleet.names" for q in queues if q not in QUEUES
+        f"celery {sub} -Q {q}: no such queue in tickfleet.keyspace.keys"
+        for q in queues
+        if q not in QUEUES
     ]
 
 

@@ -27,8 +27,8 @@ from tests.support.instants import FLEET_NOW, offset_to
 from tests.support.redis_server import RedisServer
 from tests.support.seed import init_database
 from tests.unit.ops.compose_checks import Code, Deployment, all_problems, promql_metrics
-from tickfleet.metrics import CATALOG
-from tickfleet.settings import Settings
+from tickfleet.config.settings import Settings
+from tickfleet.metrics.catalog import CATALOG
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,7 +105,7 @@ def test_the_repository_compose_path_has_no_problems(code: Code) -> None:
 
 def test_the_metrics_known_include_every_metric_of_the_catalog(code: Code) -> None:
     """The exported set is read from a live /metrics: it must hold every metric the fleet
-    records (tickfleet.metrics.CATALOG) under its Prometheus series name, and the
+    records (tickfleet.metrics.catalog.CATALOG) under its Prometheus series name, and the
     scrape-time gauges, or the metric checks would flag real names."""
     series = {
         spec.name + ("_bucket" if spec.kind == "histogram" else "") for spec in CATALOG.values()
@@ -207,10 +207,10 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
         service(
             "beat",
             lambda s: s["healthcheck"].__setitem__(
-                "test", ["CMD", "python", "-c", "from tickfleet.names import BeatKeys"]
+                "test", ["CMD", "python", "-c", "from tickfleet.keyspace.keys import BeatKeys"]
             ),
         ),
-        "tickfleet.names has no BeatKeys",
+        "tickfleet.keyspace.keys has no BeatKeys",
     ),
     "unknown program": (
         service("stream", set_key("command", ["rq", "worker"])),

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from producers.console.chain import chain_table
-from tickfleet.chain import build_chain
+from tickfleet.chain.option_chain import build_chain
 
 pytestmark = pytest.mark.timeout(10)
 SPOT = {"symbol": "NIFTY", "last_price": 24012.5, "change": 12.5, "timestamp": "2026-06-10T11:00"}

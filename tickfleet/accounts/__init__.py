@@ -1,0 +1,1 @@
+"""Broker accounts and the Kite access tokens they stream with."""

@@ -1,0 +1,153 @@
+"""Broker accounts the fleet streams through, from an accounts file or the environment.
+
+Each account holds a Kite Connect session (api key + access token) and may open a few
+WebSocket connections; Kite allows three connections per api key, shared by every
+account using that key, and 3000 instruments per connection. The underlying stream
+opens one more, for the index, with the first account that has credentials (the index
+account): that connection counts against its api key too, so the index account
+defaults to two connections of its own.
+
+Without an accounts file or list, ``KITE_API_KEY`` and ``KITE_ACCESS_TOKEN`` make one
+account (``TICKFLEET_KITE_ACCOUNT_ID``); with neither, the fleet has one simulated
+account, so a fresh machine streams a mock market at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+
+from tickfleet.accounts.access_tokens import Credentials
+from tickfleet.config.settings import Settings
+
+KITE_CONNECTIONS_PER_API_KEY = 3
+INDEX_CONNECTIONS = 1  # the underlying stream's, on the index account's api key
+SIMULATED_ACCOUNT_ID = "sim-1"
+
+
+class AccountConfigError(ValueError):
+    """The accounts configuration cannot be used; the message says what to fix."""
+
+
+class AccountEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    api_key: str | None = None
+    access_token: SecretStr | None = None
+    max_connections: int | None = Field(None, gt=0, le=KITE_CONNECTIONS_PER_API_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    api_key: str | None
+    access_token: SecretStr | None
+    max_connections: int
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.api_key and self.access_token)
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The configured api key and access token (a posted token may replace them)."""
+        if not self.api_key or self.access_token is None:
+            return None
+        return Credentials(self.api_key, self.access_token, "configuration")
+
+
+_ENTRIES = TypeAdapter(list[AccountEntry])
+
+
+def _read_entries(settings: Settings) -> list[AccountEntry]:
+    if settings.accounts_file is not None:
+        source = f"accounts file {settings.accounts_file}"
+        raw = _read_file(settings.accounts_file)
+    elif settings.accounts:
+        source, raw = "TICKFLEET_ACCOUNTS", settings.accounts
+    elif settings.kite_api_key and settings.kite_access_token:
+        return [
+            AccountEntry(
+                account_id=settings.kite_account_id,
+                api_key=settings.kite_api_key,
+                access_token=settings.kite_access_token,
+            )
+        ]
+    else:
+        return []
+    try:
+        return _ENTRIES.validate_python(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise AccountConfigError(f"{source} is not a valid accounts list: {exc}") from exc
+
+
+def _read_file(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise AccountConfigError(f"cannot read accounts file {path}: {exc}") from exc
+
+
+def _check(accounts: list[Account]) -> None:
+    ids = Counter(a.account_id for a in accounts)
+    duplicated = sorted(i for i, n in ids.items() if n > 1)
+    if duplicated:
+        raise AccountConfigError(f"duplicate account ids: {', '.join(duplicated)}")
+    per_key: Counter[str] = Counter()
+    for account in accounts:
+        if account.api_key:
+            per_key[account.api_key] += account.max_connections
+    index = index_account(accounts)
+    if index is not None and index.api_key:
+        per_key[index.api_key] += INDEX_CONNECTIONS
+    over = sorted(k for k, n in per_key.items() if n > KITE_CONNECTIONS_PER_API_KEY)
+    if over:
+        raise AccountConfigError(
+            f"api keys {', '.join(over)} would open more than "
+            f"{KITE_CONNECTIONS_PER_API_KEY} connections (the index stream takes one on "
+            f"account {index.account_id if index else '-'}'s key); lower max_connections"
+        )
+
+
+def index_account(accounts: list[Account]) -> Account | None:
+    """The account whose session the underlying stream uses: the first with credentials."""
+    return next((a for a in accounts if a.has_credentials), None)
+
+
+def _default_connections(entry: AccountEntry, first: bool, settings: Settings) -> int:
+    """Connections of an account that names none; the index account leaves one for the index."""
+    if entry.max_connections is not None:
+        return entry.max_connections
+    wanted = settings.connections_per_account
+    if first and entry.api_key and entry.access_token:
+        return max(1, min(wanted, KITE_CONNECTIONS_PER_API_KEY - INDEX_CONNECTIONS))
+    return wanted
+
+
+def load_accounts(settings: Settings) -> list[Account]:
+    """The configured accounts, validated; one simulated account when none is configured."""
+    entries = _read_entries(settings)
+    if not entries:
+        return [Account(SIMULATED_ACCOUNT_ID, None, None, settings.connections_per_account)]
+    first = next((e for e in entries if e.api_key and e.access_token), None)
+    accounts = [
+        Account(
+            account_id=e.account_id,
+            api_key=e.api_key,
+            access_token=e.access_token,
+            max_connections=_default_connections(e, e is first, settings),
+        )
+        for e in entries
+    ]
+    _check(accounts)
+    return accounts
+
+
+def find_account(settings: Settings, account_id: str) -> Account | None:
+    """One configured account, read afresh (the accounts file may have changed)."""
+    return next((a for a in load_accounts(settings) if a.account_id == account_id), None)

@@ -1,0 +1,1 @@
+"""The option chain from the latest ticks, and its fan-out to live pages."""

@@ -1,0 +1,219 @@
+"""Live ticks for many browsers from one Redis subscription per process.
+
+A browser watching the chain (``/chain``) must not cost Redis a subscription: fifty
+browsers on one API process would be fifty connections each receiving every tick. So each
+process holds one subscription to the tick channels, started by its first watcher and
+dropped ``idle_seconds`` after its last, and hands every watcher the same ``Frame``
+every ``frame_seconds``: the latest tick of each token that ticked since the last frame
+(conflated, as a chain only shows the latest), the underlying's latest, and the fleet's
+status when it was read again. A watcher that falls more than one frame behind is told to
+resync (reload the chain) instead of being queued for: memory stays one frame per process.
+
+A lost or silent subscription (Redis stopped, restarted or frozen) is reported through
+the failure reporter (logged, counted, in ``/health``), told to watchers as
+``live=False`` with ``resync``, and made again after a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from tickfleet.chain.option_chain import Tick
+from tickfleet.ticks.channels import Channels
+
+Report = Callable[[Exception], object]
+
+
+class SilentFeedError(ConnectionError):
+    """The subscription answered nothing, not even a PING, for too long."""
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutConfig:
+    frame_seconds: float = 0.25
+    status_seconds: float = 2.0
+    idle_seconds: float = 10.0
+    ping_seconds: float = 2.0
+    silence_seconds: float = 6.0
+    retry_seconds: float = 1.0
+    max_watchers: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What every watcher is sent at one instant."""
+
+    seq: int
+    options: list[Tick] = field(default_factory=list)  # the latest of each that ticked
+    underlying: Tick | None = None  # its latest tick, if it ticked since the last frame
+    status: dict[str, Any] | None = None
+    live: bool = True
+    resync: bool = False
+    # What watchers derive from the frame alike (every page of one expiry sends the same
+    # event): made by the first watcher that needs it, reused by the rest.
+    shared: dict[Any, Any] = field(default_factory=dict, compare=False)
+
+
+class TickFanout:
+    """One subscription to the option, underlying and event channels, many watchers."""
+
+    def __init__(
+        self,
+        connect: Callable[[], aioredis.Redis],
+        channels: Channels,
+        status: Callable[[], dict[str, Any]],
+        report: Report,
+        config: FanoutConfig | None = None,
+    ) -> None:
+        self._connect = connect
+        self._channels = channels
+        self._read_status = status
+        self._report = report
+        self.config = config or FanoutConfig()
+        self._frame = Frame(0, live=False)
+        self._changed = asyncio.Condition()
+        self._options: dict[int, Tick] = {}
+        self._underlying: Tick | None = None
+        self._status: dict[str, Any] | None = None
+        self._resync = False
+        self._watchers = 0
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = False
+
+    @property
+    def watchers(self) -> int:
+        return self._watchers
+
+    @property
+    def max_watchers(self) -> int:
+        """How many watchers the owner lets in at once (the route refuses the rest)."""
+        return self.config.max_watchers
+
+    @property
+    def status(self) -> dict[str, Any] | None:
+        """The fleet's status as last read for the watchers (None before the first read)."""
+        return self._status
+
+    async def watch(self) -> AsyncGenerator[Frame, None]:
+        """Every frame from now on, until the caller stops iterating."""
+        self._watchers += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="fanout")
+        seen = self._frame.seq
+        try:
+            while True:
+                async with self._changed:
+                    while self._frame.seq <= seen:
+                        await self._changed.wait()
+                frame = self._frame
+                if frame.seq > seen + 1 and not frame.resync:
+                    frame = Frame(frame.seq, [], frame.underlying, frame.status, frame.live, True)
+                seen = frame.seq
+                yield frame
+        finally:
+            self._watchers -= 1
+
+    async def aclose(self) -> None:
+        """Drop the subscription now (the owner's shutdown)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    # --- the subscription ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        status = asyncio.get_running_loop().create_task(self._status_loop(), name="fanout/status")
+        try:
+            while self._watchers:
+                try:
+                    await self._listen()
+                except Exception as exc:  # every failure is reported, then retried
+                    self.subscribed = False
+                    self._report(exc)
+                    await self._emit(live=False, resync=True)
+                    await asyncio.sleep(self.config.retry_seconds)
+        finally:
+            self.subscribed = False
+            status.cancel()
+            await asyncio.gather(status, return_exceptions=True)
+            if self._watchers and self._task is asyncio.current_task():
+                # a watcher came as the subscription was being dropped: make it again
+                self._task = asyncio.get_running_loop().create_task(self._run(), name="fanout")
+
+    async def _listen(self) -> None:
+        """Subscribe, then frame what arrives until nobody has watched for ``idle_seconds``."""
+        config, loop = self.config, asyncio.get_running_loop()
+        client = self._connect()
+        pubsub = client.pubsub()
+        try:
+            c = self._channels
+            await pubsub.subscribe(c.options, c.underlying, c.events)
+            self.subscribed = True
+            self._resync = True  # whatever happened while not subscribed is unknown
+            now = loop.time()
+            next_frame, next_ping, heard, idle_since = now, now, now, now
+            while self._watchers or now - idle_since < config.idle_seconds:
+                message = await pubsub.get_message(timeout=max(0.0, next_frame - now))
+                now = loop.time()
+                if message is not None:
+                    heard = now
+                    self._take(message)
+                if self._watchers:
+                    idle_since = now
+                if now >= next_frame:
+                    await self._emit(live=True)
+                    next_frame = now + config.frame_seconds
+                if now >= next_ping:
+                    if now - heard > config.silence_seconds:
+                        raise SilentFeedError(f"no reply from Redis for {now - heard:.1f} s")
+                    await pubsub.ping()
+                    next_ping = now + config.ping_seconds
+        finally:
+            self.subscribed = False
+            await pubsub.aclose()
+            await client.aclose()
+
+    def _take(self, message: dict[str, Any]) -> None:
+        if message["type"] != "message":
+            return
+        channel = message["channel"].decode()
+        if channel == self._channels.events:
+            self._resync = True  # a token joined or left: the chain's rows change
+            return
+        tick = orjson.loads(message["data"])
+        if channel == self._channels.options:
+            self._options[int(tick["instrument_token"])] = tick
+        else:
+            self._underlying = tick
+
+    async def _emit(self, *, live: bool, resync: bool = False) -> None:
+        options, self._options = list(self._options.values()), {}
+        underlying, self._underlying = self._underlying, None
+        frame = Frame(
+            self._frame.seq + 1,
+            options,
+            underlying,
+            self._status,
+            live,
+            resync or self._resync,
+        )
+        self._resync = False
+        async with self._changed:
+            self._frame = frame
+            self._changed.notify_all()
+
+    async def _status_loop(self) -> None:
+        """Read the fleet's status in a thread every ``status_seconds`` (it reads SQL)."""
+        while True:
+            try:
+                self._status = await asyncio.to_thread(self._read_status)
+            except Exception as exc:  # reported; the last status stays until the next read
+                self._report(exc)
+            await asyncio.sleep(self.config.status_seconds)

@@ -1,0 +1,1 @@
+"""The health document and the verdicts it is made of."""

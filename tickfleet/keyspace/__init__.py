@@ -1,0 +1,1 @@
+"""The fleet's names in Redis and the broker: keys, streams, queues, tasks."""

@@ -1,0 +1,1 @@
+"""Fleet-wide metrics: recorded in process memory, flushed to Redis, read back."""

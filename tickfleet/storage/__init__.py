@@ -1,0 +1,1 @@
+"""The SQL database: engines, the models' base, identity stamp, transactions."""

@@ -1,0 +1,1 @@
+"""The feeds behind the stream's ``Feed`` seam, one package per source."""

@@ -1,0 +1,1 @@
+"""The live feed: Kite Connect sessions, options and the index."""

@@ -1,0 +1,98 @@
+"""Subscription lifecycle events on ``<prefix>:events``, in the shape consumers listen for.
+
+The predecessor's consumer backfills history when it hears ``subscription_created``
+and notes ``subscription_deleted`` (removed through the API) and
+``subscription_removed`` (removed by the fleet: a contract that expired, an instrument
+no longer listed). Each event is published after the database change committed, so a
+consumer that reacts by reading ``GET /subscriptions`` already sees it. Events are
+notifications, as pub/sub is: a Redis that cannot take them costs a warning and a count
+(``subscription_events_failed_total``), never the change itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import orjson
+import redis
+
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.subscriptions.store import Subscription
+
+log = logging.getLogger("tickfleet.events")
+
+EventType = Literal["subscription_created", "subscription_deleted", "subscription_removed"]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionEvent:
+    event_type: EventType
+    instrument_token: int
+    metadata: Mapping[str, str | None]
+    at: float  # epoch seconds
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "event_type": self.event_type,
+                "instrument_token": self.instrument_token,
+                "metadata": dict(self.metadata),
+                "timestamp": int(self.at),
+            }
+        )
+
+
+class Listed(Protocol):
+    @property
+    def tradingsymbol(self) -> str: ...
+
+    @property
+    def segment(self) -> str: ...
+
+
+def created(sub: Subscription, row: Listed | None, at: float) -> SubscriptionEvent:
+    metadata = {**_names(row), "requested_mode": sub.mode.value, "account_id": sub.pinned_account}
+    return SubscriptionEvent("subscription_created", sub.token, metadata, at)
+
+
+def ended(
+    event_type: EventType, token: int, row: Listed | None, reason: str, at: float
+) -> SubscriptionEvent:
+    """A ``subscription_deleted`` (by the API) or ``subscription_removed`` (by the fleet)."""
+    return SubscriptionEvent(event_type, token, {**_names(row), "reason": reason}, at)
+
+
+def _names(row: Listed | None) -> dict[str, str | None]:
+    return {
+        "tradingsymbol": row.tradingsymbol if row else None,
+        "segment": row.segment if row else None,
+    }
+
+
+class EventChannel:
+    """Where subscription events go: one Redis channel, published in order, never raising."""
+
+    def __init__(self, client: redis.Redis, channel: str, metrics: Metrics) -> None:
+        self._client = client
+        self._channel = channel
+        self._metrics = metrics
+
+    def publish(self, events: Iterable[SubscriptionEvent]) -> int:
+        """Publish ``events`` in order in one round trip; returns how many were sent."""
+        batch = list(events)
+        if not batch:
+            return 0
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for event in batch:
+                pipe.publish(self._channel, event.to_json())
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("%d subscription events not published: %s", len(batch), exc)
+            self._metrics.inc("subscription_events_failed_total", len(batch))
+            return 0
+        self._metrics.inc("subscription_events_total", len(batch))
+        return len(batch)

@@ -1,0 +1,1 @@
+"""What downstream consumers read: the tick channels and the tick payloads."""

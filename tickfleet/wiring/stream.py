@@ -1,0 +1,226 @@
+"""Builds a stream from the settings: which parts, which feeds, for which account.
+
+The only place that knows both the settings and the stream's parts; the runner opens
+and closes what is built here, and no stream part sees more than it uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from tickfleet.accounts.access_tokens import ConfiguredCredentials, Credentials, SessionStore
+from tickfleet.accounts.config import Account, AccountConfigError, find_account, index_account
+from tickfleet.assignment.catalog import read_catalog
+from tickfleet.breaker import BreakerConfig
+from tickfleet.config.settings import Settings
+from tickfleet.instruments import Instrument
+from tickfleet.instruments.model import INDEX_UNDERLYINGS
+from tickfleet.instruments.universe import INDEX_TOKEN
+from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
+from tickfleet.kite.connection import ConnectionConfig
+from tickfleet.market.hours import MarketHours, StreamMode
+from tickfleet.market.options import MockOptionBook
+from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
+from tickfleet.runtime.clock import Clock
+from tickfleet.runtime.connections import RedisRoles
+from tickfleet.stream.feed import Feed, FeedSwitch
+from tickfleet.stream.feeds.live.index import LiveIndex
+from tickfleet.stream.feeds.live.options import LiveOptions, SpotWatch
+from tickfleet.stream.feeds.live.session import LiveSession
+from tickfleet.stream.feeds.simulated.index import Index, SimulatedIndex
+from tickfleet.stream.feeds.simulated.options import RowLookup, SimulatedOptions
+from tickfleet.stream.feeds.simulated.pacing import Simulation
+from tickfleet.stream.feeds.simulated.seed import kite_last_price, no_seed
+from tickfleet.stream.publisher import PublisherConfig
+from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
+from tickfleet.ticks.channels import Channels
+
+log = logging.getLogger("tickfleet.stream")
+
+
+def stream_config(settings: Settings) -> StreamConfig:
+    s = settings
+    return StreamConfig(
+        redis=RedisRoles(
+            fleet_url=s.redis_url,
+            publish_url=s.effective_publish_redis_url,
+            breaker_url=s.effective_breaker_redis_url,
+            timeout=s.redis_socket_timeout,
+            publish_timeout=s.publish_timeout_seconds,
+        ),
+        keys=Keys(s.key_prefix),
+        channels=Channels(s.channel_prefix),
+        lease_ttl=s.lease_ttl_seconds,
+        lease_renew=s.lease_renew_seconds,
+        restart_limit=s.stream_restart_limit,
+        publisher=PublisherConfig(s.publish_batch_max, s.publish_timeout_seconds),
+        breaker=BreakerConfig.from_settings(s),
+        bar_seconds=s.history_bar_seconds,
+        bar_flush_seconds=s.history_bar_flush_seconds,
+    )
+
+
+def build_account_stream(
+    settings: Settings, account: Account, hostname: str, clock: Clock
+) -> StreamRunner:
+    """The stream of one account: its assigned options, simulated or (later) live."""
+    hours = MarketHours.from_settings(settings)
+    config = stream_config(settings)
+
+    def feed(parts: StreamParts) -> Feed:
+        snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot)
+        lookup = _row_lookup(parts, config.keys)
+        options = SimulatedOptions(
+            account.account_id,
+            MockOptionBook.from_settings(settings, parts.metrics),
+            settings.mock_state_max_size,
+            snapshots,
+            lookup,
+            parts.outlet,
+            parts.status,
+            _simulation(settings, clock),
+            parts.may_publish,
+        )
+        live = LiveOptions(
+            account.account_id,
+            _live_session(settings, account.account_id, parts, clock),
+            settings.kite_ticker_url,
+            connection_config(settings),
+            lookup,
+            parts.outlet,
+            parts.status,
+            SpotWatch(snapshots, clock),
+            hours,
+            settings.mock_risk_free_rate,
+            clock,
+            ZoneInfo(settings.market_timezone),
+            parts.metrics,
+        )
+        decide = _feed_mode(settings, hours, clock, account.has_credentials)
+        return FeedSwitch({"mock": options, "live": live}, decide, parts.status)
+
+    name = account_stream(account.account_id)
+    return StreamRunner(name, hostname, config, feed, clock, {"account": account.account_id})
+
+
+def build_underlying_stream(
+    settings: Settings, accounts: Sequence[Account], hostname: str, clock: Clock
+) -> StreamRunner:
+    """The stream of the index: the market's clock and the snapshot every option reads."""
+    hours = MarketHours.from_settings(settings)
+    config = stream_config(settings)
+    spec = WalkSpec.from_settings(settings)
+
+    index = Index(INDEX_UNDERLYINGS.get(spec.symbol, spec.symbol), spec.symbol, INDEX_TOKEN)
+
+    def feed(parts: StreamParts) -> Feed:
+        publish, latest = parts.clients.publish, config.channels.latest_underlying
+        session = index_account(list(accounts))
+        seed = no_seed()
+        if session is not None:
+            store = SessionStore(parts.clients.fleet, config.keys, session.account_id)
+            configured = configured_credentials(settings, session.account_id)
+            seed = kite_last_price(
+                store, configured, settings.kite_api_url, f"NSE:{index.tradingsymbol}"
+            )
+        simulated = SimulatedIndex(
+            index,
+            spec,
+            settings.mock_underlying_price,
+            seed,
+            RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot),
+            lambda: publish.hget(latest, index.underlying),
+            parts.outlet,
+            parts.status,
+            _simulation(settings, clock),
+            parts.may_publish,
+        )
+        parts.status.tokens = 1  # the index itself
+        feeds: dict[StreamMode, Feed] = {"mock": simulated}
+        if session is not None:
+            feeds["live"] = LiveIndex(
+                index,
+                _live_session(settings, session.account_id, parts, clock),
+                settings.kite_ticker_url,
+                connection_config(settings),
+                RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot),
+                parts.outlet,
+                parts.status,
+                clock,
+                ZoneInfo(settings.market_timezone),
+                parts.metrics,
+            )
+        decide = _feed_mode(settings, hours, clock, session is not None)
+        return FeedSwitch(feeds, decide, parts.status)
+
+    return StreamRunner(UNDERLYING_STREAM, hostname, config, feed, clock)
+
+
+def connection_config(settings: Settings) -> ConnectionConfig:
+    return ConnectionConfig(
+        stale_seconds=settings.kite_stale_seconds,
+        connect_timeout=settings.kite_connect_timeout_seconds,
+        backoff_base=settings.kite_reconnect_base_seconds,
+        backoff_max=settings.kite_reconnect_max_seconds,
+    )
+
+
+def _live_session(
+    settings: Settings, account_id: str, parts: StreamParts, clock: Clock
+) -> LiveSession:
+    keys = Keys(settings.key_prefix)
+    return LiveSession(
+        SessionStore(parts.clients.fleet, keys, account_id),
+        configured_credentials(settings, account_id),
+        settings.kite_session_check_seconds,
+        parts.status,
+        clock,
+        parts.metrics,
+    )
+
+
+def configured_credentials(settings: Settings, account_id: str) -> ConfiguredCredentials:
+    """The account's credentials as configured now (the accounts file is read afresh)."""
+
+    def read() -> Credentials | None:
+        try:
+            account = find_account(settings, account_id)
+        except AccountConfigError as exc:
+            log.warning("accounts configuration unreadable, ignored: %s", exc)
+            return None
+        return account.credentials if account is not None else None
+
+    return read
+
+
+def _simulation(settings: Settings, clock: Clock) -> Simulation:
+    return Simulation(
+        settings.mock_tick_interval_seconds,
+        clock,
+        np.random.default_rng(settings.mock_seed),
+        ZoneInfo(settings.market_timezone),
+    )
+
+
+def _feed_mode(
+    settings: Settings, hours: MarketHours, clock: Clock, credentials: bool
+) -> Callable[[], StreamMode]:
+    def decide() -> StreamMode:
+        now = hours.at(clock.time())
+        return hours.feed_mode(now, settings.feed, credentials, settings.mock_enabled)
+
+    return decide
+
+
+def _row_lookup(parts: StreamParts, keys: Keys) -> RowLookup:
+    """The catalogued registry rows of ``tokens``."""
+
+    async def lookup(tokens: Collection[int]) -> Mapping[int, Instrument]:
+        return await read_catalog(parts.clients.fleet, keys.catalog, tokens)
+
+    return lookup
