@@ -30,7 +30,7 @@ import redis
 
 import producers.api.main as api_main
 from producers.api.main import create_app
-from producers.api.writes import Subscribing, subscribe_batch
+from producers.api.writes import Subscribing, Then, subscribe_batch
 from tests.support.instrumented_workers import app
 from tickfleet.control.reload import ReloadBody, ReloadCoordinator, ReloadRequest, RunOutcome
 from tickfleet.subscriptions.store import SubscriptionRequest
@@ -128,13 +128,10 @@ def _one_by_one(
     coordinator: ReloadCoordinator,
     probe: redis.Redis,
     batch: Sequence[Sequence[SubscriptionRequest]],
-) -> list[Subscribing]:
+) -> Then[Subscribing]:
     """The API's write batches, one request each: every request asks its own reload."""
-    return [
-        out
-        for requests in batch
-        for out in subscribe_batch(services, coordinator, probe, [requests])
-    ]
+    each = [subscribe_batch(services, coordinator, probe, [requests]) for requests in batch]
+    return lambda: [out for then in each for out in then()]
 
 
 ReloadCoordinator.request = _naive_request  # type: ignore[method-assign]
