@@ -21,7 +21,9 @@ For each: requests/s over the burst, client-side latency (p50/p99), reload runs,
 time from the first request until the fleet has settled: ``/health`` shows every request
 served (``done_generation == generation``) and no reload scheduled or running. Settling is
 awaited at most ``--settle-timeout`` seconds. Every mode gets a flushed Redis and a fresh
-database; every process started is stopped. The last line printed is one JSON object.
+database; every process started is stopped. The last line printed is one JSON object,
+with ``ratio`` (SQLite requests/s over the baseline's) and ``sqlite_p99_ms``; the target
+(``target_met``) is a ratio of at least 8 and a p99 of at most 100 ms.
 
     python bench/reload_burst.py [--requests 1000] [--clients 50] [--settle-timeout 120]
 """
