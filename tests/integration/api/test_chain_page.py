@@ -64,11 +64,7 @@ def market(
         chain_max_watchers=50,
     )
     options = seed_universe(settings, with_expired=False)
-    fleet = fleet_factory(settings)
-    _, url = fleet.api()
-    fleet.control_worker()
-    fleet.stream_worker()
-    fleet.beat()
+    url = fleet_factory(settings).everything()
     nearest = min(o.expiry for o in options if o.expiry is not None)
     strikes = sorted(
         {o.strike for o in options if o.expiry == nearest}, key=lambda k: abs(k - 24000)
