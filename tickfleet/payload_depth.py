@@ -146,6 +146,7 @@ class BookWriter:
         self._rows: NDArray[np.uint8] = np.zeros((0, 0), dtype=np.uint8)
         self._layout = _Layout.of(_Shape(0, 1, 1, 1))
         self._sizes: IntArray | None = None  # the quantities last written
+        self._words, self._levels = self._rows.view(np.uint32), self._rows.view(np.uint32)
 
     def rows(self, depth: ChainDepth) -> list[BookJson]:
         """``"depth":{...},"total_buy_quantity":...,"total_sell_quantity":...`` of each book
@@ -165,12 +166,17 @@ class BookWriter:
         return listed
 
     def _shape_of(self, depth: ChainDepth, rupees: IntArray, sizes: bool) -> _Shape:
-        """The words ``depth`` needs (those of its sizes as last written, unless ``sizes``)."""
+        """The words ``depth`` needs (those of its sizes as last written, unless ``sizes``),
+        never fewer than the buffer has for the same rows: a number that narrows keeps its
+        width, so a chain whose widest total crosses 9,999 and back is not laid out again."""
         price, known = _groups(rupees), self._shape
-        if sizes or known is None:
-            quantity, total = _groups(depth.quantities), _groups(np.maximum(depth.buy, depth.sell))
-            return _Shape(len(depth.buy), quantity, price, total)
-        return known._replace(price=price)
+        if known is None or known.rows != len(depth.buy):
+            known = _Shape(len(depth.buy), 1, 1, 1)
+        quantity, total = known.quantity, known.total
+        if sizes:
+            quantity = max(quantity, _groups(depth.quantities))
+            total = max(total, _groups(np.maximum(depth.buy, depth.sell)))
+        return _Shape(known.rows, quantity, max(price, known.price), total)
 
     def _write_sizes(self, depth: ChainDepth, shape: _Shape, words: Words, levels: Words) -> None:
         """Quantities, orders and totals: they change only with the books' shapes."""
@@ -195,12 +201,11 @@ class BookWriter:
         """The buffer as words, ``[row, word]``, and its levels' words, ``[side, level,
         row, word]`` (level-major, as ``ChainDepth``), for rows of ``shape``; a buffer of a
         new shape starts from the template, its numbers all to be written."""
-        if shape != self._shape:
-            layout = _Layout.of(shape)
-            template = np.frombuffer(layout.template, dtype=np.uint8)
-            self._rows = np.repeat(template[None, :], shape.rows, axis=0)
-            self._layout, self._shape, self._sizes = layout, shape, None
-        layout, rows = self._layout, self._rows
+        if shape == self._shape:
+            return self._words, self._levels
+        layout = _Layout.of(shape)
+        template = np.frombuffer(layout.template, dtype=np.uint8)
+        rows = np.repeat(template[None, :], shape.rows, axis=0)
         words = rows.view(np.uint32)
         size = words.itemsize
         levels: Words = as_strided(
@@ -209,6 +214,8 @@ class BookWriter:
             strides=(layout.side_words * size, layout.level_words * size, rows.strides[0], size),
             writeable=True,
         )
+        self._rows, self._words, self._levels = rows, words, levels
+        self._layout, self._shape, self._sizes = layout, shape, None
         return words, levels
 
 
@@ -223,28 +230,30 @@ class ModeFields:
     def __init__(self) -> None:
         self._writer = BookWriter()
         self._totals: tuple[IntArray, list[int | None], list[int | None]] | None = None
-        self._all_full: tuple[Sequence[str], bool] = ((), True)
+        self._full: tuple[Sequence[str], int] = ((), 0)
 
     def columns(self, depth: ChainDepth, modes: Sequence[str]) -> Columns:
         """The written book (FULL), bid total and offer total (QUOTE) of each contract of
         ``depth``, None where its mode carries none; ``modes`` in the chain's order (the
-        same sequence while they stay: whether all are FULL is kept for it)."""
-        books: list[BookJson | None] = list(self._writer.rows(depth))
-        if self._every_full(modes):
-            nothing: list[int | None] = [None] * len(books)
+        same sequence while they stay: how many are FULL is kept for it)."""
+        full, n = self._count_full(modes), len(modes)
+        nothing: list[int | None] = [None] * n
+        books: list[BookJson | None] = list(self._writer.rows(depth)) if full else [None] * n
+        if full == n:
             return books, nothing, nothing
         buys, sells = self._listed_totals(depth)
+        quote = [m not in (FULL, LTP) for m in modes]
         books = [b if m == FULL else None for b, m in zip(books, modes, strict=True)]
-        buys = [b if m not in (FULL, LTP) else None for b, m in zip(buys, modes, strict=True)]
-        sells = [s if m not in (FULL, LTP) else None for s, m in zip(sells, modes, strict=True)]
+        buys = [b if q else None for b, q in zip(buys, quote, strict=True)]
+        sells = [s if q else None for s, q in zip(sells, quote, strict=True)]
         return books, buys, sells
 
-    def _every_full(self, modes: Sequence[str]) -> bool:
-        known, every = self._all_full
+    def _count_full(self, modes: Sequence[str]) -> int:
+        known, full = self._full
         if known is not modes:
-            every = all(mode == FULL for mode in modes)
-            self._all_full = (modes, every)
-        return every
+            full = sum(mode == FULL for mode in modes)
+            self._full = (modes, full)
+        return full
 
     def _listed_totals(self, depth: ChainDepth) -> tuple[list[int | None], list[int | None]]:
         """The totals as lists, listed again only when they are other arrays."""

@@ -81,6 +81,7 @@ class SimulatedOptions:
         self._may_tick = may_tick
         self.tokens: set[int] = set()  # assigned to this account
         self.modes: dict[int, str] = {}  # their modes: a book for QUOTE and FULL
+        self._books = False  # whether any of them wants one
         self._fields = ModeFields()
         self._row_modes: tuple[tuple[int, ...], list[str]] = ((), [])  # chain order
         self.excluded: dict[int, str] = {}  # assigned, not simulated, and why
@@ -90,7 +91,7 @@ class SimulatedOptions:
         await tick_forever(self._sim.interval, self.tick, self._may_tick, self._status.stream)
 
     async def apply(self, assignment: Assignment) -> None:
-        self.modes = assignment.tokens_for(self.account_id)
+        self._set_modes(assignment.tokens_for(self.account_id))
         wanted = set(self.modes)
         added, removed = wanted - self.tokens, self.tokens - wanted
         if removed:
@@ -113,15 +114,19 @@ class SimulatedOptions:
         gone = set(tokens) & self.tokens
         self._drop(gone)
         self.tokens -= gone
-        self.modes = {t: m for t, m in self.modes.items() if t not in gone}
+        self._set_modes({t: m for t, m in self.modes.items() if t not in gone})
         self._status.tokens = len(self.tokens)
+
+    def _set_modes(self, modes: dict[int, str]) -> None:
+        self.modes = modes
+        self._books = any(mode != LTP for mode in modes.values())
+        self._row_modes = ((), [])  # in the chain's order again at the next tick
 
     async def tick(self) -> None:
         underlying = await self._snapshots.read()
         if underlying is None:
             return  # the underlying stream has not written a snapshot yet
-        books = any(mode != LTP for mode in self.modes.values())
-        states = self.book.tick(underlying, self._sim.now(), self._sim.rng, depth=books)
+        states = self.book.tick(underlying, self._sim.now(), self._sim.rng, depth=self._books)
         if states:
             self._publish(states)
         expired = self.book.take_expired()
