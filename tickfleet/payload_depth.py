@@ -76,7 +76,7 @@ def _groups(values: IntArray) -> int:
 def _number_words(values: IntArray, groups: int, digits: Words) -> list[Words]:
     """Each value right-aligned in ``groups`` words, most significant word first."""
     if groups == 1:
-        return [digits.take(values + _GROUP)]  # spaced
+        return [digits.take(values + _GROUP, mode="clip")]  # spaced
     words = []
     for j in reversed(range(1, groups)):
         above = values // _GROUP**j
@@ -147,23 +147,34 @@ class BookWriter:
         self._layout = _Layout.of(_Shape(0, 1, 1, 1))
         self._sizes: IntArray | None = None  # the quantities last written
         self._words, self._levels = self._rows.view(np.uint32), self._rows.view(np.uint32)
+        self._work: list[IntArray] = [np.empty((0, 0), dtype=np.int64)]
 
     def rows(self, depth: ChainDepth) -> list[BookJson]:
         """``"depth":{...},"total_buy_quantity":...,"total_sell_quantity":...`` of each book
         of ``depth``, in its order. Quantities, orders and totals are written only when they
         are not the arrays written last (``ChainDepth`` hands the same ones while they stay)."""
-        tables = _tables()
-        paise = depth.ticks * round(depth.tick_size * 100)
-        rupees = paise // 100
+        tables, work = _tables(), self._work_for(depth.ticks.shape)
+        paise, rupees, cents = work
+        np.multiply(depth.ticks, round(depth.tick_size * 100), out=paise)
+        np.floor_divide(paise, 100, out=rupees)
+        np.multiply(rupees, -100, out=cents)
+        cents += paise
         shape = self._shape_of(depth, rupees, self._sizes is not depth.quantities)
         words, levels = self._views(shape)  # a buffer of a new shape has no sizes written
         self._put(levels, self._layout.price, _number_words(rupees, shape.price, tables.digits))
-        self._put(levels, self._layout.cents, [tables.cents.take(paise - 100 * rupees)])
+        self._put(levels, self._layout.cents, [tables.cents.take(cents, mode="clip")])
         if self._sizes is not depth.quantities:
             self._write_sizes(depth, shape, words, levels)
         rows = self._rows
         listed: list[bytes] = rows.view(f"S{rows.shape[1]}").ravel().tolist()
         return listed
+
+    def _work_for(self, shape: tuple[int, ...]) -> list[IntArray]:
+        """Three arrays of ``shape`` for the prices' arithmetic, kept between chains (fresh
+        ones each chain tick cost more than the arithmetic on a loaded cache)."""
+        if self._work[0].shape != shape:
+            self._work = [np.empty(shape, dtype=np.int64) for _ in range(3)]
+        return self._work
 
     def _shape_of(self, depth: ChainDepth, rupees: IntArray, sizes: bool) -> _Shape:
         """The words ``depth`` needs (those of its sizes as last written, unless ``sizes``),
