@@ -22,12 +22,15 @@ class OptionContract:
     instrument_type: InstrumentType
     strike: float
     expiry: date
+    lot_size: int | None = None  # None: the book's (``TICKFLEET_MOCK_LOT_SIZE``)
 
     def __post_init__(self) -> None:
         if self.instrument_type not in ("CE", "PE"):
             raise ValueError(f"instrument_type must be CE or PE, not {self.instrument_type!r}")
         if not self.strike > 0:
             raise ValueError("strike must be positive")
+        if self.lot_size is not None and self.lot_size <= 0:
+            raise ValueError("lot_size must be positive")
 
     @property
     def is_call(self) -> bool:
@@ -53,12 +56,15 @@ class Listed(Protocol):
     def expiry(self) -> date | None: ...
 
 
-def option_contract(row: Listed) -> OptionContract | None:
-    """The contract of a registry row, or None when the row is not a dated CE or PE."""
+def option_contract(row: Listed, lot_size: int | None = None) -> OptionContract | None:
+    """The contract of a registry row (traded in lots of ``lot_size``, the row's), or None
+    when the row is not a dated CE or PE."""
     if row.expiry is None or row.instrument_type not in ("CE", "PE") or not row.strike > 0:
         return None
     kind: InstrumentType = "CE" if row.instrument_type == "CE" else "PE"
-    return OptionContract(row.instrument_token, row.tradingsymbol, kind, row.strike, row.expiry)
+    return OptionContract(
+        row.instrument_token, row.tradingsymbol, kind, row.strike, row.expiry, lot_size
+    )
 
 
 @dataclass(frozen=True, slots=True)

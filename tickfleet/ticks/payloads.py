@@ -4,7 +4,8 @@ The consumers of the service tickfleet replaces read these channels. Every field
 published keeps its name, type and meaning: ``token``, ``symbol`` (the underlying's
 name, ``NIFTY``), ``type``, ``price``, ``ts`` (integer epoch seconds), the underlying's
 ``close`` (the current price), ``segment``, ``exchange``, ``lot_size``, ``tick_size``,
-and ``depth`` with the total quantities when the feed has them. tickfleet's own fields
+and ``depth`` with the total quantities when the feed has them (full mode, live or
+simulated, in one shape). tickfleet's own fields
 ride along: ``instrument_token``, ``tradingsymbol``, ``instrument_type``,
 ``last_price``, IV and greeks, ``timestamp`` (ISO 8601 with the market's offset),
 ``is_mock``, ``prev_close`` and ``version``. The README's table lists every field with
@@ -32,6 +33,11 @@ DepthLevel = tuple[int, float, int]
 
 Depth = tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]]
 """The bid entries (best first), then the offer entries (best first): five each from Kite."""
+
+BookJson = bytes
+"""A full-mode tick's ``"depth":...,"total_buy_quantity":...,"total_sell_quantity":...``
+members already written as JSON, the depth in ``Depth``'s shape (the simulated book writes a
+chain's at once: ``tickfleet.stream.feeds.simulated.depth_json``)."""
 
 
 class Stamp(NamedTuple):
@@ -137,12 +143,14 @@ class OptionPayload:
         depth: Depth | None = None,
         total_buy_quantity: int | None = None,
         total_sell_quantity: int | None = None,
+        book: BookJson | None = None,
     ) -> bytes:
         """One option tick. ``iv`` and the greeks are None when they cannot be computed
         (an implied volatility that does not solve); ``theta`` is per calendar day,
-        ``vega`` per volatility point. ``depth`` and the totals come with full-mode live
-        ticks only."""
-        moving = {
+        ``vega`` per volatility point. ``depth`` comes with full-mode ticks, the totals
+        with quote- and full-mode ticks (live, and simulated from its book); ``book``, when
+        given, is the depth and the totals already written (they are not given then)."""
+        moving: dict[str, object] = {
             "price": last_price,
             "last_price": last_price,
             "volume": volume,
@@ -157,10 +165,12 @@ class OptionPayload:
             "timestamp": stamp.timestamp,
             "version": version,
             "is_mock": is_mock,
-            "depth": None if depth is None else _depth(depth),
-            "total_buy_quantity": total_buy_quantity,
-            "total_sell_quantity": total_sell_quantity,
         }
+        if book is not None:  # one join: no copy of the members through orjson
+            return b"".join((self._head, orjson.dumps(moving)[1:-1], b",", book, b"}"))
+        moving["depth"] = None if depth is None else _depth(depth)
+        moving["total_buy_quantity"] = total_buy_quantity
+        moving["total_sell_quantity"] = total_sell_quantity
         return self._head + orjson.dumps(moving)[1:]
 
 
