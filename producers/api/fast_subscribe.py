@@ -14,8 +14,7 @@ route, which answers it exactly as before. The FastAPI route stays the API's des
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.routing import Match, Route
@@ -69,13 +68,17 @@ async def _fast_subscribe(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _plain(request: Request, body: bytes) -> SubscriptionIn | list[SubscriptionIn] | None:
-    """The body as the route's parameter, or None when FastAPI should look at it: read as
-    FastAPI reads a JSON body (``json.loads``, then the type's Python validation)."""
+    """The body as the route's parameter, or None when FastAPI should look at it.
+
+    FastAPI reads a JSON body with ``json.loads``, then validates the Python value. orjson
+    (three times faster) reads strict JSON to the same values and refuses what
+    ``json.loads`` alone takes (NaN, integers past 64 bits, lone surrogates); those go on
+    to FastAPI, so what is read here is what FastAPI would have read."""
     if request.headers.get("content-type") != "application/json":
         return None
     try:
-        return _BODY.validate_python(json.loads(body))
-    except (ValueError, ValidationError):  # not JSON (JSONDecodeError, UnicodeDecodeError)
+        return _BODY.validate_python(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
         return None
 
 

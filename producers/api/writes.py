@@ -11,7 +11,8 @@ Subscribes go further (``Batches``): the POSTs that arrive while a write runs ar
 together next, in one transaction with one registry lookup, one Redis PING, one round
 of events and one reload request (``Desk.subscribe_each``), each still admitted or
 refused on its own. Under load a batch holds about as many requests as there are
-clients waiting; alone, a request is a batch of one.
+clients waiting; alone, a request is a batch of one. The reload request, a Redis round
+trip after the commit, runs beside the next batch's write rather than before it.
 """
 
 from __future__ import annotations
@@ -49,18 +50,27 @@ class Writes:
         return await anyio.to_thread.run_sync(work, limiter=self._slot)
 
 
+Then = Callable[[], list[O]]
+"""What is left of a batch once its write is done: the work after it, which no longer
+needs the write slot, giving one outcome per item."""
+
+
 class Batches(Generic[I, O]):
     """Concurrent calls gathered into one call of ``work`` on the write slot.
 
-    ``work`` takes the items in arrival order and returns one outcome each; if it raises,
-    every caller of that batch gets the exception (one transaction: nothing was written).
+    ``work`` takes the items in arrival order, writes them, and returns what is left to do
+    (``Then``); that part runs on a slot of its own, batch after batch in order, while the
+    write slot takes the next batch. If either part raises, every caller of that batch
+    gets the exception (one transaction: if the write raised, nothing was written).
     """
 
-    def __init__(self, writes: Writes, work: Callable[[list[I]], list[O]]) -> None:
+    def __init__(self, writes: Writes, work: Callable[[list[I]], Then[O]]) -> None:
         self._writes = writes
+        self._after = Writes()
         self._work = work
         self._waiting: list[tuple[I, asyncio.Future[O]]] = []
         self._drain: asyncio.Task[None] | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: I) -> O:
         future: asyncio.Future[O] = asyncio.get_running_loop().create_future()
@@ -72,17 +82,30 @@ class Batches(Generic[I, O]):
     async def _run(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
-            items = [item for item, _ in batch]
             try:
-                outcomes = await self._writes.run(partial(self._work, items))
+                then = await self._writes.run(partial(self._work, [item for item, _ in batch]))
             except Exception as exc:  # handed to every caller, who answers with it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(batch, exc)
                 continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+            finishing = asyncio.create_task(self._finish(batch, then))
+            self._finishing.add(finishing)  # held until done: the loop keeps weak references
+            finishing.add_done_callback(self._finishing.discard)
+
+    async def _finish(self, batch: list[tuple[I, asyncio.Future[O]]], then: Then[O]) -> None:
+        try:
+            outcomes = await self._after.run(then)
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[O]]], exc: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
 
 
 Subscribes = Batches[list[SubscriptionRequest], Subscribing]
@@ -94,16 +117,22 @@ def subscribe_batch(
     coordinator: ReloadCoordinator,
     probe: redis.Redis,
     batch: Sequence[Sequence[SubscriptionRequest]],
-) -> list[Subscribing]:
-    """The write work of concurrent POSTs: Redis first (an outage is a 503 with nothing
-    written), then every request in one transaction, then one reload request for all."""
+) -> Then[Subscribing]:
+    """The write of concurrent POSTs: Redis first (an outage is a 503 with nothing
+    written), then every request in one transaction and its events; after it, off the
+    write slot, one reload request for all (a Redis round trip the next batch's write
+    need not wait for)."""
     probe.ping()
     now = services.hours.at(services.clock.time())
     outcomes = services.desk().subscribe_each(batch, now)
     written = sum(len(o.saved) for o in outcomes if isinstance(o, Subscribed))
-    reload = (
-        request_reload(coordinator, f"subscribe {written} tokens")
-        if written
-        else ReloadInfo(requested=False)
-    )
-    return [(outcome, reload) for outcome in outcomes]
+
+    def then() -> list[Subscribing]:
+        reload = (
+            request_reload(coordinator, f"subscribe {written} tokens")
+            if written
+            else ReloadInfo(requested=False)
+        )
+        return [(outcome, reload) for outcome in outcomes]
+
+    return then

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
-from pydantic import TypeAdapter
 
 from producers.api.deps import (
     ApiKey,
@@ -50,13 +49,10 @@ def _record(s: Subscription, row: Instrument | None) -> SubscriptionOut:
     return SubscriptionOut.of(s, row)
 
 
-_ANSWERS = TypeAdapter(SubscriptionSaved | SubscriptionsChanged)
-
-
 def _answer(code: int, answer: SubscriptionSaved | SubscriptionsChanged) -> Response:
-    """The answer as FastAPI would serialise the route's ``response_model``, without its
-    second validation of a model just built here (``bench/reload_burst.py``)."""
-    return Response(_ANSWERS.dump_json(answer), code, media_type="application/json")
+    """The answer as FastAPI would serialise the route's ``response_model`` (the model's
+    own JSON), without its second validation of a model just built here."""
+    return Response(answer.model_dump_json(), code, media_type="application/json")
 
 
 def _out(services: Services, subs: list[Subscription]) -> list[SubscriptionOut]:
