@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 from tests.support.instants import ist
 from tickfleet.assignment.plan import Assignment, Placement
 from tickfleet.health.coverage import Grace, coverage
+from tickfleet.instruments.model import INDEX_SEGMENT, Instrument
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions.store import Mode, Status, Subscription
 
@@ -19,11 +19,26 @@ GRACE = Grace(pending=10.0, expired=300.0)
 HOURS = MarketHours()
 
 
-@dataclass(frozen=True)
-class Listing:
-    tradingsymbol: str
-    expiry: date | None = date(2026, 6, 16)
-    is_index: bool = False
+def listing(
+    symbol: str, expiry: date | None = date(2026, 6, 16), index: bool = False
+) -> Instrument:
+    """A registry row: an index when ``index``, else a NIFTY call expiring on ``expiry``."""
+    segment, kind = (INDEX_SEGMENT, "EQ") if index else ("NFO-OPT", "CE")
+    return Instrument(
+        instrument_token=0,
+        exchange_token=0,
+        tradingsymbol=symbol,
+        name="NIFTY",
+        underlying="NIFTY",
+        last_price=0.0,
+        expiry=expiry,
+        strike=0.0 if index else 23_000.0,
+        tick_size=0.05,
+        lot_size=1 if index else 75,
+        instrument_type=kind,
+        segment=segment,
+        exchange="NSE" if index else "NFO",
+    )
 
 
 def sub(token: int, updated: datetime = NOW - timedelta(hours=1)) -> Subscription:
@@ -52,7 +67,7 @@ def stream(**status: Any) -> dict[str, Any]:
 
 def verdicts(
     subs: list[Subscription],
-    listed: dict[int, Listing],
+    listed: dict[int, Instrument],
     current: Assignment | None,
     streams: dict[str, dict[str, Any]],
     excluded: dict[str, dict[int, str]] | None = None,
@@ -62,7 +77,7 @@ def verdicts(
     return {n.token: (n.reason, n.problem) for n in found.not_streaming}
 
 
-LISTED = {t: Listing(f"NIFTY{t}CE") for t in range(1, 10)}
+LISTED = {t: listing(f"NIFTY{t}CE") for t in range(1, 10)}
 
 
 def test_a_placed_token_on_a_healthy_stream_is_streaming() -> None:
@@ -86,7 +101,7 @@ def test_each_reason_in_order() -> None:
         "account:b": stream(lease_holder=None),
         "account:c": stream(mode="idle"),
     }
-    listed = {**LISTED, 7: Listing("OLD", expiry=date(2026, 6, 9))}
+    listed = {**LISTED, 7: listing("OLD", expiry=date(2026, 6, 9))}
     listed.pop(8)
     found = verdicts(
         [sub(t) for t in (2, 3, 4, 5, 6, 7, 8)],
@@ -124,7 +139,7 @@ def test_a_missing_assignment_is_a_problem_at_once() -> None:
 
 
 def test_a_contract_just_expired_is_not_a_problem_until_eviction_is_overdue() -> None:
-    today = {1: Listing("TODAY", expiry=date(2026, 6, 16))}
+    today = {1: listing("TODAY", expiry=date(2026, 6, 16))}
     at = ist(2026, 6, 16, 15, 31)
     assert verdicts([sub(1)], today, assignment({1: "a"}), {}, now=at) == {1: ("expired", False)}
     late = ist(2026, 6, 16, 15, 40)
@@ -132,6 +147,6 @@ def test_a_contract_just_expired_is_not_a_problem_until_eviction_is_overdue() ->
 
 
 def test_index_tokens_stream_with_the_underlying() -> None:
-    index = {1: Listing("NIFTY 50", expiry=None, is_index=True)}
+    index = {1: listing("NIFTY 50", expiry=None, index=True)}
     assert verdicts([sub(1)], index, assignment({1: "a"}), {"underlying": stream()}) == {}
     assert verdicts([sub(1)], index, assignment({1: "a"}), {}) == {1: ("no_stream", True)}
