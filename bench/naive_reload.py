@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import redis
 
 import producers.api.main as api_main
 from producers.api.main import create_app
@@ -126,15 +125,10 @@ def _naive_run(self: ReloadCoordinator, body: ReloadBody) -> RunOutcome:
 def _one_by_one(
     services: Services,
     coordinator: ReloadCoordinator,
-    probe: redis.Redis,
     batch: Sequence[Sequence[SubscriptionRequest]],
 ) -> list[Subscribing]:
     """The API's write batches, one request each: every request asks its own reload."""
-    return [
-        out
-        for requests in batch
-        for out in subscribe_batch(services, coordinator, probe, [requests])
-    ]
+    return [out for requests in batch for out in subscribe_batch(services, coordinator, [requests])]
 
 
 ReloadCoordinator.request = _naive_request  # type: ignore[method-assign]
