@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.support.instants import ist
+from tests.unit.instruments.samples import OPTION
 from tickfleet.assignment.plan import Assignment, Placement
 from tickfleet.health.coverage import Grace, coverage
 from tickfleet.instruments.model import INDEX_SEGMENT, Instrument
@@ -22,23 +24,9 @@ HOURS = MarketHours()
 def listing(
     symbol: str, expiry: date | None = date(2026, 6, 16), index: bool = False
 ) -> Instrument:
-    """A registry row: an index when ``index``, else a NIFTY call expiring on ``expiry``."""
-    segment, kind = (INDEX_SEGMENT, "EQ") if index else ("NFO-OPT", "CE")
-    return Instrument(
-        instrument_token=0,
-        exchange_token=0,
-        tradingsymbol=symbol,
-        name="NIFTY",
-        underlying="NIFTY",
-        last_price=0.0,
-        expiry=expiry,
-        strike=0.0 if index else 23_000.0,
-        tick_size=0.05,
-        lot_size=1 if index else 75,
-        instrument_type=kind,
-        segment=segment,
-        exchange="NSE" if index else "NFO",
-    )
+    """A registry row: an index when ``index``, else an option expiring on ``expiry``."""
+    segment = INDEX_SEGMENT if index else OPTION.segment
+    return replace(OPTION, tradingsymbol=symbol, expiry=expiry, segment=segment)
 
 
 def sub(token: int, updated: datetime = NOW - timedelta(hours=1)) -> Subscription:

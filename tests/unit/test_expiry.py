@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date
 
 import pytest
 
 from tests.support.instants import ist
+from tests.unit.instruments.samples import OPTION
 from tickfleet.control.expiry import expired_tokens
 from tickfleet.instruments.model import Instrument
 from tickfleet.market.hours import MarketHours
@@ -16,21 +18,7 @@ EXPIRY = date(2026, 6, 16)  # a Tuesday weekly; the close is 15:30 IST
 
 
 def option(token: int, expiry: date | None) -> Instrument:
-    return Instrument(
-        instrument_token=token,
-        exchange_token=token,
-        tradingsymbol=f"NIFTY{token}CE",
-        name="NIFTY",
-        underlying="NIFTY",
-        last_price=0.0,
-        expiry=expiry,
-        strike=23_000.0,
-        tick_size=0.05,
-        lot_size=75,
-        instrument_type="CE",
-        segment="NFO-OPT",
-        exchange="NFO",
-    )
+    return replace(OPTION, instrument_token=token, expiry=expiry)
 
 
 ROWS = {
