@@ -37,14 +37,23 @@ class OptionContract:
         return self.instrument_type == "CE"
 
 
-class Listed(Protocol):
-    """The registry row fields an option contract is made from."""
+class ListedInstrument(Protocol):
+    """An instrument as the registry lists it: the fields the fleet reads from a registry
+    row (``tickfleet.instruments.model.Instrument`` has them all).
+
+    Defined here, below the registry, so that pricing, tick payloads, subscription events
+    and health can name a listed instrument without importing the registry (pricing may
+    not: ``tests/unit/test_layering.py``).
+    """
 
     @property
     def instrument_token(self) -> int: ...
 
     @property
     def tradingsymbol(self) -> str: ...
+
+    @property
+    def underlying(self) -> str: ...
 
     @property
     def instrument_type(self) -> str: ...
@@ -55,8 +64,23 @@ class Listed(Protocol):
     @property
     def expiry(self) -> date | None: ...
 
+    @property
+    def segment(self) -> str: ...
 
-def option_contract(row: Listed, lot_size: int | None = None) -> OptionContract | None:
+    @property
+    def exchange(self) -> str: ...
+
+    @property
+    def lot_size(self) -> int: ...
+
+    @property
+    def tick_size(self) -> float: ...
+
+    @property
+    def is_index(self) -> bool: ...
+
+
+def option_contract(row: ListedInstrument, lot_size: int | None = None) -> OptionContract | None:
     """The contract of a registry row (traded in lots of ``lot_size``, the row's), or None
     when the row is not a dated CE or PE."""
     if row.expiry is None or row.instrument_type not in ("CE", "PE") or not row.strike > 0:

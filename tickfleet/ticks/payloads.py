@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from functools import lru_cache
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import orjson
 
-from tickfleet.market.contracts import Listed
+from tickfleet.market.contracts import ListedInstrument
 
 DepthLevel = tuple[int, float, int]
 """One market depth entry: quantity, price, orders."""
@@ -64,26 +64,6 @@ class IndexQuote(NamedTuple):
     is_mock: bool
 
 
-class Contract(Listed, Protocol):
-    """The registry row fields an option tick names (``Instrument`` has them): a listed
-    contract's, and where and how it trades."""
-
-    @property
-    def underlying(self) -> str: ...
-
-    @property
-    def segment(self) -> str: ...
-
-    @property
-    def exchange(self) -> str: ...
-
-    @property
-    def lot_size(self) -> int: ...
-
-    @property
-    def tick_size(self) -> float: ...
-
-
 @lru_cache(maxsize=256)
 def iso_timestamp(epoch_seconds: float, tz: tzinfo) -> str:
     """``2025-01-07T15:29:59.250+05:30`` for the given zone.
@@ -107,7 +87,7 @@ class OptionPayload:
 
     __slots__ = ("_head", "token")
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: ListedInstrument) -> None:
         self.token = contract.instrument_token
         kind = contract.instrument_type
         fixed = {
