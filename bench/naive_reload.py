@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import redis
 
 import producers.api.main as api_main
 from producers.api.main import create_app
@@ -127,7 +126,6 @@ def _naive_run(self: ReloadCoordinator, body: ReloadBody) -> RunOutcome:
 def _one_by_one(
     services: Services,
     coordinator: ReloadCoordinator,
-    probe: redis.Redis,
     batch: Sequence[Sequence[SubscriptionRequest]],
 ) -> Then[Subscribing]:
     """The API's write batches, one request each: every request asks its own reload, on
@@ -135,9 +133,7 @@ def _one_by_one(
     moved its one reload request a batch off the write slot; this keeps the baseline's
     work where it was, so the ratio compares the reloads, not that move)."""
     done = [
-        out
-        for requests in batch
-        for out in subscribe_batch(services, coordinator, probe, [requests])()
+        out for requests in batch for out in subscribe_batch(services, coordinator, [requests])()
     ]
     return lambda: done
 

@@ -185,6 +185,14 @@ class Fleet:
         wait_for_port(port, timeout=30)
         return api, f"http://127.0.0.1:{port}"
 
+    def everything(self) -> str:
+        """API, control worker, one stream worker and beat; the API's URL."""
+        _, url = self.api()
+        self.control_worker()
+        self.stream_worker()
+        self.beat()
+        return url
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()

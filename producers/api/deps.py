@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-import redis
 from celery import Celery
 from fastapi import Depends, Header, HTTPException, Request, status
 
@@ -42,15 +41,18 @@ async def get_writes(request: Request) -> Writes:
     return writes
 
 
-async def get_redis_probe(request: Request) -> redis.Redis:
-    """The fail-fast client that asks Redis before a write (``producers.api.errors``)."""
-    probe: redis.Redis = request.app.state.redis_probe
-    return probe
-
-
 CoordinatorDep = Annotated[ReloadCoordinator, Depends(get_coordinator)]
-RedisProbeDep = Annotated[redis.Redis, Depends(get_redis_probe)]
 WritesDep = Annotated[Writes, Depends(get_writes)]
+
+
+def redis_up(request: Request) -> None:
+    """Dependency of the admin routes: Redis first, the check every write makes
+    (``Writes.redis_first``), so an outage answers 503 before anything changed."""
+    writes: Writes = request.app.state.writes
+    writes.redis_first()
+
+
+RedisUp = Depends(redis_up)
 
 
 RebalancerDep = Annotated[Rebalancer, Depends(get_rebalancer)]

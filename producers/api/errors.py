@@ -9,7 +9,8 @@ a 2.7 MB invalid body came back as a 20 MB 422, and four of them stalled the API
 - a database or Redis that is locked, slow or gone answers **503** with ``Retry-After``
   within its timeout (``TICKFLEET_DATABASE_TIMEOUT_SECONDS``,
   ``TICKFLEET_REDIS_SOCKET_TIMEOUT``), never a 500;
-- a route that writes asks Redis first (``RedisUp``), so an outage refuses the request
+- a route that writes asks Redis first (``producers.api.writes.Writes``, ``deps.RedisUp``),
+  so an outage refuses the request
   before the database changes, not after (nothing half-done);
 - a body over ``TICKFLEET_API_MAX_BODY_BYTES`` answers **413** before it is parsed;
 - a **422** lists at most ``MAX_ERRORS`` problems, each quoting at most ``MAX_INPUT_CHARS``
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import redis
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
@@ -202,17 +203,3 @@ def install(app: FastAPI, max_body_bytes: Callable[[], int]) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
-
-
-def redis_up(request: Request) -> None:
-    """Dependency of the routes that write: one bounded PING before anything changes.
-
-    A write whose database change committed before Redis turned out to be gone would
-    leave a change that nobody reloaded and no event sent; asking first turns an outage
-    into a 503 with nothing written. (Redis dying between this PING and the reload
-    request still leaves the committed change as the truth: the watchdog reloads it.)
-    """
-    request.app.state.redis_probe.ping()
-
-
-RedisUp = Depends(redis_up)

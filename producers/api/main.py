@@ -65,11 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         app.state.reload_scheduler = CeleryReloadScheduler(celery)
         app.state.coordinator = services.coordinator(app.state.reload_scheduler)
-        app.state.redis_probe = fail_fast_client(chosen.redis_url, chosen.redis_socket_timeout)
-        app.state.writes = Writes()
+        probe = fail_fast_client(chosen.redis_url, chosen.redis_socket_timeout)
+        app.state.writes = Writes(probe)
         app.state.subscribes = Batches(
-            app.state.writes,
-            partial(subscribe_batch, services, app.state.coordinator, app.state.redis_probe),
+            app.state.writes, partial(subscribe_batch, services, app.state.coordinator)
         )
         app.state.stream_starter = CeleryStreamStarter(celery, chosen.stream_start_grace_seconds)
         app.state.celery = celery
@@ -80,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.fanout = fanout
                 yield
         finally:
-            app.state.redis_probe.close()
+            probe.close()
             services.close()
 
     app = FastAPI(

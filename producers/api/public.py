@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tickfleet.chain.price_source import price_source
+
 MAX_LINE_CHARS = 160
 _ROUTES = "admin|subscriptions|instruments|health|metrics"
 _MASKS = (
@@ -49,8 +51,9 @@ def public_health(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def public_status(doc: dict[str, Any]) -> dict[str, Any]:
-    """The fleet's state in a chain page's header: the summary plus the breaker's state and
-    each expected stream's verdict (``streaming`` or its problem, masked)."""
+    """The fleet's state in a chain page's header: the summary plus the breaker's state,
+    each expected stream's verdict (``streaming`` or its problem, masked) and where the
+    prices come from as the streams report it (``tickfleet.chain.price_source``)."""
     streams = {
         name: "streaming" if not s.get("problem") else public_line(str(s["problem"]))
         for name, s in doc.get("streams", {}).items()
@@ -61,4 +64,5 @@ def public_status(doc: dict[str, Any]) -> dict[str, Any]:
         "problems": summary["problems"],
         "breaker": doc.get("breaker", {}).get("state", "unknown"),
         "streams": streams,
+        "source": price_source(doc.get("streams", {})).document(),
     }

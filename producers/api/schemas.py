@@ -12,7 +12,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from tickfleet.subscriptions.events import Listed
+from tickfleet.market.contracts import ListedInstrument
 from tickfleet.subscriptions.store import Mode, Status, Subscription, SubscriptionRequest
 
 
@@ -70,11 +70,11 @@ class SubscriptionOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, s: Subscription, row: Listed | None) -> Self:
+    def of(cls, s: Subscription, row: ListedInstrument | None) -> Self:
         return cls(**record_fields(s, row))
 
 
-def record_fields(s: Subscription, row: Listed | None) -> dict[str, Any]:
+def record_fields(s: Subscription, row: ListedInstrument | None) -> dict[str, Any]:
     """A subscription's record, with its instrument's names when it is listed."""
     return {
         "instrument_token": s.token,

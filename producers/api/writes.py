@@ -41,13 +41,31 @@ Subscribing = tuple[Subscribed | list[Rejection], ReloadInfo]
 
 
 class Writes:
-    """Runs synchronous write work on a worker thread, one call at a time."""
+    """Runs synchronous write work on a worker thread, one call at a time, Redis first.
 
-    def __init__(self) -> None:
+    Every write asks Redis before it changes anything (``redis_first``): a database change
+    committed before Redis turned out to be gone would leave a change nobody reloaded and
+    no event sent, where asking first turns an outage into a 503 with nothing written.
+    (Redis dying between the PING and the reload request still leaves the committed
+    change as the truth: the watchdog reloads it.) The admin routes, whose actions are
+    Redis calls rather than writes on this slot, ask the same way (``deps.RedisUp``).
+    """
+
+    def __init__(self, probe: redis.Redis) -> None:
         self._slot = anyio.CapacityLimiter(1)
+        self._probe = probe  # fail-fast: one bounded PING, no retries
+
+    def redis_first(self) -> None:
+        """One bounded PING; raises (answered 503 by ``producers.api.errors``) if Redis is
+        unavailable."""
+        self._probe.ping()
 
     async def run(self, work: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(work, limiter=self._slot)
+        return await anyio.to_thread.run_sync(self._checked, work, limiter=self._slot)
+
+    def _checked(self, work: Callable[[], T]) -> T:
+        self.redis_first()
+        return work()
 
 
 Then = Callable[[], list[O]]
@@ -66,7 +84,7 @@ class Batches(Generic[I, O]):
 
     def __init__(self, writes: Writes, work: Callable[[list[I]], Then[O]]) -> None:
         self._writes = writes
-        self._after = Writes()
+        self._after = anyio.CapacityLimiter(1)  # the work after a write, batch after batch
         self._work = work
         self._waiting: list[tuple[I, asyncio.Future[O]]] = []
         self._drain: asyncio.Task[None] | None = None
@@ -93,7 +111,7 @@ class Batches(Generic[I, O]):
 
     async def _finish(self, batch: list[tuple[I, asyncio.Future[O]]], then: Then[O]) -> None:
         try:
-            outcomes = await self._after.run(then)
+            outcomes = await anyio.to_thread.run_sync(then, limiter=self._after)
         except Exception as exc:
             _fail(batch, exc)
             return
@@ -115,14 +133,11 @@ Subscribes = Batches[list[SubscriptionRequest], Subscribing]
 def subscribe_batch(
     services: Services,
     coordinator: ReloadCoordinator,
-    probe: redis.Redis,
     batch: Sequence[Sequence[SubscriptionRequest]],
 ) -> Then[Subscribing]:
-    """The write of concurrent POSTs: Redis first (an outage is a 503 with nothing
-    written), then every request in one transaction and its events; after it, off the
-    write slot, one reload request for all (a Redis round trip the next batch's write
-    need not wait for)."""
-    probe.ping()
+    """The write of concurrent POSTs (after the slot's one PING for the batch): every
+    request in one transaction and its events; after it, off the write slot, one reload
+    request for all (a Redis round trip the next batch's write need not wait for)."""
     now = services.hours.at(services.clock.time())
     outcomes = services.desk().subscribe_each(batch, now)
     written = sum(len(o.saved) for o in outcomes if isinstance(o, Subscribed))

@@ -5,7 +5,8 @@ changed chain, and a Redis stop reported, told to watchers and recovered from.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -27,13 +28,15 @@ FAST = FanoutConfig(
 )  # fmt: skip
 
 
-def _fanout(url: str, reported: list[Exception], status: dict[str, Any]) -> TickFanout:
+def _fanout(
+    url: str, reported: list[Exception], status: dict[str, Any], config: FanoutConfig = FAST
+) -> TickFanout:
     return TickFanout(
         lambda: aioredis.Redis.from_url(url, client_name="test/chain"),
         CHANNELS,
         lambda: dict(status),
         reported.append,
-        FAST,
+        config,
     )
 
 
@@ -44,6 +47,12 @@ def _tick(token: int, price: float) -> bytes:
 def _subscribers(client: redis.Redis) -> int:
     counts = client.pubsub_numsub(CHANNELS.options)
     return int(counts[0][1])
+
+
+def _watch(fanout: TickFanout) -> AsyncGenerator[Frame, None]:
+    seat = fanout.admit()
+    assert seat is not None
+    return fanout.watch(seat)
 
 
 async def _collect(frames: AsyncIterator[Frame], into: list[Frame]) -> None:
@@ -59,7 +68,7 @@ def test_many_watchers_share_one_subscription_and_see_the_latest_tick_of_each_to
         fanout = _fanout(redis_url, reported, {"status": "ok"})
         client = redis_client
         seen: list[list[Frame]] = [[] for _ in range(20)]
-        tasks = [asyncio.create_task(_collect(fanout.watch(), got)) for got in seen]
+        tasks = [asyncio.create_task(_collect(_watch(fanout), got)) for got in seen]
         try:
             await await_until(lambda: _ready(fanout), 5, what="the subscription")
             assert _subscribers(client) == 1 and fanout.watchers == 20
@@ -105,7 +114,7 @@ def _unsubscribed(client: redis.Redis) -> bool:
 def test_a_watcher_that_falls_behind_is_told_to_resync_not_queued_for(redis_url: str) -> None:
     async def scenario() -> None:
         fanout = _fanout(redis_url, [], {})
-        frames = fanout.watch()
+        frames = _watch(fanout)
         try:
             first = await anext(frames)
             await asyncio.sleep(FAST.frame_seconds * 6)  # five frames or more pass unread
@@ -129,7 +138,7 @@ def test_a_stopped_redis_is_reported_told_to_watchers_and_recovered_from(
         reported: list[Exception] = []
         fanout = _fanout(server.url, reported, {})
         got: list[Frame] = []
-        task = asyncio.create_task(_collect(fanout.watch(), got))
+        task = asyncio.create_task(_collect(_watch(fanout), got))
         try:
             await await_until(lambda: _ready(fanout), 5, what="the subscription")
             await asyncio.to_thread(server.stop)
@@ -144,7 +153,7 @@ def test_a_stopped_redis_is_reported_told_to_watchers_and_recovered_from(
             finally:
                 publisher.close()
             await await_until(lambda: _has(got, 9), 5, what="a tick after the restart")
-            assert got[-1].live
+            assert got[-1].connected
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -155,8 +164,40 @@ def test_a_stopped_redis_is_reported_told_to_watchers_and_recovered_from(
 
 
 def _lost(got: list[Frame], reported: list[Exception]) -> bool:
-    return bool(reported) and any(not f.live and f.resync for f in got)
+    return bool(reported) and any(not f.connected and f.resync for f in got)
 
 
 def _has(got: list[Frame], token: int) -> bool:
     return any(t["instrument_token"] == token for f in got for t in f.options)
+
+
+def test_seats_are_counted_when_admitted_not_when_read_and_freed_once(redis_url: str) -> None:
+    async def scenario() -> None:
+        reported: list[Exception] = []
+        fanout = _fanout(redis_url, reported, {}, replace(FAST, max_watchers=3))
+        try:
+            seats = [fanout.admit() for _ in range(5)]  # no frame read by any of them
+            assert [s is not None for s in seats] == [True, True, True, False, False]
+            assert fanout.watchers == 3
+            await await_until(lambda: _ready(fanout), 5, what="the subscription of seats")
+            first = seats[0]
+            assert first is not None
+            first.release()
+            first.release()  # a second release frees nothing more
+            assert fanout.watchers == 2
+            again = fanout.admit()
+            assert again is not None and fanout.admit() is None
+            frames = fanout.watch(again)
+            await anext(frames)
+            await frames.aclose()  # the end of watching releases its seat
+            again.release()
+            assert fanout.watchers == 2
+            for seat in seats[1:3]:
+                assert seat is not None
+                seat.release()
+            assert fanout.watchers == 0
+        finally:
+            await fanout.aclose()
+        assert reported == []
+
+    asyncio.run(scenario())

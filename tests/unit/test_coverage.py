@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.support.instants import ist
+from tests.unit.instruments.samples import OPTION
 from tickfleet.assignment.plan import Assignment, Placement
 from tickfleet.health.coverage import Grace, coverage
+from tickfleet.instruments.model import INDEX_SEGMENT, Instrument
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions.store import Mode, Status, Subscription
 
@@ -19,11 +21,12 @@ GRACE = Grace(pending=10.0, expired=300.0)
 HOURS = MarketHours()
 
 
-@dataclass(frozen=True)
-class Listing:
-    tradingsymbol: str
-    expiry: date | None = date(2026, 6, 16)
-    is_index: bool = False
+def listing(
+    symbol: str, expiry: date | None = date(2026, 6, 16), index: bool = False
+) -> Instrument:
+    """A registry row: an index when ``index``, else an option expiring on ``expiry``."""
+    segment = INDEX_SEGMENT if index else OPTION.segment
+    return replace(OPTION, tradingsymbol=symbol, expiry=expiry, segment=segment)
 
 
 def sub(token: int, updated: datetime = NOW - timedelta(hours=1)) -> Subscription:
@@ -52,7 +55,7 @@ def stream(**status: Any) -> dict[str, Any]:
 
 def verdicts(
     subs: list[Subscription],
-    listed: dict[int, Listing],
+    listed: dict[int, Instrument],
     current: Assignment | None,
     streams: dict[str, dict[str, Any]],
     excluded: dict[str, dict[int, str]] | None = None,
@@ -62,7 +65,7 @@ def verdicts(
     return {n.token: (n.reason, n.problem) for n in found.not_streaming}
 
 
-LISTED = {t: Listing(f"NIFTY{t}CE") for t in range(1, 10)}
+LISTED = {t: listing(f"NIFTY{t}CE") for t in range(1, 10)}
 
 
 def test_a_placed_token_on_a_healthy_stream_is_streaming() -> None:
@@ -86,7 +89,7 @@ def test_each_reason_in_order() -> None:
         "account:b": stream(lease_holder=None),
         "account:c": stream(mode="idle"),
     }
-    listed = {**LISTED, 7: Listing("OLD", expiry=date(2026, 6, 9))}
+    listed = {**LISTED, 7: listing("OLD", expiry=date(2026, 6, 9))}
     listed.pop(8)
     found = verdicts(
         [sub(t) for t in (2, 3, 4, 5, 6, 7, 8)],
@@ -124,7 +127,7 @@ def test_a_missing_assignment_is_a_problem_at_once() -> None:
 
 
 def test_a_contract_just_expired_is_not_a_problem_until_eviction_is_overdue() -> None:
-    today = {1: Listing("TODAY", expiry=date(2026, 6, 16))}
+    today = {1: listing("TODAY", expiry=date(2026, 6, 16))}
     at = ist(2026, 6, 16, 15, 31)
     assert verdicts([sub(1)], today, assignment({1: "a"}), {}, now=at) == {1: ("expired", False)}
     late = ist(2026, 6, 16, 15, 40)
@@ -132,6 +135,6 @@ def test_a_contract_just_expired_is_not_a_problem_until_eviction_is_overdue() ->
 
 
 def test_index_tokens_stream_with_the_underlying() -> None:
-    index = {1: Listing("NIFTY 50", expiry=None, is_index=True)}
+    index = {1: listing("NIFTY 50", expiry=None, index=True)}
     assert verdicts([sub(1)], index, assignment({1: "a"}), {"underlying": stream()}) == {}
     assert verdicts([sub(1)], index, assignment({1: "a"}), {}) == {1: ("no_stream", True)}

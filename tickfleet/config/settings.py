@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from tickfleet.config.stream_mode import FeedSetting
 
 # The project's own folder for local state (``make run``'s SQLite file and Redis files).
 # Resolved from where tickfleet is installed, so every process and every working
@@ -32,9 +33,6 @@ def _plain(name: str) -> AliasChoices:
 def _kite(name: str) -> AliasChoices:
     """Kite's names work plain (as Kite's own tools spell them) or with the prefix."""
     return AliasChoices(name, f"TICKFLEET_{name}", name.lower())
-
-
-FeedMode = Literal["auto", "live", "mock"]
 
 
 class Settings(BaseSettings):
@@ -88,7 +86,7 @@ class Settings(BaseSettings):
     market_timezone: str = "Asia/Kolkata"
     market_open: time = time(9, 15)
     market_close: time = time(15, 30)
-    feed: FeedMode = "auto"
+    feed: FeedSetting = "auto"
     mock_enabled: bool = True
     expiry_weekday: int = Field(1, ge=0, le=6)  # Monday=0; NIFTY expires on Tuesdays
     exchange_calendar: str = "XBOM"  # exchange-calendars name; "none": weekdays only

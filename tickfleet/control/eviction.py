@@ -1,9 +1,9 @@
 """Expired contracts leave the fleet: subscriptions deactivated, streams told to forget them.
 
 Runs from beat every few minutes and just after the close (the predecessor's mock state
-grew forever). A contract expires at the close of its expiry day (``MarketHours``); the
-streams already stop pricing it at that instant, this makes the subscriptions say so, and
-tells consumers with a ``subscription_removed`` event.
+grew forever). A contract expires at the close of its expiry day (``control.expiry``, the
+rule a reload applies too); the streams already stop pricing it at that instant, this
+makes the subscriptions say so, and tells consumers with a ``subscription_removed`` event.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import redis
 
 from tickfleet.assignment import channel as control
+from tickfleet.control.expiry import expired_tokens
 from tickfleet.instruments import InstrumentRegistry
 from tickfleet.keyspace.keys import Keys
 from tickfleet.market.hours import MarketHours
@@ -47,13 +48,12 @@ class ExpiryEvictor:
     def run(self) -> list[int]:
         """Deactivate active subscriptions of expired contracts; returns their tokens."""
         now = self._hours.at(self._clock.time())
-        expired = set(self._registry.expired_tokens(self._hours.last_expired_day(now)))
-        active = {s.token for s in self._subscriptions.active()}
-        tokens = self._subscriptions.deactivate(sorted(expired & active), REASON, now)
+        rows = self._registry.get_many([s.token for s in self._subscriptions.active()])
+        expired = expired_tokens(rows, self._hours, now)
+        tokens = self._subscriptions.deactivate(expired, REASON, now)
         if tokens:
             message = control.Evict(tokens=tuple(tokens), reason="expired")
             control.publish(self._client, self._keys.control_channel, message)
-            rows = self._registry.get_many(tokens)
             at = now.timestamp()
             self._events.publish(
                 ended("subscription_removed", t, rows.get(t), REASON, at) for t in tokens

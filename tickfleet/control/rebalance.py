@@ -10,6 +10,7 @@ from typing import Any
 from tickfleet.accounts.config import Account
 from tickfleet.assignment.plan import Assignment, Demand, Placement, assign
 from tickfleet.assignment.store import AssignmentStore
+from tickfleet.control.expiry import expired_tokens
 from tickfleet.control.launcher import StreamLauncher
 from tickfleet.control.reload import BodyRefusedError
 from tickfleet.instruments.model import Instrument
@@ -124,7 +125,7 @@ class Rebalancer:
     ) -> set[int]:
         """Deactivate subscriptions whose instrument is no longer listed or has expired."""
         unknown = [s.token for s in active if s.token not in listed]
-        expired = [t for t, i in listed.items() if self.hours.is_expired(i.expiry, now)]
+        expired = expired_tokens(listed, self.hours, now)
         gone = self.subscriptions.deactivate(unknown, UNLISTED, now)
         ended_ = self.subscriptions.deactivate(expired, EXPIRED, now)
         at = now.timestamp()

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from tickfleet.assignment.plan import Assignment
 from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
+from tickfleet.market.contracts import ListedInstrument
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions.store import Subscription
 
@@ -33,17 +34,6 @@ NO_STREAM = "no_stream"
 IDLE = "idle"
 REASONS = (UNLISTED, EXPIRED, UNASSIGNED, PENDING, NO_STREAM, IDLE)
 NEVER = float("inf")  # the grace of a reason that is never a problem
-
-
-class Listed(Protocol):
-    @property
-    def expiry(self) -> date | None: ...
-
-    @property
-    def tradingsymbol(self) -> str: ...
-
-    @property
-    def is_index(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +99,7 @@ class Coverage:
 class _Fleet:
     """What the verdicts are judged against (one health request's reads)."""
 
-    listed: Mapping[int, Listed]
+    listed: Mapping[int, ListedInstrument]
     assignment: Assignment | None
     streams: Mapping[str, Mapping[str, Any]]
     excluded: Mapping[str, Mapping[int, str]]
@@ -120,7 +110,7 @@ class _Fleet:
 
 def coverage(
     active: Sequence[Subscription],
-    listed: Mapping[int, Listed],
+    listed: Mapping[int, ListedInstrument],
     assignment: Assignment | None,
     streams: Mapping[str, Mapping[str, Any]],
     excluded: Mapping[str, Mapping[int, str]],
@@ -149,7 +139,9 @@ def _verdict(sub: Subscription, fleet: _Fleet) -> NotStreaming | None:
 _Found = tuple[str, str, float | None, float]  # reason, detail, since (epoch), grace seconds
 
 
-def _contract(sub: Subscription, instrument: Listed | None, fleet: _Fleet) -> _Found | None:
+def _contract(
+    sub: Subscription, instrument: ListedInstrument | None, fleet: _Fleet
+) -> _Found | None:
     if instrument is None:
         since = sub.updated_at.timestamp()
         return UNLISTED, "not in the instrument registry", since, fleet.grace.pending
@@ -159,7 +151,9 @@ def _contract(sub: Subscription, instrument: Listed | None, fleet: _Fleet) -> _F
     return None
 
 
-def _placement(sub: Subscription, instrument: Listed | None, fleet: _Fleet) -> _Found | None:
+def _placement(
+    sub: Subscription, instrument: ListedInstrument | None, fleet: _Fleet
+) -> _Found | None:
     if instrument is not None and instrument.is_index:
         return _stream_state(fleet, UNDERLYING_STREAM, None)
     assignment = fleet.assignment

@@ -247,16 +247,6 @@ class InstrumentRegistry:
         with self._sessions() as session:
             return [day for day in session.scalars(statement) if day is not None]
 
-    def expired_tokens(self, last_expired_day: date) -> list[int]:
-        """Tokens of contracts expiring on or before ``last_expired_day`` (see ``query``)."""
-        statement = (
-            select(InstrumentRow.instrument_token)
-            .where(InstrumentRow.expiry <= last_expired_day)
-            .order_by(InstrumentRow.instrument_token)
-        )
-        with self._sessions() as session:
-            return list(session.scalars(statement))
-
     @staticmethod
     def _select() -> Select[Any]:
         return select(*instrument_columns())

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from tickfleet.config.stream_mode import FeedSetting, StreamMode
 from tickfleet.market.calendar import WEEKDAYS_ONLY, TradingCalendar, load_calendar
 
 if TYPE_CHECKING:
-    from tickfleet.config.settings import FeedMode, Settings
-
-StreamMode = Literal["live", "mock", "idle"]
+    from tickfleet.config.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class MarketHours:
     def feed_mode(
         self,
         now: datetime,
-        override: FeedMode,
+        override: FeedSetting,
         has_credentials: bool,
         mock_enabled: bool,
     ) -> StreamMode:

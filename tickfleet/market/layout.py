@@ -40,6 +40,7 @@ class ChainLayout:
     expiry_rows: Rows
     pair_rows: Rows
     pair_count: int
+    lot_sizes: IntArray  # 0 where the contract names none
 
     @classmethod
     def build(cls, contracts: Iterable[OptionContract]) -> ChainLayout:
@@ -58,6 +59,7 @@ class ChainLayout:
             expiry_rows=expiry_rows,
             pair_rows=pair_rows,
             pair_count=len(pairs),
+            lot_sizes=np.array([c.lot_size or 0 for c in held], dtype=np.int64),
         )
 
     def carry(self, previous: ChainLayout, values: IntArray, fill: int) -> IntArray:

@@ -29,6 +29,7 @@ import numpy as np
 
 from tickfleet.market.blackscholes import Greeks, greeks
 from tickfleet.market.contracts import MockOptionSnapshot, OptionContract
+from tickfleet.market.depth import ChainBooks, ChainDepth, DepthSpec
 from tickfleet.market.expiry import years_to_expiry
 from tickfleet.market.hours import MarketHours
 from tickfleet.market.layout import ChainLayout, FloatArray, IntArray
@@ -52,17 +53,19 @@ class ChainSpec:
 
     ``iv_noise`` is the relative standard deviation of the per-tick IV jitter; it is
     drawn per strike and expiry, so a call and its put always share one volatility
-    and put-call parity holds. Activity figures are in lots per tick at the money.
+    and put-call parity holds. Activity figures are in lots per tick at the money;
+    ``depth`` shapes the books a tick makes when asked (``tickfleet.market.depth``).
     """
 
     smile: SmileSpec = field(default_factory=SmileSpec)
     rate: float = 0.065
     hours: MarketHours = field(default_factory=MarketHours)  # expiry instants, timezone
-    lot_size: int = 65
+    lot_size: int = 65  # of contracts that name none
     tick_size: float = 0.05
     iv_noise: float = 0.002
     trades_per_tick: float = 2.0
     open_interest_lots: float = 2000.0
+    depth: DepthSpec = field(default_factory=DepthSpec)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChainSpec:
@@ -130,6 +133,7 @@ class MockOptionBook:
         self._layout = ChainLayout.build(())
         self._volume: IntArray = np.zeros(0, dtype=np.int64)
         self._oi: IntArray = np.zeros(0, dtype=np.int64)
+        self._lots: IntArray = np.zeros(0, dtype=np.int64)  # each contract's lot size
         self._dirty = False
         self._rebuilds = 0
         self._version = 0
@@ -137,6 +141,8 @@ class MockOptionBook:
         self._latest: Mapping[int, MockOptionSnapshot] = {}
         self._expired: list[int] = []
         self.last_chain: ChainArrays | None = None
+        self.last_depth: ChainDepth | None = None  # the books of the last tick, if asked
+        self._books = ChainBooks(spec.depth, spec.tick_size)
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> MockOptionBook:
@@ -226,11 +232,18 @@ class MockOptionBook:
         return [latest[t] for t in tokens if t in latest]
 
     def tick(
-        self, underlying: MockUnderlyingSnapshot, now: datetime, rng: np.random.Generator
+        self,
+        underlying: MockUnderlyingSnapshot,
+        now: datetime,
+        rng: np.random.Generator,
+        *,
+        depth: bool = False,
     ) -> list[MockOptionSnapshot]:
-        """Price the whole chain on ``underlying`` at ``now``; returns every new state."""
+        """Price the whole chain on ``underlying`` at ``now``; returns every new state.
+        With ``depth``, each contract's book is made too (``last_depth``), else it is None."""
         self.evict_expired(now)
         layout = self._current_layout()
+        self.last_depth = None
         if not layout.tokens:
             return []
         self._roll_session(now)
@@ -238,11 +251,18 @@ class MockOptionBook:
         years = self._years(layout, now)
         iv = self._jittered_iv(layout, spot, years, rng)
         result = greeks(spot, layout.strikes, years, iv, layout.is_call, self._spec.rate)
-        self._trade(layout, spot, rng)
+        distance = np.abs(np.log(layout.strikes / spot))
+        self._trade(distance, rng)
         self._version += 1
         # Rounded here, for the whole chain at once, to the precision published in ticks
         # (rounding each float in Python was most of the cost of serialising a tick).
-        prices = np.round(round_to_tick(result.price, self._spec.tick_size), 2)
+        tick_size = self._spec.tick_size
+        prices = np.round(round_to_tick(result.price, tick_size), 2)
+        if depth:
+            last_ticks = np.rint(prices / tick_size).astype(np.int64)
+            self.last_depth = self._books.tick(
+                last_ticks, 100.0 * distance, 365.0 * years, self._lots, rng
+            )
         stamp = now.timestamp()
         states = self._states(layout, prices, iv, result, stamp)
         self._latest = dict(zip(layout.tokens, states, strict=True))
@@ -254,6 +274,8 @@ class MockOptionBook:
             layout = ChainLayout.build(self._contracts.values())
             self._volume = layout.carry(self._layout, self._volume, 0)
             self._oi = layout.carry(self._layout, self._oi, -1)
+            self._lots = np.where(layout.lot_sizes > 0, layout.lot_sizes, self._spec.lot_size)
+            self._books.forget()
             self._layout, self._dirty = layout, False
             self._rebuilds += 1
         return self._layout
@@ -281,18 +303,18 @@ class MockOptionBook:
         clamped: FloatArray = np.clip(iv, smile.floor, smile.cap)
         return clamped
 
-    def _trade(self, layout: ChainLayout, spot: float, rng: np.random.Generator) -> None:
-        """Volume grows, most near the money; open interest wanders by whole lots."""
-        spec, size = self._spec, len(layout.tokens)
-        distance = np.abs(np.log(layout.strikes / spot))
+    def _trade(self, distance: FloatArray, rng: np.random.Generator) -> None:
+        """Volume grows, most near the money; open interest wanders by whole lots.
+        ``distance`` is each strike's ``|ln(K/S)|``."""
+        spec, lot_sizes = self._spec, self._lots
         fresh = self._oi < 0
         if fresh.any():
             lots = spec.open_interest_lots * np.exp(-distance[fresh] / 0.04) + 10.0
             self._oi = self._oi.copy()
-            self._oi[fresh] = rng.poisson(lots) * spec.lot_size
+            self._oi[fresh] = rng.poisson(lots) * lot_sizes[fresh]
         trades = rng.poisson(spec.trades_per_tick * np.exp(-distance / 0.02) + 0.05)
-        self._volume = self._volume + trades * spec.lot_size
-        change = np.rint(0.3 * rng.standard_normal(size)).astype(np.int64) * spec.lot_size
+        self._volume = self._volume + trades * lot_sizes
+        change = np.rint(0.3 * rng.standard_normal(len(distance))).astype(np.int64) * lot_sizes
         self._oi = np.maximum(self._oi + change, 0)
 
     def _states(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
 from tickfleet.assignment.plan import Assignment
-from tickfleet.market.hours import StreamMode
+from tickfleet.config.stream_mode import StreamMode
 from tickfleet.stream.status import StreamStatus
 from tickfleet.supervision.cancel import cancel_and_wait
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import orjson
 import redis
 
+from tickfleet.market.contracts import ListedInstrument
 from tickfleet.metrics.catalog import Metrics
 from tickfleet.subscriptions.store import Subscription
 
@@ -45,27 +46,19 @@ class SubscriptionEvent:
         )
 
 
-class Listed(Protocol):
-    @property
-    def tradingsymbol(self) -> str: ...
-
-    @property
-    def segment(self) -> str: ...
-
-
-def created(sub: Subscription, row: Listed | None, at: float) -> SubscriptionEvent:
+def created(sub: Subscription, row: ListedInstrument | None, at: float) -> SubscriptionEvent:
     metadata = {**_names(row), "requested_mode": sub.mode.value, "account_id": sub.pinned_account}
     return SubscriptionEvent("subscription_created", sub.token, metadata, at)
 
 
 def ended(
-    event_type: EventType, token: int, row: Listed | None, reason: str, at: float
+    event_type: EventType, token: int, row: ListedInstrument | None, reason: str, at: float
 ) -> SubscriptionEvent:
     """A ``subscription_deleted`` (by the API) or ``subscription_removed`` (by the fleet)."""
     return SubscriptionEvent(event_type, token, {**_names(row), "reason": reason}, at)
 
 
-def _names(row: Listed | None) -> dict[str, str | None]:
+def _names(row: ListedInstrument | None) -> dict[str, str | None]:
     return {
         "tradingsymbol": row.tradingsymbol if row else None,
         "segment": row.segment if row else None,

@@ -4,7 +4,8 @@ The consumers of the service tickfleet replaces read these channels. Every field
 published keeps its name, type and meaning: ``token``, ``symbol`` (the underlying's
 name, ``NIFTY``), ``type``, ``price``, ``ts`` (integer epoch seconds), the underlying's
 ``close`` (the current price), ``segment``, ``exchange``, ``lot_size``, ``tick_size``,
-and ``depth`` with the total quantities when the feed has them. tickfleet's own fields
+and ``depth`` with the total quantities when the feed has them (full mode, live or
+simulated, in one shape). tickfleet's own fields
 ride along: ``instrument_token``, ``tradingsymbol``, ``instrument_type``,
 ``last_price``, IV and greeks, ``timestamp`` (ISO 8601 with the market's offset),
 ``is_mock``, ``prev_close`` and ``version``. The README's table lists every field with
@@ -21,17 +22,22 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from functools import lru_cache
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import orjson
 
-from tickfleet.market.contracts import Listed
+from tickfleet.market.contracts import ListedInstrument
 
 DepthLevel = tuple[int, float, int]
 """One market depth entry: quantity, price, orders."""
 
 Depth = tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]]
 """The bid entries (best first), then the offer entries (best first): five each from Kite."""
+
+BookJson = bytes
+"""A full-mode tick's ``"depth":...,"total_buy_quantity":...,"total_sell_quantity":...``
+members already written as JSON, the depth in ``Depth``'s shape (the simulated book writes a
+chain's at once: ``tickfleet.stream.feeds.simulated.depth_json``)."""
 
 
 class Stamp(NamedTuple):
@@ -58,26 +64,6 @@ class IndexQuote(NamedTuple):
     is_mock: bool
 
 
-class Contract(Listed, Protocol):
-    """The registry row fields an option tick names (``Instrument`` has them): a listed
-    contract's, and where and how it trades."""
-
-    @property
-    def underlying(self) -> str: ...
-
-    @property
-    def segment(self) -> str: ...
-
-    @property
-    def exchange(self) -> str: ...
-
-    @property
-    def lot_size(self) -> int: ...
-
-    @property
-    def tick_size(self) -> float: ...
-
-
 @lru_cache(maxsize=256)
 def iso_timestamp(epoch_seconds: float, tz: tzinfo) -> str:
     """``2025-01-07T15:29:59.250+05:30`` for the given zone.
@@ -101,7 +87,7 @@ class OptionPayload:
 
     __slots__ = ("_head", "token")
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: ListedInstrument) -> None:
         self.token = contract.instrument_token
         kind = contract.instrument_type
         fixed = {
@@ -137,12 +123,14 @@ class OptionPayload:
         depth: Depth | None = None,
         total_buy_quantity: int | None = None,
         total_sell_quantity: int | None = None,
+        book: BookJson | None = None,
     ) -> bytes:
         """One option tick. ``iv`` and the greeks are None when they cannot be computed
         (an implied volatility that does not solve); ``theta`` is per calendar day,
-        ``vega`` per volatility point. ``depth`` and the totals come with full-mode live
-        ticks only."""
-        moving = {
+        ``vega`` per volatility point. ``depth`` comes with full-mode ticks, the totals
+        with quote- and full-mode ticks (live, and simulated from its book); ``book``, when
+        given, is the depth and the totals already written (they are not given then)."""
+        moving: dict[str, object] = {
             "price": last_price,
             "last_price": last_price,
             "volume": volume,
@@ -157,10 +145,12 @@ class OptionPayload:
             "timestamp": stamp.timestamp,
             "version": version,
             "is_mock": is_mock,
-            "depth": None if depth is None else _depth(depth),
-            "total_buy_quantity": total_buy_quantity,
-            "total_sell_quantity": total_sell_quantity,
         }
+        if book is not None:  # one join: no copy of the members through orjson
+            return b"".join((self._head, orjson.dumps(moving)[1:-1], b",", book, b"}"))
+        moving["depth"] = None if depth is None else _depth(depth)
+        moving["total_buy_quantity"] = total_buy_quantity
+        moving["total_sell_quantity"] = total_sell_quantity
         return self._head + orjson.dumps(moving)[1:]
 
 

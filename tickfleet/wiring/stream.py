@@ -17,13 +17,14 @@ from tickfleet.accounts.config import Account, AccountConfigError, find_account,
 from tickfleet.assignment.catalog import read_catalog
 from tickfleet.breaker import BreakerConfig
 from tickfleet.config.settings import Settings
+from tickfleet.config.stream_mode import StreamMode
 from tickfleet.instruments import Instrument
 from tickfleet.instruments.model import INDEX_UNDERLYINGS
 from tickfleet.instruments.universe import INDEX_TOKEN
 from tickfleet.keyspace.keys import Keys
 from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
 from tickfleet.kite.connection import ConnectionConfig
-from tickfleet.market.hours import MarketHours, StreamMode
+from tickfleet.market.hours import MarketHours
 from tickfleet.market.options import MockOptionBook
 from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
 from tickfleet.runtime.clock import Clock

@@ -6,8 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from producers.api.deps import ApiKey, CeleryDep, CoordinatorDep, RebalancerDep, ServicesDep
-from producers.api.errors import RedisUp, declared
+from producers.api.deps import (
+    ApiKey,
+    CeleryDep,
+    CoordinatorDep,
+    RebalancerDep,
+    RedisUp,
+    ServicesDep,
+)
+from producers.api.errors import declared
 from producers.api.schemas import (
     AccessTokenIn,
     AccessTokenPosted,

@@ -9,6 +9,7 @@ public summary of ``/health`` (``producers.api.public.public_status``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from importlib.resources import files
@@ -21,12 +22,13 @@ from sse_starlette import EventSourceResponse
 
 from producers.api.deps import CoordinatorDep, ServicesDep
 from producers.api.public import public_status
-from tickfleet.chain.fanout import Frame, TickFanout
+from tickfleet.chain.fanout import Frame, Seat, TickFanout
 from tickfleet.chain.option_chain import cells, chain_document, read_chain, underlying_cells
 from tickfleet.health.document import health_document
 
 router = APIRouter(tags=["chain"])
 PING_SECONDS = 15  # a comment line this often keeps proxies from closing a quiet stream
+RETRY_AFTER_SECONDS = 10  # a refused page tries again after this (a place may free by then)
 
 
 async def get_fanout(request: Request) -> TickFanout:
@@ -61,34 +63,61 @@ def chain_data(
     return {**chain_document(chain), "status": known}
 
 
+@dataclass(frozen=True, slots=True)
+class Watcher:
+    """An admitted live page: its seat and the expiry it watches."""
+
+    seat: Seat
+    expiry: str | None
+
+
+async def admit_watcher(fanout: FanoutDep, expiry: Expiry = None) -> AsyncIterator[Watcher]:
+    """A live page's seat, taken before the response starts and released after it ends,
+    however it ends (a page gone before its first frame, a HEAD that never streams); a
+    page over ``TICKFLEET_CHAIN_MAX_WATCHERS`` gets 503 with ``Retry-After``. The expiry is
+    read here so that a malformed one is refused (422) before any seat is taken."""
+    seat = fanout.admit()
+    if seat is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{fanout.max_watchers} live chain pages already watch; retry later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    try:
+        yield Watcher(seat, _iso(expiry))
+    finally:
+        seat.release()
+
+
+WatcherDep = Annotated[Watcher, Depends(admit_watcher)]
+
+
 @router.get("/chain/events", response_class=EventSourceResponse)
-async def chain_events(fanout: FanoutDep, expiry: Expiry = None) -> EventSourceResponse:
+async def chain_events(fanout: FanoutDep, watcher: WatcherDep) -> EventSourceResponse:
     """``ticks`` (the latest of each strike that ticked, every frame), ``status`` (when the
     fleet's was read again) and ``resync`` (reload ``/chain/data``: rows changed or frames
     were missed)."""
-    limit = fanout.max_watchers
-    if fanout.watchers >= limit:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"{limit} live chain pages already watch"
-        )
-    return EventSourceResponse(_events(fanout, _iso(expiry)), ping=PING_SECONDS)
+    frames = fanout.watch(watcher.seat)
+    return EventSourceResponse(_events(frames, watcher.expiry), ping=PING_SECONDS)
 
 
 def _iso(expiry: date | None) -> str | None:
     return expiry.isoformat() if expiry else None
 
 
-async def _events(fanout: TickFanout, expiry: str | None) -> AsyncIterator[dict[str, str]]:
+async def _events(
+    frames: AsyncIterator[Frame], expiry: str | None
+) -> AsyncIterator[dict[str, str]]:
     shown: dict[str, Any] | None = None
-    async for frame in fanout.watch():
+    async for frame in frames:
         if frame.resync:
-            yield _event("resync", {"live": frame.live})
+            yield _event("resync", {"connected": frame.connected})
         ticks = _ticks(frame, expiry)
         if ticks is not None:
             yield ticks
         if frame.status is not None and frame.status is not shown:
             shown = frame.status
-            yield _event("status", {**frame.status, "live": frame.live})
+            yield _event("status", {**frame.status, "connected": frame.connected})
 
 
 def _ticks(frame: Frame, expiry: str | None) -> dict[str, str] | None:

@@ -7,6 +7,7 @@ every record and the reload it requested.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
@@ -14,7 +15,6 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Respon
 from producers.api.deps import (
     ApiKey,
     CoordinatorDep,
-    RedisProbeDep,
     ServicesDep,
     WritesDep,
 )
@@ -135,13 +135,8 @@ async def delete_subscription(
     services: ServicesDep,
     coordinator: CoordinatorDep,
     writes: WritesDep,
-    probe: RedisProbeDep,
 ) -> SubscriptionsChanged:
-    def write() -> SubscriptionsChanged:
-        probe.ping()  # Redis first: an outage is a 503 with nothing written
-        return _unsubscribe(services, coordinator, token)
-
-    return await writes.run(write)
+    return await writes.run(partial(_unsubscribe, services, coordinator, token))
 
 
 def _unsubscribe(

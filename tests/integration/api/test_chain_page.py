@@ -1,6 +1,7 @@
 """``/chain`` against a real fleet in simulated mode (API, control worker, stream worker,
 beat): the page in headless Chromium (Debian's, installed by ``make browser``, driven by
-Playwright) shows live prices that change, with the fleet's and the breaker's status; fifty
+Playwright) shows prices that change, says they come from the simulated market (not
+live), with the connection, the fleet's and the breaker's status; fifty
 server-sent-event clients cost Redis one subscription, which goes once they leave, and a
 fifty-first is refused."""
 
@@ -63,11 +64,7 @@ def market(
         chain_max_watchers=50,
     )
     options = seed_universe(settings, with_expired=False)
-    fleet = fleet_factory(settings)
-    _, url = fleet.api()
-    fleet.control_worker()
-    fleet.stream_worker()
-    fleet.beat()
+    url = fleet_factory(settings).everything()
     nearest = min(o.expiry for o in options if o.expiry is not None)
     strikes = sorted(
         {o.strike for o in options if o.expiry == nearest}, key=lambda k: abs(k - 24000)
@@ -89,7 +86,7 @@ def _prices(page: Page) -> list[str]:
     return page.locator('[data-cell$="-last"]').all_inner_texts()
 
 
-def test_the_chain_page_shows_live_prices_and_the_fleets_status_in_chromium(
+def test_the_chain_page_shows_changing_simulated_prices_as_such_and_the_fleets_status(
     market: Market, tmp_path: Path
 ) -> None:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make browser` installs it"
@@ -98,20 +95,25 @@ def test_the_chain_page_shows_live_prices_and_the_fleets_status_in_chromium(
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 700})
             page.goto(f"{market.url}/chain")
-            page.wait_for_selector("#live.ok", timeout=15_000)  # the event stream is open
+            page.wait_for_selector("#connection.ok", timeout=15_000)  # the event stream is open
             first = _prices(page)
             assert len(first) == 2 * 3 and all(p.replace(".", "").isdigit() for p in first), first
             assert page.locator("#expiry").input_value() == market.expiry
             wait_until(lambda: _prices(page) != first, 10, 0.2, "a price to change")
             changed = sum(a != b for a, b in zip(first, _prices(page), strict=True))
             page.wait_for_function("document.querySelector('#status').textContent === 'ok'")
-            header = {k: page.inner_text(f"#{k}") for k in ("status", "breaker", "live", "spot")}
+            names = ("source", "status", "breaker", "connection", "spot")
+            header = {k: page.inner_text(f"#{k}") for k in names}
+            title = page.title()
             shot = tmp_path / "chain.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
     print(f"{changed} of 6 prices changed; header {header}; screenshot {shot}")
-    assert header["breaker"] == "closed" and header["live"] == "live"
+    assert header["source"] == "Simulated market — not real prices"
+    assert title == "NIFTY chain — Simulated market — not real prices"
+    assert header["breaker"] == "closed" and header["connection"] == "connected"
+    assert not any("live" in words.lower() for words in header.values()), header
     assert header["spot"].startswith("NIFTY") and float(header["spot"].split()[-1]) > 20_000
     assert shot.stat().st_size > 10_000
 

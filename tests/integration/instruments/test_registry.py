@@ -170,7 +170,7 @@ def test_unchanged_refresh_changes_nothing(registry: InstrumentRegistry) -> None
     assert summary == RefreshSummary(added=0, updated=0, removed=0, total=len(instruments))
 
 
-def test_expiries_and_expired_tokens(registry: InstrumentRegistry) -> None:
+def test_expiries(registry: InstrumentRegistry) -> None:
     instruments = mixed()
     registry.replace_all(instruments, NOW)
     nifty_days = sorted(
@@ -183,13 +183,6 @@ def test_expiries_and_expired_tokens(registry: InstrumentRegistry) -> None:
         date(2018, 1, 25),
     ]
     assert registry.expiries("NOSUCH") == []
-
-    today = date(2025, 11, 19)
-    expected = sorted(item.instrument_token for item in instruments if item.is_expired(today))
-    assert registry.expired_tokens(today) == expected
-    assert any(
-        item.underlying == "NIFTY" for item in instruments if item.instrument_token in expected
-    )
 
 
 def test_duplicate_tokens_are_refused_and_nothing_changes(registry: InstrumentRegistry) -> None:

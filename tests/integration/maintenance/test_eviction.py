@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
 import redis
 
-from tests.support.instants import CALENDAR_MATRIX, Instant
+from tests.support.instants import CALENDAR_MATRIX, Instant, ist
 from tests.support.seed import expired_option, init_database, now_of, seed_universe
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import OfflineUniverseSource, UniverseSpec
+from tickfleet.instruments.model import Instrument
 from tickfleet.runtime.clock import ManualClock
 from tickfleet.subscriptions.store import Status, SubscriptionRequest
 from tickfleet.wiring.services import Services
@@ -104,3 +106,55 @@ def test_eviction_at_frozen_instants(
         assert {s.token for s in services.subscriptions.active()} == set(listed) - set(expected)
     finally:
         services.close()
+
+
+class _NoStreams:
+    """A stream starter for a fleet with no stream worker: the reload starts nothing."""
+
+    def start(self, stream: str) -> None:
+        raise AssertionError(f"no stream worker runs here, yet {stream} was started")
+
+
+def _deactivated_by(
+    path: str, settings: Settings, rows: list[Instrument], at: datetime
+) -> set[int]:
+    """The tokens that eviction (``evict``) or a reload (``reload``) deactivate at ``at``
+    among active subscriptions to ``rows``, each on a database of its own."""
+    init_database(settings)
+    services = Services(settings)
+    services.clock = ManualClock(at.timestamp())
+    try:
+        services.registry.replace_all(rows, at)
+        services.subscriptions.upsert_many(
+            [SubscriptionRequest(r.instrument_token) for r in rows], at
+        )
+        if path == "evict":
+            services.evictor().run()
+        else:
+            services.rebalancer(_NoStreams())()
+        return {r.instrument_token for r in rows} - {
+            s.token for s in services.subscriptions.active()
+        }
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize(
+    ("second", "expired"), [(59, False), (60, True)], ids=["15:29:59", "15:30:00"]
+)
+def test_eviction_and_a_reload_agree_at_the_close_of_the_expiry_day(
+    make_settings: Callable[..., Settings], tmp_path: Path, second: int, expired: bool
+) -> None:
+    """A contract expiring today is expired from the close on, by both paths alike."""
+    at = ist(2026, 6, 16, 15, 29) + timedelta(seconds=second)
+    spec = UniverseSpec.from_settings(make_settings(mock_strikes_each_side=2))
+    rows = [i for i in OfflineUniverseSource(spec).fetch(at.date()) if i.is_option]
+    today = {i.instrument_token for i in rows if i.expiry == at.date()}
+    assert today and len(today) < len(rows), "the rows must mix today's expiry and later ones"
+    found = {
+        path: _deactivated_by(
+            path, make_settings(database_url=f"sqlite:///{tmp_path}/{path}.db"), rows, at
+        )
+        for path in ("evict", "reload")
+    }
+    assert found["evict"] == found["reload"] == (today if expired else set())

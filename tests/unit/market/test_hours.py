@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
-from tickfleet.config.settings import FeedMode, Settings
-from tickfleet.market.hours import MarketHours, StreamMode
+from tickfleet.config.settings import Settings
+from tickfleet.config.stream_mode import FeedSetting, StreamMode
+from tickfleet.market.hours import MarketHours
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -59,7 +60,7 @@ OPEN, CLOSED = at(10, 0), at(20, 0)
     ],
 )
 def test_feed_mode(
-    now: datetime, override: FeedMode, credentials: bool, mock_enabled: bool, mode: StreamMode
+    now: datetime, override: FeedSetting, credentials: bool, mock_enabled: bool, mode: StreamMode
 ) -> None:
     assert MarketHours().feed_mode(now, override, credentials, mock_enabled) == mode
 

@@ -22,6 +22,7 @@ from tickfleet.instruments import Instrument
 from tickfleet.market.contracts import MockOptionSnapshot, option_contract
 from tickfleet.market.options import MockOptionBook
 from tickfleet.market.snapshot import RedisSnapshotStore
+from tickfleet.stream.feeds.simulated.depth_json import LTP, ModeFields
 from tickfleet.stream.feeds.simulated.pacing import Simulation, tick_forever
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.status import (
@@ -30,18 +31,27 @@ from tickfleet.stream.status import (
     EXCLUDED_NOT_SIMULATED,
     StreamStatus,
 )
-from tickfleet.ticks.payloads import OptionPayload, Stamp
+from tickfleet.subscriptions.store import Mode
+from tickfleet.ticks.payloads import BookJson, OptionPayload, Stamp
 
 log = logging.getLogger("tickfleet.stream")
 
 RowLookup = Callable[[Collection[int]], Awaitable[Mapping[int, Instrument]]]
 
 
-def option_tick(payload: OptionPayload, stamp: Stamp, s: MockOptionSnapshot) -> bytes:
-    """The published tick of one simulated option (its values as the book rounded them)."""
+def option_tick(
+    payload: OptionPayload,
+    stamp: Stamp,
+    s: MockOptionSnapshot,
+    book: BookJson | None = None,
+    total_buy_quantity: int | None = None,
+    total_sell_quantity: int | None = None,
+) -> bytes:
+    """The published tick of one simulated option (its values as the book rounded them;
+    its book's depth and totals as its mode carries them: ``ModeFields``)."""
     return payload.tick(
         stamp, s.last_price, s.volume, s.oi, s.iv, s.delta, s.gamma, s.theta, s.vega,
-        s.version, True,
+        s.version, True, None, None, total_buy_quantity, total_sell_quantity, book,
     )  # fmt: skip
 
 
@@ -70,6 +80,10 @@ class SimulatedOptions:
         self._sim = simulation
         self._may_tick = may_tick
         self.tokens: set[int] = set()  # assigned to this account
+        self.modes: dict[int, str] = {}  # their modes: a book for QUOTE and FULL
+        self._books = False  # whether any of them wants one
+        self._fields = ModeFields()
+        self._row_modes: tuple[tuple[int, ...], list[str]] = ((), [])  # chain order
         self.excluded: dict[int, str] = {}  # assigned, not simulated, and why
         self._payloads: dict[int, OptionPayload] = {}  # of the tokens the book holds
 
@@ -77,7 +91,8 @@ class SimulatedOptions:
         await tick_forever(self._sim.interval, self.tick, self._may_tick, self._status.stream)
 
     async def apply(self, assignment: Assignment) -> None:
-        wanted = set(assignment.tokens_for(self.account_id))
+        self._set_modes(assignment.tokens_for(self.account_id))
+        wanted = set(self.modes)
         added, removed = wanted - self.tokens, self.tokens - wanted
         if removed:
             self._drop(removed)
@@ -99,13 +114,19 @@ class SimulatedOptions:
         gone = set(tokens) & self.tokens
         self._drop(gone)
         self.tokens -= gone
+        self._set_modes({t: m for t, m in self.modes.items() if t not in gone})
         self._status.tokens = len(self.tokens)
+
+    def _set_modes(self, modes: dict[int, str]) -> None:
+        self.modes = modes
+        self._books = any(mode != LTP for mode in modes.values())
+        self._row_modes = ((), [])  # in the chain's order again at the next tick
 
     async def tick(self) -> None:
         underlying = await self._snapshots.read()
         if underlying is None:
             return  # the underlying stream has not written a snapshot yet
-        states = self.book.tick(underlying, self._sim.now(), self._sim.rng)
+        states = self.book.tick(underlying, self._sim.now(), self._sim.rng, depth=self._books)
         if states:
             self._publish(states)
         expired = self.book.take_expired()
@@ -118,13 +139,27 @@ class SimulatedOptions:
     def _publish(self, states: list[MockOptionSnapshot]) -> None:
         payloads, publish = self._payloads, self._outlet.publish_option
         stamp = Stamp.of(states[0].timestamp, self._sim.tz)  # one chain tick, one time
-        for s in states:
-            token = s.instrument_token
-            publish(token, option_tick(payloads[token], stamp, s))
-        chain = self.book.last_chain
+        chain, depth = self.book.last_chain, self.book.last_depth
+        if depth is None or chain is None:
+            for s in states:
+                token = s.instrument_token
+                publish(token, option_tick(payloads[token], stamp, s))
+        else:
+            fields = self._fields.columns(depth, self._modes_of(chain.tokens))
+            for s, book, buy, sell in zip(states, *fields, strict=True):
+                token = s.instrument_token
+                publish(token, option_tick(payloads[token], stamp, s, book, buy, sell))
         if chain is not None:
             self._outlet.chain_bars(chain, True)
         self._status.last_tick_at = self._sim.clock.time()
+
+    def _modes_of(self, tokens: tuple[int, ...]) -> list[str]:
+        """The modes of a chain's tokens in its order (made again when the chain changes)."""
+        known, modes = self._row_modes
+        if known is not tokens or len(modes) != len(tokens):
+            modes = [self.modes.get(t, Mode.FULL.value) for t in tokens]
+            self._row_modes = (tokens, modes)
+        return modes
 
     def _drop(self, tokens: Collection[int]) -> None:
         self.book.forget(tokens)
@@ -148,7 +183,8 @@ class SimulatedOptions:
         taken = waiting[:room]
         if taken:
             rows = await self._lookup(taken)
-            contracts = [c for c in map(option_contract, rows.values()) if c is not None]
+            made = (option_contract(row, row.lot_size) for row in rows.values())
+            contracts = [c for c in made if c is not None]
             self.book.ensure(contracts)
             simulated = {c.instrument_token for c in contracts}
             self._payloads.update((t, OptionPayload(rows[t])) for t in simulated)
