@@ -64,10 +64,11 @@ def market(
     )
     options = seed_universe(settings, with_expired=False)
     fleet = fleet_factory(settings)
-    _, url = fleet.api()
-    fleet.control_worker()
-    fleet.stream_worker()
-    fleet.beat()
+    with fleet.starting():
+        _, url = fleet.api()
+        fleet.control_worker()
+        fleet.stream_worker()
+        fleet.beat()
     nearest = min(o.expiry for o in options if o.expiry is not None)
     strikes = sorted(
         {o.strike for o in options if o.expiry == nearest}, key=lambda k: abs(k - 24000)

@@ -24,7 +24,7 @@ import redis
 
 import celeryconfig
 from tests.conftest import Fleet
-from tests.integration.beat.slot_app import PERIOD_ENV, RUNS_KEY, SENDS_KEY
+from tests.integration.beat.slot_app import PERIOD_ENV, READY_KEY, RUNS_KEY, SENDS_KEY
 from tests.support.polling import wait_until
 from tests.support.redis_server import RedisServer
 from tickfleet.settings import Settings
@@ -150,6 +150,8 @@ def test_beats_live_through_redis_restarting_empty_and_one_carries_on(
     first, second = fleet.beat(), fleet.beat()
     beats = Beats(redis_client)
     beats.wait_for(2, timeout=30)
+    # Both are up (a beat still building its scheduler when Redis goes needs Redis).
+    wait_until(lambda: redis_client.llen(READY_KEY) == 2, 30, what="both schedulers built")
 
     try:
         redis_server.stop()

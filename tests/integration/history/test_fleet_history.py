@@ -131,10 +131,11 @@ def history(
     )
     options = seed_universe(settings, with_expired=False)
     fleet = fleet_factory(settings)
-    _, url = fleet.api()
-    fleet.control_worker()
-    workers = [fleet.stream_worker("stream-a"), fleet.stream_worker("stream-b")]
-    fleet.beat()
+    with fleet.starting():
+        _, url = fleet.api()
+        fleet.control_worker()
+        workers = [fleet.stream_worker("stream-a"), fleet.stream_worker("stream-b")]
+        fleet.beat()
     collector = TickCollector(settings.redis_url).start()
     try:
         with httpx.Client(base_url=url, timeout=30) as api:
