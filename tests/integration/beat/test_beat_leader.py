@@ -124,7 +124,7 @@ def test_two_beats_fire_once_per_period_across_leader_changes(
     beats.wait_for(len(found) + 1, timeout=PERIOD + 10)
     restarted.stop()
     found = sends(redis_client)
-    wait_until(lambda: redis_client.llen(RUNS_KEY) >= len(found), 10, what="every send run")
+    wait_until(lambda: redis_client.llen(RUNS_KEY) >= len(found), 30, what="every send run")
 
     all_gaps = gaps(found)
     assert min(all_gaps) >= PERIOD - EARLY, f"double-fire: gaps {all_gaps}"

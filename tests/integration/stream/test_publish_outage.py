@@ -143,5 +143,5 @@ def test_a_publish_outage_never_stops_the_stream_and_consumers_resync(
     assert {int(k) for k in latest} == outage.tokens
     # counted in the stream's memory, in Redis after its next metrics flush (every second)
     replayed = lambda: counter(redis_client, "redis_circuit_replayed_total") >= len(outage.tokens)  # noqa: E731
-    wait_until(replayed, 5, 0.2, "the replayed ticks counted")
+    wait_until(replayed, 15, 0.2, "the replayed ticks counted")
     assert redis_client.get(outage.keys.stream_lease("account:sim-1")) == owner
