@@ -33,11 +33,13 @@ FLEET_LOGS := supervisord stream control beat api flower
 logs:
 	@d="$${TICKFLEET_RUN_DIR:-var}/log"; tail -n 20 -F $(foreach p,$(FLEET_LOGS),"$$d/$(p).log")
 
+# The suite on TEST_WORKERS pytest-xdist workers (default 6, see scripts/run-tests.sh)
 test: venv redis browser
 	scripts/run-tests.sh tests
 
+# Unit tests compute rather than wait: one process beats xdist's start-up on 2 cores
 test-unit: venv
-	scripts/run-tests.sh tests/unit
+	TEST_WORKERS=0 scripts/run-tests.sh tests/unit
 
 test-integration: venv redis browser
 	scripts/run-tests.sh tests/integration

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,54 @@ from tests.support.instants import FLEET_NOW, offset_to
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, FleetProcess, celery_worker_argv, stream_worker_argv
 from tests.support.redis_server import RedisServer
+from tests.support.serial import SERIAL_MARK, SerialGate
 from tickfleet.config.settings import Settings
 
 POSTGRES_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+PROCESS_FIXTURES = frozenset({"fleet_factory", "redis_server_factory", "start_fleet"})
+GATE = pytest.StashKey[SerialGate]()
+
+
+def _runs_first(item: pytest.Item) -> tuple[bool, bool]:
+    """Serial tests, then those that start processes (the long ones), then the rest."""
+    names = set(getattr(item, "fixturenames", ()))
+    return item.get_closest_marker(SERIAL_MARK) is None, not names & PROCESS_FIXTURES
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark integration tests. Under xdist, order the tests: the serial ones first (see
+    tests.support.serial), then those that start processes, the long ones: the workers
+    take tests in this order, and a long test started last would end the run alone."""
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+    if hasattr(config, "workerinput"):
+        items.sort(key=_runs_first)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under xdist, serial tests run first and alone: see tests.support.serial."""
+    config = session.config
+    if not hasattr(config, "workerinput"):
+        return
+    serial = sum(1 for item in session.items if item.get_closest_marker(SERIAL_MARK))
+    shared = Path(config.getoption("basetemp")).parent  # xdist gives each worker <shared>/gwN
+    config.stash[GATE] = SerialGate(shared / "serial-gate", serial)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Outside the test's timeout: a serial test takes its turn, any other waits for them."""
+    gate = item.config.stash.get(GATE, None)
+    if gate is not None and item.get_closest_marker(SERIAL_MARK):
+        with gate.alone(item.nodeid):
+            yield
+        return
+    if gate is not None:
+        gate.wait()
+    yield
 
 
 # --- Redis ------------------------------------------------------------------------------
@@ -147,6 +187,25 @@ class Fleet:
         self.env = {**settings.to_env(), "PYTHONUNBUFFERED": "1"}
         self.logdir = logdir
         self.processes: list[FleetProcess] = []
+        self._unready: list[Callable[[], None]] | None = None
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Processes asked for inside start at once; all are ready when it ends. A fleet
+        then starts in the time of its slowest process, not in the sum of all of them."""
+        self._unready = []
+        try:
+            yield
+            for wait_ready in self._unready:
+                wait_ready()
+        finally:
+            self._unready = None
+
+    def _ready(self, wait_ready: Callable[[], None]) -> None:
+        if self._unready is None:
+            wait_ready()
+        else:
+            self._unready.append(wait_ready)
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> FleetProcess:
         process = FleetProcess(name, argv, {**self.env, **(env or {})}, self.logdir)
@@ -158,17 +217,17 @@ class Fleet:
     ) -> FleetProcess:
         argv = celery_worker_argv(self.app, name, "control,maintenance", concurrency)
         worker = self._start(name, argv, env)
-        worker.wait_for_log("ready.")
+        self._ready(lambda: worker.wait_for_log("ready."))
         return worker
 
     def stream_worker(self, name: str = "stream", concurrency: int = 3) -> FleetProcess:
         worker = self._start(name, stream_worker_argv(self.app, name, concurrency))
-        worker.wait_for_log("ready.")
+        self._ready(lambda: worker.wait_for_log("ready."))
         return worker
 
     def beat(self) -> FleetProcess:
         beat = self._start("beat", [str(BIN / "celery"), "-A", self.app, "beat", "--loglevel=INFO"])
-        beat.wait_for_log("beat: Starting")
+        self._ready(lambda: beat.wait_for_log("beat: Starting"))
         return beat
 
     def api(self) -> tuple[FleetProcess, str]:
@@ -182,18 +241,23 @@ class Fleet:
             str(port),
         ]
         api = self._start("api", argv)
-        wait_for_port(port, timeout=30)
+        self._ready(lambda: wait_for_port(port, timeout=30))
         return api, f"http://127.0.0.1:{port}"
 
     def everything(self) -> str:
-        """API, control worker, one stream worker and beat; the API's URL."""
-        _, url = self.api()
-        self.control_worker()
-        self.stream_worker()
-        self.beat()
+        """API, control worker, one stream worker and beat, started at once; the API's URL."""
+        with self.starting():
+            _, url = self.api()
+            self.control_worker()
+            self.stream_worker()
+            self.beat()
         return url
 
     def stop(self) -> None:
+        """Every process begins its warm shutdown at once: the fleet is down in the time
+        of its slowest process, not in the sum of all of them."""
+        for process in reversed(self.processes):
+            process.terminate()
         for process in reversed(self.processes):
             process.stop()
 

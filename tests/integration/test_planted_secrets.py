@@ -137,11 +137,12 @@ def planted(
             fleet.logdir,
         )
         fleet.processes.append(flower)
+        with fleet.starting():
+            _, url = fleet.api()
+            fleet.control_worker()
+            fleet.stream_worker()
+            fleet.beat()
         wait_for_port(flower_port, timeout=60)
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
         tokens = [o.instrument_token for o in options[:4]]
         for token in tokens:
             kite.set_price(token, 100.0)

@@ -31,6 +31,7 @@ class FleetProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._terminated = False
 
     @property
     def pid(self) -> int:
@@ -60,10 +61,16 @@ class FleetProcess:
         self._signal_group(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def terminate(self) -> None:
+        """Begin a warm shutdown (SIGTERM to the group) without waiting for it."""
+        if self.alive() and not self._terminated:
+            self._terminated = True
+            self._signal_group(signal.SIGTERM)
+
     def stop(self, timeout: float = 15.0) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL for whatever is left in the group."""
+        self.terminate()
         if self.alive():
-            self._signal_group(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
         self._signal_group(signal.SIGKILL)

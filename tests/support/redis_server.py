@@ -52,6 +52,9 @@ class RedisServer:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self._proc = None
+                raise RuntimeError(f"redis-server on port {self.port} exited:\n{self._log_tail()}")
             try:
                 if self.client().ping():
                     return self
@@ -59,6 +62,10 @@ class RedisServer:
                 time.sleep(0.02)
         self.stop()
         raise TimeoutError(f"redis-server on port {self.port} did not answer")
+
+    def _log_tail(self) -> str:
+        log = self.workdir / "redis.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
 
     def stop(self) -> None:
         if self._proc is None:

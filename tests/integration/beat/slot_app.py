@@ -4,7 +4,8 @@ Start beats and workers with ``-A tests.integration.beat.slot_app``. The schedul
 fleet's scheduler and configuration (RedBeat, its keys and lock from ``celeryconfig``)
 with one entry, ``slot``, every ``TEST_BEAT_PERIOD_SECONDS``. Each beat records every send
 ("<beat pid> <wall time> <task id>") and each worker every run ("<task id>") in Redis, so a
-test sees who fired, when, and that each firing ran once.
+test sees who fired, when, and that each firing ran once; each beat also records its pid
+once its scheduler is built (``READY_KEY``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import redis
 from celery.signals import before_task_publish
 
 from workers import app
+from workers.beat import FleetBeatScheduler
 
 SLOT_TASK = "test.beat_slot"
 SENDS_KEY = "test:beat:sends"
 RUNS_KEY = "test:beat:runs"
+READY_KEY = "test:beat:ready"
 PERIOD_ENV = "TEST_BEAT_PERIOD_SECONDS"
 
 _clients: list[redis.Redis] = []
@@ -38,7 +41,19 @@ def _schedule() -> dict[str, Any]:
     return {"beat_schedule": {"slot": {"task": SLOT_TASK, "schedule": period}}}
 
 
+class ReadyScheduler(FleetBeatScheduler):
+    """The fleet's scheduler, recording its beat's pid once it is built. A beat logs
+    "Starting" before it builds its scheduler, which reads the schedule from Redis; once
+    built, the beat lives through Redis outages."""
+
+    def __init__(self, *args: Any, lazy: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, lazy=lazy, **kwargs)
+        if not lazy:  # a lazy one only describes the scheduler in the start-up banner
+            _client().rpush(READY_KEY, os.getpid())
+
+
 app.add_defaults(_schedule)  # added last, so it replaces the fleet's schedule
+app.conf.beat_scheduler = f"{__name__}:ReadyScheduler"
 
 
 @app.task(name=SLOT_TASK)  # type: ignore[untyped-decorator]

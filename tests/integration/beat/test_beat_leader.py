@@ -24,7 +24,7 @@ import redis
 
 import celeryconfig
 from tests.conftest import Fleet
-from tests.integration.beat.slot_app import PERIOD_ENV, RUNS_KEY, SENDS_KEY
+from tests.integration.beat.slot_app import PERIOD_ENV, READY_KEY, RUNS_KEY, SENDS_KEY
 from tests.support.polling import wait_until
 from tests.support.redis_server import RedisServer
 from tickfleet.config.settings import Settings
@@ -122,6 +122,7 @@ def test_two_beats_fire_once_per_period_across_leader_changes(
     assert PERIOD - EARLY <= handed.at - last.at <= PERIOD + LATE
 
     beats.wait_for(len(found) + 1, timeout=PERIOD + 10)
+    beats.wait_mid_period()  # a beat stopped between recording a send and sending it loses it
     restarted.stop()
     found = sends(redis_client)
     wait_until(lambda: redis_client.llen(RUNS_KEY) >= len(found), 10, what="every send run")
@@ -150,6 +151,8 @@ def test_beats_live_through_redis_restarting_empty_and_one_carries_on(
     first, second = fleet.beat(), fleet.beat()
     beats = Beats(redis_client)
     beats.wait_for(2, timeout=30)
+    # Both are up (a beat still building its scheduler when Redis goes needs Redis).
+    wait_until(lambda: redis_client.llen(READY_KEY) == 2, 30, what="both schedulers built")
 
     try:
         redis_server.stop()

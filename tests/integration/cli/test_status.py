@@ -77,10 +77,11 @@ def running(
     )
     options = seed_universe(settings, with_expired=False)
     fleet = fleet_factory(settings)
-    api, url = fleet.api()
-    fleet.control_worker()
-    stream = fleet.stream_worker()  # the only one: once it dies, nothing takes its streams
-    fleet.beat()
+    with fleet.starting():
+        api, url = fleet.api()
+        fleet.control_worker()
+        stream = fleet.stream_worker()  # the only one: once it dies, nothing takes its streams
+        fleet.beat()
     yield Running(fleet, url, api, stream, options)
 
 

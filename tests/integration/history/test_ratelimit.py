@@ -27,6 +27,8 @@ def test_a_full_window_makes_the_next_request_wait_for_its_oldest_to_leave(
     assert limiter.try_acquire("key_b") == 0.0  # every api key has its own window
 
 
+# serial: "no wait" is 50 ms here, less than one Redis round trip on a loaded machine.
+@pytest.mark.serial
 def test_acquire_waits_for_a_slot_within_its_timeout_and_never_past_it(
     redis_client: redis.Redis,
 ) -> None:

@@ -57,10 +57,11 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
     assert len(expiring) == 2
 
     fleet = fleet_factory(settings)
-    _, url = fleet.api()
-    fleet.control_worker()
-    fleet.stream_worker()
-    fleet.beat()
+    with fleet.starting():
+        _, url = fleet.api()
+        fleet.control_worker()
+        fleet.stream_worker()
+        fleet.beat()
     ticks = TickCollector(settings.redis_url).start()
     listener = redis.Redis.from_url(settings.redis_url)
     events = listener.pubsub(ignore_subscribe_messages=True)
@@ -70,7 +71,10 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
             body = [{"instrument_token": t} for t in expiring | staying]
             assert api.post("/subscriptions", json=body).status_code == 200
             heard = lambda: {t["instrument_token"] for t in ticks.options()}  # noqa: E731
-            wait_until(lambda: expiring | staying <= heard(), 15, 0.05, "ticks before the close")
+            before_close = CLOSE.timestamp() - clock.time()  # what is left of LEAD
+            wait_until(
+                lambda: expiring | staying <= heard(), before_close, 0.05, "ticks before the close"
+            )
             assert clock.time() < CLOSE.timestamp(), "the fleet took too long to start"
 
             wait_until(lambda: clock.time() >= CLOSE.timestamp() + 1.0, LEAD + 5, 0.05)

@@ -114,10 +114,11 @@ def live_fleet(
         for token, value in prices.items():
             kite.set_price(token, value)
         fleet = fleet_factory(settings)
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+        with fleet.starting():
+            _, url = fleet.api()
+            fleet.control_worker()
+            fleet.stream_worker()
+            fleet.beat()
         ticks = TickCollector(settings.redis_url, Channels(settings.channel_prefix)).start()
         try:
             with httpx.Client(base_url=url, timeout=30) as api:

@@ -78,10 +78,11 @@ def test_the_predecessors_consumer_subscribes_hears_and_unsubscribes(
     chain = [o for o in options if o.expiry == nearest][:6]
     token = chain[0].instrument_token
     fleet = fleet_factory(settings)
-    _, url = fleet.api()
-    fleet.control_worker()
-    fleet.stream_worker()
-    fleet.beat()
+    with fleet.starting():
+        _, url = fleet.api()
+        fleet.control_worker()
+        fleet.stream_worker()
+        fleet.beat()
     ticks = TickCollector(settings.redis_url).start()
     events = EventLog(settings.redis_url, url)
     try:
@@ -104,8 +105,10 @@ def test_the_predecessors_consumer_subscribes_hears_and_unsubscribes(
 
             assert api.delete(f"/subscriptions/{token}").status_code == 200
             wait_until(lambda: len(_of(events, token)) == 2, 10, 0.1, "both events")
-            stopped = time.time() + 2.0  # a reload and a stream's next assignment
-            time.sleep(3.0)
+            streamed = lambda: _streamed_tokens(api, "account:sim-1")  # noqa: E731
+            wait_until(lambda: streamed() == len(chain) - 1, 15, 0.1, "the next assignment")
+            stopped = time.time()  # the stream runs the assignment without the token
+            time.sleep(1.0)
             after = {t["token"] for t in ticks.options(stopped)}
             assert token not in after and after, "the token stopped; the others tick on"
     finally:
@@ -117,6 +120,12 @@ def test_the_predecessors_consumer_subscribes_hears_and_unsubscribes(
     assert created_event[1][token] == "active", "heard after the subscription was visible"
     assert deleted_event[0]["event_type"] == "subscription_deleted"
     assert deleted_event[1][token] == "inactive", "heard after the deletion was visible"
+
+
+def _streamed_tokens(api: httpx.Client, stream: str) -> int | None:
+    """How many tokens the stream last reported streaming (about once a second)."""
+    status = api.get("/health").json()["streams"].get(stream)
+    return None if status is None else int(status["tokens"])
 
 
 def _of(events: EventLog, token: int) -> list[tuple[dict[str, Any], dict[int, str]]]:

@@ -69,10 +69,11 @@ def outage(
     )
     tokens = {o.instrument_token for o in seed_universe(settings, with_expired=False)[:6]}
     fleet = fleet_factory(settings)
-    _, url = fleet.api()
-    fleet.control_worker()
-    fleet.stream_worker()
-    fleet.beat()
+    with fleet.starting():
+        _, url = fleet.api()
+        fleet.control_worker()
+        fleet.stream_worker()
+        fleet.beat()
     with httpx.Client(base_url=url, timeout=30) as api:
         body = [{"instrument_token": t} for t in tokens]
         assert api.post("/subscriptions", json=body).status_code == 200
@@ -143,5 +144,5 @@ def test_a_publish_outage_never_stops_the_stream_and_consumers_resync(
     assert {int(k) for k in latest} == outage.tokens
     # counted in the stream's memory, in Redis after its next metrics flush (every second)
     replayed = lambda: counter(redis_client, "redis_circuit_replayed_total") >= len(outage.tokens)  # noqa: E731
-    wait_until(replayed, 5, 0.2, "the replayed ticks counted")
+    wait_until(replayed, 15, 0.2, "the replayed ticks counted")
     assert redis_client.get(outage.keys.stream_lease("account:sim-1")) == owner
