@@ -63,6 +63,7 @@ bench: venv redis
 	$(BIN)/python bench/reload_burst.py
 	$(BIN)/python bench/publish.py
 	$(BIN)/python bench/bars.py
+	$(BIN)/python bench/depth.py
 	$(BIN)/python bench/breaker.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/greeks.py

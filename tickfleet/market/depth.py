@@ -14,8 +14,9 @@ one tick does not exist (Kite sends such a level as zeros, and so does this book
 
 A book's shape (each level's distance from the last price, its lots and orders) is made
 again every ``DepthSpec.refresh_ticks`` ticks; between, it moves with the last price.
-Making every book again every tick cost 260 ns a tick of a 400-option chain, 6 % of the
-simulated publish path on its own; pricing the kept shape costs a few array operations.
+Made again every tick, the books and their JSON cost about 150 ns a tick more (400-option
+chain, 815 against 666 ns a tick in one run), where pricing a kept shape is a few array
+operations.
 """
 
 from __future__ import annotations
