@@ -5,6 +5,7 @@ commands (``chain``, ``status --watch``) run on a forced terminal and end with C
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -151,7 +152,13 @@ class Screen:
     comes; leaving the block presses Ctrl-C, which must end it with exit 0 and no error."""
 
     def __init__(self, running: Running, *args: str) -> None:
-        env = {**os.environ, **running.fleet.env, "TTY_COMPATIBLE": "1", "COLUMNS": "160"}
+        env = {
+            **os.environ,
+            **running.fleet.env,
+            "TTY_COMPATIBLE": "1",
+            "PYTHONFAULTHANDLER": "1",
+            "COLUMNS": "160",
+        }
         self._proc = subprocess.Popen(
             [str(BIN / "tickfleet"), *args],
             cwd=ROOT,
@@ -186,11 +193,24 @@ class Screen:
     def __enter__(self) -> Screen:
         return self
 
+    def _dump_where_it_hangs(self) -> None:
+        """A command that outlives its Ctrl-C shows every thread's stack (faulthandler, on
+        SIGABRT) in the test's output, so the hang can be found from one failed run."""
+        assert self._proc.stderr is not None
+        self._proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)
+        print("still running 15 s after Ctrl-C; its stacks:", self._proc.stderr.read()[-8000:])
+
     def __exit__(self, *exc: object) -> None:
         assert self._proc.stderr is not None
         try:
             self._proc.send_signal(signal.SIGINT)
-            self._proc.wait(timeout=15)
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._dump_where_it_hangs()
+                raise
             self._reader.join(timeout=5)
             err = self._proc.stderr.read()
         finally:
