@@ -137,11 +137,7 @@ def planted(
             fleet.logdir,
         )
         fleet.processes.append(flower)
-        with fleet.starting():
-            _, url = fleet.api()
-            fleet.control_worker()
-            fleet.stream_worker()
-            fleet.beat()
+        url = fleet.everything()
         wait_for_port(flower_port, timeout=60)
         tokens = [o.instrument_token for o in options[:4]]
         for token in tokens:

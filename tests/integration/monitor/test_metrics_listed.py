@@ -85,11 +85,7 @@ def fleet_api(
     )
     options = seed_universe(settings, with_expired=False)
     fleet = fleet_factory(settings)
-    with fleet.starting():
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+    url = fleet.everything()
     with httpx.Client(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30) as api:
         subscribe_in_two_requests(api, nearest_chain(options, 4))
         wait_until(lambda: streaming(api) == 8, 30, 0.3, "all 8 subscribed options streaming")

@@ -57,11 +57,7 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
     assert len(expiring) == 2
 
     fleet = fleet_factory(settings)
-    with fleet.starting():
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+    url = fleet.everything()
     ticks = TickCollector(settings.redis_url).start()
     listener = redis.Redis.from_url(settings.redis_url)
     events = listener.pubsub(ignore_subscribe_messages=True)

@@ -38,11 +38,7 @@ def test_auto_with_credentials_simulates_on_a_holiday(
     options = seed_universe(settings, with_expired=False)
     tokens = {o.instrument_token for o in options[:2]}
     fleet = fleet_factory(settings)
-    with fleet.starting():
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+    url = fleet.everything()
     ticks = TickCollector(settings.redis_url).start()
     try:
         with httpx.Client(base_url=url, timeout=30) as api:

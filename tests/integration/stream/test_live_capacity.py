@@ -50,11 +50,7 @@ def test_two_accounts_stream_4500_tokens_within_kites_connection_limits(
         tokens = sorted(o.instrument_token for o in options)[:TOKENS]
         kite.set_price(INDEX_TOKEN, 24_000.0)
         fleet = fleet_factory(settings)
-        with fleet.starting():
-            _, url = fleet.api()
-            fleet.control_worker()
-            fleet.stream_worker()
-            fleet.beat()
+        url = fleet.everything()
         with httpx.Client(base_url=url, timeout=60) as api:
             body = [{"instrument_token": t} for t in tokens]
             assert api.post("/subscriptions", json=body).status_code == 200

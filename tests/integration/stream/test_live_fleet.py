@@ -114,11 +114,7 @@ def live_fleet(
         for token, value in prices.items():
             kite.set_price(token, value)
         fleet = fleet_factory(settings)
-        with fleet.starting():
-            _, url = fleet.api()
-            fleet.control_worker()
-            fleet.stream_worker()
-            fleet.beat()
+        url = fleet.everything()
         ticks = TickCollector(settings.redis_url, Channels(settings.channel_prefix)).start()
         try:
             with httpx.Client(base_url=url, timeout=30) as api:

@@ -78,11 +78,7 @@ def test_the_predecessors_consumer_subscribes_hears_and_unsubscribes(
     chain = [o for o in options if o.expiry == nearest][:6]
     token = chain[0].instrument_token
     fleet = fleet_factory(settings)
-    with fleet.starting():
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+    url = fleet.everything()
     ticks = TickCollector(settings.redis_url).start()
     events = EventLog(settings.redis_url, url)
     try:

@@ -69,11 +69,7 @@ def outage(
     )
     tokens = {o.instrument_token for o in seed_universe(settings, with_expired=False)[:6]}
     fleet = fleet_factory(settings)
-    with fleet.starting():
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+    url = fleet.everything()
     with httpx.Client(base_url=url, timeout=30) as api:
         body = [{"instrument_token": t} for t in tokens]
         assert api.post("/subscriptions", json=body).status_code == 200

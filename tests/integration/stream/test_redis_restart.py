@@ -55,11 +55,7 @@ def test_streams_come_back_after_redis_restarts_empty(
     )
     tokens = {o.instrument_token for o in seed_universe(settings, with_expired=False)[:4]}
     fleet = fleet_factory(settings)
-    with fleet.starting():
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+    url = fleet.everything()
     ticks = TickCollector(settings.redis_url).start()
     keys = Keys(settings.key_prefix)
     try:

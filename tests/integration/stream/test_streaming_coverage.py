@@ -78,11 +78,7 @@ def test_every_token_health_calls_streaming_is_heard_and_the_rest_are_named(
         (o for o in options if o.expiry == nearest), key=lambda o: o.instrument_token
     )
     fleet = fleet_factory(settings)
-    with fleet.starting():
-        _, url = fleet.api()
-        fleet.control_worker()
-        fleet.stream_worker()
-        fleet.beat()
+    url = fleet.everything()
     ticks = TickCollector(settings.redis_url).start()
     try:
         with httpx.Client(base_url=url, timeout=30) as api:
