@@ -2,11 +2,12 @@
 
 Runs in the worker's main process, on Celery's own timer. On start it records itself
 (hostname, pid, pool concurrency) for the watchdog and ``/health``; every two seconds it
-beats; on stop it tells its streams to end and release their leases, then records that
-it left. Stopping is the same for every way a worker stops: a signal, ``celery control
-shutdown`` or Flower's shutdown button, so another worker takes the streams over at the
-watchdog's next pass instead of after the leases lapse, and a remote shutdown does not
-leave the worker waiting forever for stream tasks that never end by themselves.
+beats; on stop it leaves the stream queue, tells its streams to end and release their
+leases, then records that it left. Stopping is the same for every way a worker stops: a
+signal, ``celery control shutdown`` or Flower's shutdown button, so another worker takes
+the streams over at the watchdog's next pass instead of after the leases lapse, and a
+remote shutdown does not leave the worker waiting forever for stream tasks that never
+end by themselves.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ from tickfleet.runtime.clock import Clock, clock_from_settings
 from tickfleet.runtime.connections import fail_fast_client
 
 log = logging.getLogger("tickfleet.workers")
+
+
+def _stop_taking_streams(worker: Any) -> None:
+    """Leave the stream queue before the streams hand over, so this worker, on its way
+    out, cannot take the start meant for the worker that takes over (and requeue it
+    seconds later when its pool closes)."""
+    consumer = getattr(worker, "consumer", None)
+    if consumer is None or getattr(consumer, "task_consumer", None) is None:
+        return
+    try:
+        consumer.cancel_task_queue(QUEUE_STREAM)
+    except Exception as exc:  # the broker may be gone already; the lease covers it
+        log.warning("stream worker presence: leaving the stream queue failed: %s", exc)
 
 
 class StreamWorkerPresence(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -59,6 +73,7 @@ class StreamWorkerPresence(bootsteps.StartStopStep):  # type: ignore[misc]
             return
         if self._timer is not None:
             self._timer.cancel()
+        _stop_taking_streams(worker)
         keys = Keys(get_settings().key_prefix)
         shutdown = control.Shutdown(hostname=worker.hostname)
         self._safely("hand over", control.publish, self._client, keys.control_channel, shutdown)

@@ -102,14 +102,16 @@ def nearest_chain(options: list[Instrument], strikes: int) -> list[Instrument]:
 
 
 def subscribe_in_two_requests(api: httpx.Client, chain: list[Instrument]) -> None:
-    """Two POSTs inside the debounce window: the second is coalesced into the first's."""
+    """Two POSTs inside the debounce window: the second is coalesced into a scheduled one."""
     half = len(chain) // 2
     replies = [
         api.post("/subscriptions", json=[{"instrument_token": i.instrument_token} for i in part])
         for part in (chain[:half], chain[half:])
     ]
     assert [r.status_code for r in replies] == [200, 200], [r.text for r in replies]
-    assert [r.json()["reload"]["scheduled"] for r in replies] == [True, False]
+    # The first may itself coalesce: a watchdog pass between its commit and its request
+    # finds subscriptions without an assignment and schedules the reload first.
+    assert replies[1].json()["reload"]["scheduled"] is False, replies[1].text
 
 
 def streaming(api: httpx.Client) -> int:
