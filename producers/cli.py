@@ -125,7 +125,7 @@ def cmd_reload(services: Services, args: argparse.Namespace) -> int:
 
 def cmd_tail(services: Services, args: argparse.Namespace) -> int:
     """Print live ticks as JSON lines, optionally only some tokens, until --limit or --seconds."""
-    channels = services.channels
+    channels = services.channels()
     wanted = {
         "options": [channels.options],
         "underlying": [channels.underlying],
@@ -258,7 +258,7 @@ def cmd_chain(services: Services, args: argparse.Namespace) -> int:
     out = console()
 
     def show() -> tuple[Table, int]:
-        chain = read_chain(services.redis, services.channels, args.expiry)
+        chain = read_chain(services.redis, services.channels(), args.expiry)
         return chain_table(chain), len(chain.rows)
 
     if args.once:

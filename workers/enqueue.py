@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from tickfleet.keyspace.streams import stream_account
+from tickfleet.keyspace.streams import stream_account, stream_underlying
 from tickfleet.keyspace.tasks import TASK_RELOAD, TASK_STREAM_ACCOUNT, TASK_STREAM_UNDERLYING
 
 
@@ -29,8 +29,10 @@ class CeleryStreamStarter:
         self._expires = expires_seconds
 
     def start(self, stream: str) -> None:
-        account = stream_account(stream)
-        if account is None:
-            self._app.send_task(TASK_STREAM_UNDERLYING, expires=self._expires)
-        else:
+        account, underlying = stream_account(stream), stream_underlying(stream)
+        if account is not None:
             self._app.send_task(TASK_STREAM_ACCOUNT, args=[account], expires=self._expires)
+        elif underlying is not None:
+            self._app.send_task(TASK_STREAM_UNDERLYING, args=[underlying], expires=self._expires)
+        else:
+            raise ValueError(f"no stream task runs a stream named {stream!r}")

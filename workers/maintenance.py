@@ -15,7 +15,8 @@ def watchdog() -> list[str]:
     """Start every stream that should run and holds no lease (killed worker: failover)."""
     svc = services()
     reloads = svc.coordinator(reload_scheduler())
-    return watch(svc.assignments, svc.subscriptions, svc.launcher(stream_starter()), reloads)
+    launcher = svc.launcher(stream_starter())
+    return watch(svc.assignments, svc.subscriptions, launcher, reloads, svc.configured)
 
 
 @app.task(name=TASK_EVICT_EXPIRED, ignore_result=True)

@@ -1,4 +1,4 @@
-"""Stream tasks: long-running feeds, one per account plus the underlying.
+"""Stream tasks: long-running feeds, one per account plus one per underlying's index.
 
 Acknowledged early and never redelivered by the broker: a stream's exclusivity comes
 from its Redis lease, and a stream that dies is restarted by the watchdog within
@@ -53,8 +53,11 @@ def stream_account(self: Any, account_id: str) -> str:
 
 
 @app.task(name=TASK_STREAM_UNDERLYING, **STREAM_TASK_OPTIONS)
-def stream_underlying(self: Any) -> str:
+def stream_underlying(self: Any, underlying: str) -> str:
     settings = get_settings()
+    if underlying not in settings.underlying_names:
+        return f"underlying {underlying} is not configured"
     clock = clock_from_settings(settings)
     accounts = load_accounts(settings)
-    return _run(build_underlying_stream(settings, accounts, str(self.request.hostname), clock))
+    hostname = str(self.request.hostname)
+    return _run(build_underlying_stream(settings, underlying, accounts, hostname, clock))

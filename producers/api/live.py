@@ -35,7 +35,7 @@ async def open_fanout(
     writer = asyncio.get_running_loop().create_task(failures.run(), name="api/failures")
     fanout = TickFanout(
         lambda: fail_fast_async_client(settings.redis_url, timeout, False, "api/chain"),
-        services.channels,
+        services.channels(),
         lambda: public_status(health_document(services.health_sources(), coordinator)),
         lambda exc: monitor.report(FANOUT_TASK, exc),
         FanoutConfig(

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from tickfleet.accounts.config import Account
-from tickfleet.assignment.plan import Assignment, Demand, Placement, assign
+from tickfleet.assignment.plan import Configured, Assignment, Demand, Placement, assign
 
 
 def acct(name: str, connections: int = 3) -> Account:
@@ -106,7 +106,11 @@ def test_assignment_round_trips_through_json_shape() -> None:
     assert Assignment.from_dict(a.to_dict()) == a
     assert a.tokens_for("a") == {1: "LTP"}
     assert a.connections_for("a") == {2: [1]}
-    assert a.streams() == ["account:a", "underlying"]
+    assert a.streams() == ["account:a", "underlying:NIFTY"]
+    both = Assignment(8, {1: Placement("a", 2)}, underlyings=("NIFTY", "SENSEX"), configured=("a",))
+    assert Assignment.from_dict(both.to_dict()) == both
+    assert both.streams() == ["account:a", "underlying:NIFTY", "underlying:SENSEX"]
+    assert both.configuration == Configured(("NIFTY", "SENSEX"), ("a",))
 
 
 @pytest.mark.parametrize("per_connection", [1, 7, 3000])

@@ -134,7 +134,10 @@ def test_a_contract_just_expired_is_not_a_problem_until_eviction_is_overdue() ->
     assert verdicts([sub(1)], today, assignment({1: "a"}), {}, now=late) == {1: ("expired", True)}
 
 
-def test_index_tokens_stream_with_the_underlying() -> None:
-    index = {1: listing("NIFTY 50", expiry=None, index=True)}
-    assert verdicts([sub(1)], index, assignment({1: "a"}), {"underlying": stream()}) == {}
-    assert verdicts([sub(1)], index, assignment({1: "a"}), {}) == {1: ("no_stream", True)}
+def test_index_tokens_stream_with_their_own_underlying() -> None:
+    nifty = {1: replace(listing("NIFTY 50", expiry=None, index=True), underlying="NIFTY")}
+    assert verdicts([sub(1)], nifty, assignment({1: "a"}), {"underlying:NIFTY": stream()}) == {}
+    assert verdicts([sub(1)], nifty, assignment({1: "a"}), {}) == {1: ("no_stream", True)}
+    bank = {1: listing("NIFTY BANK", expiry=None, index=True)}  # BANKNIFTY's
+    only_nifty = {"underlying:NIFTY": stream()}
+    assert verdicts([sub(1)], bank, assignment({1: "a"}), only_nifty) == {1: ("no_stream", True)}

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from tickfleet.accounts.config import Account
-from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
+from tickfleet.keyspace.streams import account_stream, underlying_stream
+
+
+class Configured(NamedTuple):
+    """What an assignment is computed for besides the subscriptions: the configured
+    underlyings and account ids. A change of either makes the saved one out of date."""
+
+    underlyings: tuple[str, ...] = ("NIFTY",)
+    accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,8 @@ class Assignment:
 
     ``database`` is the id of the database the assignment was computed from (a reload
     on another database is refused); ``saved_at`` the clock time it was saved.
+    ``underlyings`` and ``configured`` (the account ids) are the configuration it was
+    computed for: when either changes, the assignment is out of date.
     """
 
     version: int = 0
@@ -47,6 +57,12 @@ class Assignment:
     unassigned: Mapping[int, str] = field(default_factory=dict)
     database: str | None = None
     saved_at: float | None = None
+    underlyings: tuple[str, ...] = ("NIFTY",)
+    configured: tuple[str, ...] = ()
+
+    @property
+    def configuration(self) -> Configured:
+        return Configured(self.underlyings, self.configured)
 
     def accounts(self) -> list[str]:
         return sorted({p.account_id for p in self.placements.values()})
@@ -56,8 +72,9 @@ class Assignment:
         return (self.version, self.saved_at) == (other.version, other.saved_at)
 
     def streams(self) -> list[str]:
-        """Every stream that must run: one per account with tokens, plus the underlying."""
-        return [account_stream(a) for a in self.accounts()] + [UNDERLYING_STREAM]
+        """Every stream that must run: one per account with tokens, one per underlying."""
+        accounts = [account_stream(a) for a in self.accounts()]
+        return accounts + [underlying_stream(u) for u in self.underlyings]
 
     def tokens_for(self, account_id: str) -> dict[int, str]:
         """Token → mode for one account (what its stream must subscribe)."""
@@ -84,6 +101,8 @@ class Assignment:
             "unassigned": {str(t): r for t, r in self.unassigned.items()},
             "database": self.database,
             "saved_at": self.saved_at,
+            "underlyings": list(self.underlyings),
+            "configured": list(self.configured),
         }
 
     @classmethod
@@ -95,6 +114,8 @@ class Assignment:
             unassigned={int(t): str(r) for t, r in data.get("unassigned", {}).items()},
             database=data.get("database"),
             saved_at=data.get("saved_at"),
+            underlyings=tuple(data.get("underlyings", ("NIFTY",))),
+            configured=tuple(data.get("configured", ())),
         )
 
 

@@ -11,7 +11,7 @@ import redis
 
 from tickfleet.assignment import channel as control
 from tickfleet.assignment.catalog import save_catalog
-from tickfleet.assignment.plan import Assignment, Plan
+from tickfleet.assignment.plan import Assignment, Configured, Plan
 from tickfleet.instruments.model import Instrument
 from tickfleet.keyspace.keys import Keys
 
@@ -30,6 +30,9 @@ return version + 1
 
 class AssignmentConflictError(RuntimeError):
     """Another writer saved an assignment in between; the reload lock should prevent it."""
+
+
+_NIFTY_ONLY = Configured()
 
 
 class AssignmentStore:
@@ -53,11 +56,13 @@ class AssignmentStore:
         rows: Iterable[Instrument],
         database: str,
         now: float,
+        configuration: Configured = _NIFTY_ONLY,
     ) -> Assignment:
         """Persist the plan as the next version and announce it; unchanged plans are no-ops.
 
         ``rows`` (the registry rows of the placed tokens) go to the catalog first, every
         time, so that streams find them before any assignment names their tokens.
+        ``configuration`` is (underlyings, configured account ids) the plan was made for.
         """
         save_catalog(self._client, self._keys.catalog, rows)
         if (
@@ -65,11 +70,13 @@ class AssignmentStore:
             and plan.modes == previous.modes
             and plan.unassigned == previous.unassigned
             and previous.database == database
+            and previous.configuration == configuration
         ):
             return previous
         new = Assignment(
-            previous.version + 1, plan.placements, plan.modes, plan.unassigned, database, now
-        )
+            previous.version + 1, plan.placements, plan.modes, plan.unassigned, database, now,
+            *configuration,
+        )  # fmt: skip
         result = self._save(
             keys=[self._keys.assignment], args=[previous.version, orjson.dumps(new.to_dict())]
         )

@@ -8,6 +8,7 @@ breaker and mock-state knobs inherited from the predecessor service) keep them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from tickfleet.config.stream_mode import FeedSetting
+from tickfleet.config.underlyings import KNOWN, Underlying, parse_underlyings
 
 # The project's own folder for local state (``make run``'s SQLite file and Redis files).
 # Resolved from where tickfleet is installed, so every process and every working
@@ -53,7 +55,9 @@ class Settings(BaseSettings):
 
     # --- names -----------------------------------------------------------------
     key_prefix: str = "tickfleet:"
-    channel_prefix: str = "ticker:nifty"
+    # Each underlying's channels and latest-tick hashes: ``<root>:<underlying>:…``
+    # (``ticker:nifty:options``), see tickfleet.ticks.channels.
+    channel_root: str = "ticker"
 
     # --- API -------------------------------------------------------------------
     api_key: SecretStr | None = None
@@ -83,12 +87,14 @@ class Settings(BaseSettings):
     connections_per_account: int = Field(3, gt=0)
 
     # --- market ------------------------------------------------------------------
+    # Comma list of the indices whose options the fleet streams (tickfleet.config.underlyings).
+    underlyings: str = "NIFTY"
     market_timezone: str = "Asia/Kolkata"
     market_open: time = time(9, 15)
     market_close: time = time(15, 30)
     feed: FeedSetting = "auto"
     mock_enabled: bool = True
-    expiry_weekday: int = Field(1, ge=0, le=6)  # Monday=0; NIFTY expires on Tuesdays
+    expiry_weekday: int = Field(1, ge=0, le=6)  # NIFTY's (Monday=0): Tuesdays
     exchange_calendar: str = "XBOM"  # exchange-calendars name; "none": weekdays only
     clock_offset_seconds: float = 0.0  # run the fleet's wall clock shifted (demos, tests)
     instruments_csv: Path | None = None
@@ -114,6 +120,7 @@ class Settings(BaseSettings):
     history_retention_days: int = Field(30, gt=0)
 
     # --- simulated market --------------------------------------------------------------
+    # NIFTY's start level, strike step and lot size; other underlyings take their own.
     mock_underlying_price: float = Field(24000.0, gt=0)
     mock_strike_step: int = Field(50, gt=0)
     mock_strikes_each_side: int = Field(20, ge=0)
@@ -174,6 +181,11 @@ class Settings(BaseSettings):
         """``TICKFLEET_API_KEY=`` (compose's empty default) means no key, not the key ""."""
         return None if value == "" else value
 
+    @field_validator("underlyings")
+    @classmethod
+    def _known_underlyings(cls, value: str) -> str:
+        return ",".join(parse_underlyings(value))
+
     @field_validator("key_prefix")
     @classmethod
     def _prefix_ends_with_colon(cls, value: str) -> str:
@@ -204,6 +216,27 @@ class Settings(BaseSettings):
                 value.strftime("%H:%M") if isinstance(value, time) else str(value)
             )
         return env
+
+    @property
+    def underlying_names(self) -> tuple[str, ...]:
+        return tuple(self.underlyings.split(","))
+
+    def underlying(self, name: str) -> Underlying:
+        """One configured underlying's facts; NIFTY's simulated level, strike step, lot
+        size and expiry weekday come from the settings that predate the others."""
+        known = KNOWN[name]
+        if name != "NIFTY":
+            return known
+        return replace(
+            known,
+            spot=self.mock_underlying_price,
+            strike_step=self.mock_strike_step,
+            lot_size=self.mock_lot_size,
+            expiry_weekday=self.expiry_weekday,
+        )
+
+    def configured_underlyings(self) -> tuple[Underlying, ...]:
+        return tuple(self.underlying(n) for n in self.underlying_names)
 
     @property
     def effective_publish_redis_url(self) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tickfleet.accounts.config import Account
-from tickfleet.assignment.plan import Assignment, Demand, Placement, assign
+from tickfleet.assignment.plan import Assignment, Configured, Demand, Placement, assign
 from tickfleet.assignment.store import AssignmentStore
 from tickfleet.control.expiry import expired_tokens
 from tickfleet.control.launcher import StreamLauncher
@@ -51,6 +51,7 @@ class Rebalancer:
         per_connection: int,
         database: Callable[[], str],
         events: EventChannel,
+        configured: Configured,
     ) -> None:
         self.subscriptions = subscriptions
         self.registry = registry
@@ -62,6 +63,7 @@ class Rebalancer:
         self.per_connection = per_connection
         self.database = database
         self.events = events
+        self.configured = configured
         self.switch_database = False  # set by an operator who moves the fleet on purpose
 
     def __call__(self) -> dict[str, Any]:
@@ -78,7 +80,9 @@ class Rebalancer:
         ]
         plan = assign(demands, self.accounts, previous.placements, self.per_connection)
         rows = [listed[t] for t in plan.placements]
-        current = self.assignments.save(previous, plan, rows, database, self.clock.time())
+        current = self.assignments.save(
+            previous, plan, rows, database, self.clock.time(), self.configured
+        )
         self._record_placements(active, dropped, current)
         started = self.launcher.ensure(current.streams())
         return {
@@ -94,12 +98,17 @@ class Rebalancer:
         }
 
     def in_sync(self) -> bool:
-        """Whether the saved assignment covers exactly the active subscriptions and modes.
+        """Whether the saved assignment covers exactly the active subscriptions and modes,
+        for the configured underlyings and accounts.
 
         A change whose reload request was lost (Redis briefly down when the API wrote
-        it) shows up here, so the periodic backstop can request the missing reload.
+        it) shows up here, so the periodic backstop can request the missing reload; so
+        does a fleet restarted with other accounts or underlyings (say simulated, then
+        live): its tokens would stay on accounts that no longer exist.
         """
         current = self.assignments.load()
+        if current.configuration != self.configured:
+            return False
         active = {s.token: s.mode.value for s in self.subscriptions.active()}
         covered = set(current.placements) | set(current.unassigned)
         return covered == set(active) and all(current.modes.get(t) == m for t, m in active.items())

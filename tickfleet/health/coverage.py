@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from tickfleet.assignment.plan import Assignment
-from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
+from tickfleet.keyspace.streams import account_stream, underlying_stream
 from tickfleet.market.contracts import ListedInstrument
 from tickfleet.market.hours import MarketHours
 from tickfleet.subscriptions.store import Subscription
@@ -155,7 +155,7 @@ def _placement(
     sub: Subscription, instrument: ListedInstrument | None, fleet: _Fleet
 ) -> _Found | None:
     if instrument is not None and instrument.is_index:
-        return _stream_state(fleet, UNDERLYING_STREAM, None)
+        return _stream_state(fleet, underlying_stream(instrument.underlying), None)
     assignment = fleet.assignment
     if assignment is None:
         return PENDING, "no assignment saved (Redis emptied?)", 0.0, fleet.grace.pending

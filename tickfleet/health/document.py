@@ -33,7 +33,7 @@ from tickfleet.control.reload import ReloadCoordinator
 from tickfleet.health.coverage import Coverage, Grace, coverage
 from tickfleet.instruments import InstrumentRegistry
 from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys
-from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream, stream_account
+from tickfleet.keyspace.streams import account_stream, stream_account, underlying_stream
 from tickfleet.market.hours import MarketHours
 from tickfleet.runtime.clock import Clock
 from tickfleet.stream.status import read_excluded, read_streams
@@ -62,6 +62,7 @@ class HealthSources:
     clock: Clock
     hours: MarketHours
     accounts: Callable[[], Sequence[Account]]
+    underlyings: tuple[str, ...]
     database_id: Callable[[], str]
     stale_seconds: float
     grace: Grace
@@ -144,12 +145,16 @@ def _stream_workers(client: redis.Redis, keys: Keys, now: float) -> tuple[Capaci
     return room, {"free_slots": room.free_slots, "workers": workers}
 
 
-def expected_streams(assignment: Assignment | None, active: Sequence[Subscription]) -> list[str]:
-    """Streams that should run: the assignment's, or (Redis emptied) the SQL placements'."""
+def expected_streams(
+    assignment: Assignment | None, active: Sequence[Subscription], underlyings: Sequence[str]
+) -> list[str]:
+    """Streams that should run: the assignment's, or (Redis emptied) the SQL placements'
+    and the configured underlyings'."""
     if assignment is not None:
         return assignment.streams()
     accounts = {s.account for s in active if s.account is not None}
-    return [account_stream(a) for a in sorted(accounts)] + [UNDERLYING_STREAM]
+    indices = [underlying_stream(u) for u in underlyings]
+    return [account_stream(a) for a in sorted(accounts)] + indices
 
 
 def fleet_coverage(
@@ -254,7 +259,7 @@ def _fleet_reads(
     streams = read_streams(
         sources.redis,
         sources.keys,
-        expected_streams(assignment, active),
+        expected_streams(assignment, active, sources.underlyings),
         sources.clock.time(),
         sources.stale_seconds,
     )

@@ -7,13 +7,14 @@ any source and the registry with any list.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Protocol
 
 from tickfleet.accounts.access_tokens import Credentials
 from tickfleet.config.settings import Settings
+from tickfleet.config.underlyings import KNOWN
 from tickfleet.instruments.csv_dump import parse_dump, read_dump
 from tickfleet.instruments.errors import InstrumentDumpError, InstrumentSourceError
 from tickfleet.instruments.model import DERIVATIVE_TYPES, Instrument
@@ -25,8 +26,7 @@ from tickfleet.kite.rest import (
     KiteUnavailable,
 )
 
-FLEET_UNDERLYINGS = ("NIFTY",)
-KITE_DERIVATIVES_EXCHANGE = "NFO"
+DERIVATIVES_EXCHANGES = frozenset({"NFO", "BFO"})
 INSTEAD = "or set TICKFLEET_INSTRUMENTS_CSV to a saved dump"
 
 
@@ -44,10 +44,11 @@ class InstrumentSource(Protocol):
 def select_underlyings(
     instruments: Iterable[Instrument], underlyings: Collection[str] | None
 ) -> list[Instrument]:
-    """The indices and NFO futures and options of ``underlyings`` (None keeps everything).
+    """The indices of ``underlyings`` and their futures and options on their own
+    derivatives exchange, NFO or BFO (None keeps everything).
 
     A full Kite dump lists some hundred thousand instruments across exchanges; the fleet
-    only streams the chains of a few indices.
+    only streams the chains of the configured underlyings.
     """
     if underlyings is None:
         return list(instruments)
@@ -57,10 +58,11 @@ def select_underlyings(
 def _streamable(item: Instrument, underlyings: Collection[str]) -> bool:
     if item.underlying not in underlyings:
         return False
-    nfo_derivative = (
-        item.exchange == KITE_DERIVATIVES_EXCHANGE and item.instrument_type in DERIVATIVE_TYPES
+    known = KNOWN.get(item.underlying)
+    exchanges = {known.exchange} if known is not None else DERIVATIVES_EXCHANGES
+    return item.is_index or (
+        item.exchange in exchanges and item.instrument_type in DERIVATIVE_TYPES
     )
-    return item.is_index or nfo_derivative
 
 
 class CsvFileSource:
@@ -92,8 +94,8 @@ class KiteDumpSource:
         self,
         root: str,
         credentials: Credentials,
+        underlyings: Collection[str] | None,
         timeout: float = 30.0,
-        underlyings: Collection[str] | None = FLEET_UNDERLYINGS,
     ) -> None:
         self.root = root
         self.timeout = timeout
@@ -147,30 +149,24 @@ def _unreachable(exc: KiteUnavailable, timeout: float) -> str:
     return f"Kite could not be reached ({cause})"
 
 
-SpotProvider = Callable[[], float]
-
-
 class OfflineUniverseSource:
-    """The generated NIFTY universe, for running without broker credentials.
+    """The generated universe of each spec's underlying, for running without credentials;
+    strikes centre on each spec's configured price."""
 
-    ``spot`` may supply the current simulated index level so that strikes centre on
-    it; by default they centre on the spec's configured price.
-    """
-
-    def __init__(self, spec: UniverseSpec, spot: SpotProvider | None = None) -> None:
-        self.spec = spec
-        self._spot = spot
+    def __init__(self, *specs: UniverseSpec) -> None:
+        self.specs = specs
         self.name = "offline universe"
 
     def fetch(self, today: date) -> list[Instrument]:
-        spot = self._spot() if self._spot is not None else self.spec.spot
-        return generate_universe(today, spot, self.spec)
+        return [row for spec in self.specs for row in generate_universe(today, spec.spot, spec)]
 
 
 def choose_source(settings: Settings, kite: Credentials | None) -> InstrumentSource:
-    """A configured CSV file first, then Kite with ``kite``'s session, else offline."""
+    """A configured CSV file first, then Kite with ``kite``'s session, else offline; each
+    keeps the configured underlyings."""
+    underlyings = settings.underlying_names
     if settings.instruments_csv is not None:
-        return CsvFileSource(settings.instruments_csv)
+        return CsvFileSource(settings.instruments_csv, underlyings)
     if kite is not None:
-        return KiteDumpSource(settings.kite_api_url, kite)
-    return OfflineUniverseSource(UniverseSpec.from_settings(settings))
+        return KiteDumpSource(settings.kite_api_url, kite, underlyings)
+    return OfflineUniverseSource(*UniverseSpec.configured(settings))

@@ -117,10 +117,9 @@ class Keys:
         return self._k("history", "bars", "taken")
 
     # simulated market
-    @property
-    def market_snapshot(self) -> str:
-        """One atomic value: the latest versioned underlying snapshot (JSON)."""
-        return self._k("market", "underlying")
+    def market_snapshot(self, underlying: str) -> str:
+        """One atomic value: the latest versioned snapshot of an underlying's index (JSON)."""
+        return self._k("market", underlying, "index")
 
     # circuit breaker
     def breaker_state(self, name: str) -> str:

@@ -25,6 +25,11 @@ class Outlet:
         self.bars = bars
         self._bar = bars.add  # bound once: it runs for every tick
 
+    def beside(self, channels: Channels) -> Outlet:
+        """The same publisher and bars on another underlying's channels (an account
+        stream carries the options of every underlying)."""
+        return Outlet(self._publisher, channels, self.bars)
+
     # The bar's values travel as plain arguments: a tuple per tick would cost more.
     def option(
         self, token: int, payload: bytes, ts: float, price: float, volume: int | None,

@@ -20,11 +20,13 @@ EXCLUDED_MOCK_CAP = "mock_cap"
 EXCLUDED_EXPIRED = "expired"
 EXCLUDED_NOT_SIMULATED = "not_simulated"
 EXCLUDED_NOT_CATALOGUED = "not_catalogued"  # live: no registry row in the stream's catalog
+EXCLUDED_NOT_CONFIGURED = "underlying_not_configured"  # not in TICKFLEET_UNDERLYINGS
 EXCLUDED_REASONS = (
     EXCLUDED_MOCK_CAP,
     EXCLUDED_EXPIRED,
     EXCLUDED_NOT_SIMULATED,
     EXCLUDED_NOT_CATALOGUED,
+    EXCLUDED_NOT_CONFIGURED,
 )
 
 

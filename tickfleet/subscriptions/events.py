@@ -12,7 +12,7 @@ notifications, as pub/sub is: a Redis that cannot take them costs a warning and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +34,7 @@ class SubscriptionEvent:
     instrument_token: int
     metadata: Mapping[str, str | None]
     at: float  # epoch seconds
+    underlying: str | None = None  # whose events channel it goes to; None: unlisted
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -48,14 +49,19 @@ class SubscriptionEvent:
 
 def created(sub: Subscription, row: ListedInstrument | None, at: float) -> SubscriptionEvent:
     metadata = {**_names(row), "requested_mode": sub.mode.value, "account_id": sub.pinned_account}
-    return SubscriptionEvent("subscription_created", sub.token, metadata, at)
+    return SubscriptionEvent("subscription_created", sub.token, metadata, at, _underlying(row))
 
 
 def ended(
     event_type: EventType, token: int, row: ListedInstrument | None, reason: str, at: float
 ) -> SubscriptionEvent:
     """A ``subscription_deleted`` (by the API) or ``subscription_removed`` (by the fleet)."""
-    return SubscriptionEvent(event_type, token, {**_names(row), "reason": reason}, at)
+    metadata = {**_names(row), "reason": reason}
+    return SubscriptionEvent(event_type, token, metadata, at, _underlying(row))
+
+
+def _underlying(row: ListedInstrument | None) -> str | None:
+    return row.underlying if row else None
 
 
 def _names(row: ListedInstrument | None) -> dict[str, str | None]:
@@ -66,11 +72,14 @@ def _names(row: ListedInstrument | None) -> dict[str, str | None]:
 
 
 class EventChannel:
-    """Where subscription events go: one Redis channel, published in order, never raising."""
+    """Where subscription events go: their underlying's events channel (``channel_of``),
+    published in order, never raising."""
 
-    def __init__(self, client: redis.Redis, channel: str, metrics: Metrics) -> None:
+    def __init__(
+        self, client: redis.Redis, channel_of: Callable[[str | None], str], metrics: Metrics
+    ) -> None:
         self._client = client
-        self._channel = channel
+        self._channel_of = channel_of
         self._metrics = metrics
 
     def publish(self, events: Iterable[SubscriptionEvent]) -> int:
@@ -81,7 +90,7 @@ class EventChannel:
         try:
             pipe = self._client.pipeline(transaction=False)
             for event in batch:
-                pipe.publish(self._channel, event.to_json())
+                pipe.publish(self._channel_of(event.underlying), event.to_json())
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("%d subscription events not published: %s", len(batch), exc)

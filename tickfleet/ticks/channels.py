@@ -1,7 +1,9 @@
 """The pub/sub channels and latest-tick hashes downstream consumers read.
 
-They hang off their own prefix (``ticker:nifty`` by default), not the fleet's key prefix,
-because consumers subscribe to them by name.
+Each underlying has its own: ``ticker:<underlying>:options`` and so on, the underlying
+in lower case (NIFTY's are ``ticker:nifty:*``, the names the predecessor's consumers
+know). They hang off their own root (``TICKFLEET_CHANNEL_ROOT``), not the fleet's key
+prefix, because consumers subscribe to them by name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ class Channels:
     """Pub/sub channels and latest-tick hashes that downstream consumers read."""
 
     prefix: str = "ticker:nifty"
+
+    @classmethod
+    def for_underlying(cls, root: str, underlying: str) -> Channels:
+        return cls(f"{root}:{underlying.lower()}")
 
     @property
     def options(self) -> str:

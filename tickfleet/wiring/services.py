@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from tickfleet.accounts.access_tokens import Credentials, rest_credentials
 from tickfleet.accounts.config import Account, index_account, load_accounts
+from tickfleet.assignment.plan import Configured
 from tickfleet.assignment.store import AssignmentStore
 from tickfleet.breaker import BreakerConfig
 from tickfleet.config.settings import Settings
@@ -59,9 +60,10 @@ class Services:
     def keys(self) -> Keys:
         return Keys(self.settings.key_prefix)
 
-    @cached_property
-    def channels(self) -> Channels:
-        return Channels(self.settings.channel_prefix)
+    def channels(self, underlying: str | None = None) -> Channels:
+        """An underlying's channels (the first configured one's by default)."""
+        name = underlying or self.settings.underlying_names[0]
+        return Channels.for_underlying(self.settings.channel_root, name)
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -118,7 +120,7 @@ class Services:
 
     @cached_property
     def events(self) -> EventChannel:
-        return EventChannel(self.redis, self.channels.events, self.metrics)
+        return EventChannel(self.redis, lambda u: self.channels(u).events, self.metrics)
 
     @cached_property
     def flusher(self) -> MetricsFlusher:
@@ -149,6 +151,7 @@ class Services:
             clock=self.clock,
             hours=self.hours,
             accounts=lambda: self.accounts,
+            underlyings=s.underlying_names,
             database_id=lambda: self.database_id,
             stale_seconds=s.stream_stale_seconds,
             grace=Grace(
@@ -203,6 +206,12 @@ class Services:
             lambda: fleet_capacity(self.redis, self.keys, self.clock.time()),
         )
 
+    @property
+    def configured(self) -> Configured:
+        """The underlyings and account ids an assignment must be computed for."""
+        accounts = tuple(sorted(a.account_id for a in self.accounts))
+        return Configured(self.settings.underlying_names, accounts)
+
     def rebalancer(self, starter: StreamStarter) -> Rebalancer:
         return Rebalancer(
             subscriptions=self.subscriptions,
@@ -215,6 +224,7 @@ class Services:
             per_connection=self.settings.max_tokens_per_connection,
             database=lambda: self.database_id,
             events=self.events,
+            configured=self.configured,
         )
 
     def close(self) -> None:

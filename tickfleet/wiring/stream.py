@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -19,13 +20,11 @@ from tickfleet.breaker import BreakerConfig
 from tickfleet.config.settings import Settings
 from tickfleet.config.stream_mode import StreamMode
 from tickfleet.instruments import Instrument
-from tickfleet.instruments.model import INDEX_UNDERLYINGS
-from tickfleet.instruments.universe import INDEX_TOKEN
 from tickfleet.keyspace.keys import Keys
-from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
+from tickfleet.keyspace.streams import account_stream, underlying_stream
 from tickfleet.kite.connection import ConnectionConfig
 from tickfleet.market.hours import MarketHours
-from tickfleet.market.options import MockOptionBook
+from tickfleet.market.options import ChainSpec, MockOptionBook
 from tickfleet.market.snapshot import RedisSnapshotStore, WalkSpec
 from tickfleet.runtime.clock import Clock
 from tickfleet.runtime.connections import RedisRoles
@@ -34,7 +33,7 @@ from tickfleet.stream.feeds.live.index import LiveIndex
 from tickfleet.stream.feeds.live.options import LiveOptions, SpotWatch
 from tickfleet.stream.feeds.live.session import LiveSession
 from tickfleet.stream.feeds.simulated.index import Index, SimulatedIndex
-from tickfleet.stream.feeds.simulated.options import RowLookup, SimulatedOptions
+from tickfleet.stream.feeds.simulated.options import Chain, ChainFor, RowLookup, SimulatedOptions
 from tickfleet.stream.feeds.simulated.pacing import Simulation
 from tickfleet.stream.feeds.simulated.seed import kite_last_price, no_seed
 from tickfleet.stream.publisher import PublisherConfig
@@ -55,7 +54,7 @@ def stream_config(settings: Settings) -> StreamConfig:
             publish_timeout=s.publish_timeout_seconds,
         ),
         keys=Keys(s.key_prefix),
-        channels=Channels(s.channel_prefix),
+        channels=Channels.for_underlying(s.channel_root, s.underlying_names[0]),
         lease_ttl=s.lease_ttl_seconds,
         lease_renew=s.lease_renew_seconds,
         restart_limit=s.stream_restart_limit,
@@ -69,24 +68,24 @@ def stream_config(settings: Settings) -> StreamConfig:
 def build_account_stream(
     settings: Settings, account: Account, hostname: str, clock: Clock
 ) -> StreamRunner:
-    """The stream of one account: its assigned options, simulated or (later) live."""
+    """The stream of one account: its assigned options of every underlying, simulated
+    or live."""
     hours = MarketHours.from_settings(settings)
     config = stream_config(settings)
 
     def feed(parts: StreamParts) -> Feed:
-        snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot)
         lookup = _row_lookup(parts, config.keys)
         options = SimulatedOptions(
             account.account_id,
-            MockOptionBook.from_settings(settings, parts.metrics),
+            _chains(settings, parts, config.keys),
             settings.mock_state_max_size,
-            snapshots,
             lookup,
-            parts.outlet,
             parts.status,
             _simulation(settings, clock),
             parts.may_publish,
         )
+        first = settings.underlying_names[0]
+        snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot(first))
         live = LiveOptions(
             account.account_id,
             _live_session(settings, account.account_id, parts, clock),
@@ -109,32 +108,51 @@ def build_account_stream(
     return StreamRunner(name, hostname, config, feed, clock, {"account": account.account_id})
 
 
-def build_underlying_stream(
-    settings: Settings, accounts: Sequence[Account], hostname: str, clock: Clock
-) -> StreamRunner:
-    """The stream of the index: the market's clock and the snapshot every option reads."""
-    hours = MarketHours.from_settings(settings)
-    config = stream_config(settings)
-    spec = WalkSpec.from_settings(settings)
+def _chains(settings: Settings, parts: StreamParts, keys: Keys) -> ChainFor:
+    """Each configured underlying's book, index snapshot and channels, made when needed."""
+    base = ChainSpec.from_settings(settings)
 
-    index = Index(INDEX_UNDERLYINGS.get(spec.symbol, spec.symbol), spec.symbol, INDEX_TOKEN)
+    def chain_for(name: str) -> Chain | None:
+        if name not in settings.underlying_names:
+            return None
+        underlying = settings.underlying(name)
+        spec = replace(base, lot_size=underlying.lot_size, tick_size=underlying.tick_size)
+        return Chain(
+            MockOptionBook(spec, max_size=settings.mock_state_max_size, metrics=parts.metrics),
+            RedisSnapshotStore(parts.clients.fleet, keys.market_snapshot(name)),
+            parts.outlet.beside(Channels.for_underlying(settings.channel_root, name)),
+        )
+
+    return chain_for
+
+
+def build_underlying_stream(
+    settings: Settings, name: str, accounts: Sequence[Account], hostname: str, clock: Clock
+) -> StreamRunner:
+    """The stream of one underlying's index: the snapshot its options are priced on."""
+    hours = MarketHours.from_settings(settings)
+    underlying = settings.underlying(name)
+    config = replace(
+        stream_config(settings), channels=Channels.for_underlying(settings.channel_root, name)
+    )
+    spec = replace(WalkSpec.from_settings(settings), symbol=underlying.index_symbol)
+    index = Index(underlying.name, underlying.index_symbol, underlying.index_token)
 
     def feed(parts: StreamParts) -> Feed:
         publish, latest = parts.clients.publish, config.channels.latest_underlying
+        snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot(name))
         session = index_account(list(accounts))
         seed = no_seed()
         if session is not None:
             store = SessionStore(parts.clients.fleet, config.keys, session.account_id)
             configured = configured_credentials(settings, session.account_id)
-            seed = kite_last_price(
-                store, configured, settings.kite_api_url, f"NSE:{index.tradingsymbol}"
-            )
+            seed = kite_last_price(store, configured, settings.kite_api_url, underlying.quote_key)
         simulated = SimulatedIndex(
             index,
             spec,
-            settings.mock_underlying_price,
+            underlying.spot,
             seed,
-            RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot),
+            snapshots,
             lambda: publish.hget(latest, index.underlying),
             parts.outlet,
             parts.status,
@@ -149,7 +167,7 @@ def build_underlying_stream(
                 _live_session(settings, session.account_id, parts, clock),
                 settings.kite_ticker_url,
                 connection_config(settings),
-                RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot),
+                snapshots,
                 parts.outlet,
                 parts.status,
                 clock,
@@ -159,7 +177,7 @@ def build_underlying_stream(
         decide = _feed_mode(settings, hours, clock, session is not None)
         return FeedSwitch(feeds, decide, parts.status)
 
-    return StreamRunner(UNDERLYING_STREAM, hostname, config, feed, clock)
+    return StreamRunner(underlying_stream(name), hostname, config, feed, clock)
 
 
 def connection_config(settings: Settings) -> ConnectionConfig:

@@ -56,7 +56,7 @@ def chain_data(
     services: ServicesDep, fanout: FanoutDep, coordinator: CoordinatorDep, expiry: Expiry = None
 ) -> dict[str, Any]:
     """One expiry's streamed strikes from the latest ticks, and the fleet's status."""
-    chain = read_chain(services.redis, services.channels, _iso(expiry))
+    chain = read_chain(services.redis, services.channels(), _iso(expiry))
     known = fanout.status
     if known is None:
         known = public_status(health_document(services.health_sources(), coordinator))

@@ -136,7 +136,7 @@ async def _watch(url: str, expiry: str, heard: list[int], stop: asyncio.Event) -
 def test_fifty_event_clients_cost_redis_one_subscription_per_api_process(
     market: Market,
 ) -> None:
-    channels = Channels(market.settings.channel_prefix)
+    channels = Channels.for_underlying(market.settings.channel_root, "NIFTY")
     client = redis.Redis.from_url(market.settings.redis_url)
 
     def subscribers() -> int:

@@ -102,10 +102,13 @@ def nifty_future(option: Instrument) -> Instrument:
 
 
 def source(
-    url: str, token: str = ACCESS_TOKEN, timeout: float = 10.0, **kwargs: object
+    url: str,
+    token: str = ACCESS_TOKEN,
+    timeout: float = 10.0,
+    underlyings: tuple[str, ...] | None = ("NIFTY",),
 ) -> KiteDumpSource:
     credentials = Credentials(API_KEY, SecretStr(token), "configuration")
-    return KiteDumpSource(url, credentials, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+    return KiteDumpSource(url, credentials, underlyings, timeout=timeout)
 
 
 @pytest.mark.timeout(30)

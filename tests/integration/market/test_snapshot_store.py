@@ -22,7 +22,7 @@ from tickfleet.market.snapshot import MockUnderlyingSnapshot, RedisSnapshotStore
 pytestmark = pytest.mark.timeout(120)
 
 T0 = 1_736_173_800.0
-KEY = Keys().market_snapshot
+KEY = Keys().market_snapshot("NIFTY")
 
 
 def snap(version: int) -> MockUnderlyingSnapshot:

@@ -57,7 +57,10 @@ def test_a_change_without_a_reload_request_is_reloaded_by_the_watchdog(
     rebalance = services.rebalancer(starter)
 
     def pass_() -> None:
-        watch(services.assignments, services.subscriptions, services.launcher(starter), coordinator)
+        launcher = services.launcher(starter)
+        watch(
+            services.assignments, services.subscriptions, launcher, coordinator, services.configured
+        )
 
     def subscribe(token: int) -> None:
         # What the API commits; the reload request that should follow never happens.

@@ -61,7 +61,7 @@ def test_contracts_expire_at_the_close_and_are_evicted_within_one_sweep(
     ticks = TickCollector(settings.redis_url).start()
     listener = redis.Redis.from_url(settings.redis_url)
     events = listener.pubsub(ignore_subscribe_messages=True)
-    events.subscribe(Channels(settings.channel_prefix).events)
+    events.subscribe(Channels.for_underlying(settings.channel_root, "NIFTY").events)
     try:
         with httpx.Client(base_url=url, timeout=30) as api:
             body = [{"instrument_token": t} for t in expiring | staying]

@@ -55,7 +55,7 @@ def test_two_accounts_stream_4500_tokens_within_kites_connection_limits(
             body = [{"instrument_token": t} for t in tokens]
             assert api.post("/subscriptions", json=body).status_code == 200
         subscribed = time.time()
-        latest = Channels(settings.channel_prefix).latest_options
+        latest = Channels.for_underlying(settings.channel_root, "NIFTY").latest_options
 
         def heard() -> set[int]:
             ticks = (orjson.loads(v) for v in redis_client.hvals(latest))

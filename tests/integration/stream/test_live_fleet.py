@@ -59,7 +59,7 @@ class LiveFleet:
 
     @property
     def channels(self) -> Channels:
-        return Channels(self.settings.channel_prefix)
+        return Channels.for_underlying(self.settings.channel_root, "NIFTY")
 
     def options_since(self, since: float) -> list[dict[str, Any]]:
         return self.ticks.options(since)
@@ -115,7 +115,9 @@ def live_fleet(
             kite.set_price(token, value)
         fleet = fleet_factory(settings)
         url = fleet.everything()
-        ticks = TickCollector(settings.redis_url, Channels(settings.channel_prefix)).start()
+        ticks = TickCollector(
+            settings.redis_url, Channels.for_underlying(settings.channel_root, "NIFTY")
+        ).start()
         try:
             with httpx.Client(base_url=url, timeout=30) as api:
                 yield LiveFleet(settings, fleet, api, kite, ticks, chain, prices)

@@ -132,7 +132,7 @@ def _every_tick_parses(
     ticks: TickCollector, since: float, settings: Settings, offset: float
 ) -> dict[str, Any]:
     """Parse every tick heard since ``since`` as the consumer would; ts within 2 s of hearing."""
-    channels = Channels(settings.channel_prefix)
+    channels = Channels.for_underlying(settings.channel_root, "NIFTY")
     heard = ticks.snapshot(since)
     underlying = [parse_underlying(r.tick) for r in heard if r.channel == channels.underlying]
     options = [(r, parse_option(r.tick)) for r in heard if r.channel == channels.options]

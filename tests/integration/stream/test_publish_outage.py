@@ -78,7 +78,7 @@ def outage(
             api,
             tokens,
             Keys(settings.key_prefix),
-            Channels(settings.channel_prefix),
+            Channels.for_underlying(settings.channel_root, "NIFTY"),
             clock_from_settings(settings),
         )
 

@@ -60,7 +60,9 @@ def test_full_quote_and_ltp_subscriptions_carry_a_book_as_kite_would(
     )
     swapped = {t: SWAPPED[m] for t, m in tokens.items()}
     url = fleet_factory(settings).everything()
-    ticks = TickCollector(settings.redis_url, Channels(settings.channel_prefix)).start()
+    ticks = TickCollector(
+        settings.redis_url, Channels.for_underlying(settings.channel_root, "NIFTY")
+    ).start()
     try:
         _subscribe(url, tokens)
         ticks.wait_for(lambda c: _heard(c, tokens, 0), 30, f"{TICKS} ticks of each token")
@@ -77,7 +79,9 @@ def test_full_quote_and_ltp_subscriptions_carry_a_book_as_kite_would(
     client = redis.Redis.from_url(settings.redis_url)
     try:
         full = next(t for t, m in swapped.items() if m == "FULL")
-        latest = client.hget(Channels(settings.channel_prefix).latest_options, str(full))
+        latest = client.hget(
+            Channels.for_underlying(settings.channel_root, "NIFTY").latest_options, str(full)
+        )
     finally:
         client.close()
     assert latest is not None

@@ -86,7 +86,7 @@ def seed(settings: Settings, client: redis.Redis) -> None:
     snapshot = MockUnderlyingSnapshot(
         1, "NIFTY 50", 24000.0, 24000.0, 24000.0, 24000.0, 24000.0, 0, 0.0
     )
-    client.set(Keys(settings.key_prefix).market_snapshot, snapshot.to_json())
+    client.set(Keys(settings.key_prefix).market_snapshot("NIFTY"), snapshot.to_json())
 
 
 async def one_cycle(kind: str, settings: Settings, client: redis.Redis) -> str:

@@ -259,7 +259,9 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
     owner = streaming.lease_owner()
     # A corrupt snapshot with a version no writer can beat (versions start at the clock's
     # milliseconds): every read of it fails.
-    streaming.redis.set(streaming.keys.market_snapshot, b'{"version": 4611686018427387904}')
+    streaming.redis.set(
+        streaming.keys.market_snapshot("NIFTY"), b'{"version": 4611686018427387904}'
+    )
     deadline = time.monotonic() + 15
     failure = None
     while failure is None and time.monotonic() < deadline:
@@ -274,7 +276,7 @@ def test_a_failing_coroutine_is_logged_counted_shown_and_recovered(streaming: St
         )
         time.sleep(0.2)
     assert failure is not None, "the failure must show in /health"
-    streaming.redis.delete(streaming.keys.market_snapshot)  # the fault goes away
+    streaming.redis.delete(streaming.keys.market_snapshot("NIFTY"))  # the fault goes away
     repaired = time.time()
     assert failure["context"]["account"] == "sim-1"
     assert "snapshot" in failure["message"].lower() or failure["exc_type"]

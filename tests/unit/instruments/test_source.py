@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from tests.unit.instruments.samples import SAMPLE_ALL, make_spec
 from tickfleet.accounts.access_tokens import Credentials
 from tickfleet.config.settings import Settings
+from tickfleet.config.underlyings import KNOWN
 from tickfleet.instruments.csv_dump import read_dump, write_dump
 from tickfleet.instruments.errors import InstrumentDumpError, InstrumentSourceError
 from tickfleet.instruments.model import Instrument
@@ -96,11 +97,15 @@ def test_offline_source_generates_the_universe_for_the_given_day() -> None:
     assert source.fetch(date(2025, 11, 12)) == generate_universe(date(2025, 11, 12), 24100.0, spec)
 
 
-def test_offline_source_centres_on_the_spot_it_is_given() -> None:
-    spec = make_spec(spot=24100.0)
-    assert OfflineUniverseSource(spec, spot=lambda: 25333.0).fetch(NOV_4) == generate_universe(
-        NOV_4, 25333.0, spec
-    )
+def test_offline_source_lists_each_specs_universe_in_order() -> None:
+    nifty = make_spec(spot=24100.0)
+    sensex = make_spec(spot=82000.0, strike_step=100, underlying=KNOWN["SENSEX"])
+    fetched = OfflineUniverseSource(nifty, sensex).fetch(NOV_4)
+    assert fetched == [
+        *generate_universe(NOV_4, 24100.0, nifty),
+        *generate_universe(NOV_4, 82000.0, sensex),
+    ]
+    assert len({row.instrument_token for row in fetched}) == len(fetched)
 
 
 def base_settings(**overrides: object) -> Settings:
@@ -134,4 +139,14 @@ def test_choose_source_falls_back_to_the_offline_universe() -> None:
     settings = base_settings(mock_strikes_each_side=4)
     source = choose_source(settings, None)
     assert isinstance(source, OfflineUniverseSource)
-    assert source.spec == UniverseSpec.from_settings(settings)
+    assert source.specs == (UniverseSpec.from_settings(settings),)
+
+
+def test_choose_source_keeps_the_configured_underlyings(tmp_path: Path) -> None:
+    settings = base_settings(underlyings="sensex, NIFTY", instruments_csv=tmp_path / "d.csv")
+    source = choose_source(settings, None)
+    assert isinstance(source, CsvFileSource)
+    assert source.underlyings == ("SENSEX", "NIFTY")
+    offline = choose_source(base_settings(underlyings="SENSEX,NIFTY"), None)
+    assert isinstance(offline, OfflineUniverseSource)
+    assert [s.underlying.name for s in offline.specs] == ["SENSEX", "NIFTY"]

@@ -214,4 +214,5 @@ def test_spec_from_settings() -> None:
         expiry_weekday=3,
         lot_size=75,
         trading=load_calendar("XBOM"),
+        underlying=settings.underlying("NIFTY"),
     )
