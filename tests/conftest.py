@@ -244,12 +244,13 @@ class Fleet:
         self._ready(lambda: wait_for_port(port, timeout=30))
         return api, f"http://127.0.0.1:{port}"
 
-    def everything(self) -> str:
-        """API, control worker, one stream worker and beat, started at once; the API's URL."""
+    def everything(self, streams: int = 3) -> str:
+        """API, control worker, one stream worker (room for ``streams``) and beat, started
+        at once; the API's URL."""
         with self.starting():
             _, url = self.api()
             self.control_worker()
-            self.stream_worker()
+            self.stream_worker(concurrency=streams)
             self.beat()
         return url
 

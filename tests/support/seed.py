@@ -57,7 +57,7 @@ def seed_universe(settings: Settings, with_expired: bool = True) -> list[Instrum
     services = Services(settings)
     try:
         now = now_of(settings)
-        instruments = OfflineUniverseSource(UniverseSpec.from_settings(settings)).fetch(now.date())
+        instruments = OfflineUniverseSource(*UniverseSpec.configured(settings)).fetch(now.date())
         extra = [expired_option(today=now.date())] if with_expired else []
         services.registry.replace_all([*instruments, *extra], now)
         return [i for i in instruments if i.instrument_type in ("CE", "PE")]

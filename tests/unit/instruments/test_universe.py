@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.instruments.samples import make_spec
 from tickfleet.config.settings import Settings
+from tickfleet.config.underlyings import KNOWN
 from tickfleet.instruments.expiry_calendar import last_weekday_of_month
 from tickfleet.instruments.model import Instrument
 from tickfleet.instruments.universe import (
@@ -17,6 +18,7 @@ from tickfleet.instruments.universe import (
     MAX_WEEKLY_EXPIRIES,
     UniverseSpec,
     generate_universe,
+    option_exchange_token,
     strike_grid,
 )
 from tickfleet.kite.tokens import SEGMENT_IDS, exchange_token_of, segment_id_of
@@ -216,3 +218,39 @@ def test_spec_from_settings() -> None:
         trading=load_calendar("XBOM"),
         underlying=settings.underlying("NIFTY"),
     )
+
+
+def test_every_underlying_gets_its_own_tokens_exchange_and_expiries() -> None:
+    settings = Settings(underlyings="NIFTY,BANKNIFTY,FINNIFTY,MIDCPNIFTY,SENSEX,BANKEX")
+    today = date(2026, 6, 8)  # a Monday
+    rows = {
+        spec.underlying.name: generate_universe(today, spec.spot, spec)
+        for spec in UniverseSpec.configured(settings)
+    }
+    tokens = [r.instrument_token for universe in rows.values() for r in universe]
+    assert len(set(tokens)) == len(tokens), "two underlyings' contracts share a token"
+    for name, universe in rows.items():
+        index, options = universe[0], universe[1:]
+        u = KNOWN[name]
+        assert (index.instrument_token, index.exchange, index.underlying) == (
+            u.index_token,
+            u.index_exchange,
+            name,
+        )
+        assert {(o.exchange, o.segment) for o in options} == {(u.exchange, f"{u.exchange}-OPT")}
+        assert {segment_id_of(o.instrument_token) for o in options} == {SEGMENT_IDS[u.exchange]}
+        assert {o.underlying for o in options} == {name}
+        assert {o.lot_size for o in options} == {u.lot_size}
+        assert all(o.strike % u.strike_step == 0 for o in options)
+        expiries = sorted({o.expiry for o in options if o.expiry is not None})
+        assert {e.weekday() for e in expiries} <= {u.expiry_weekday, u.expiry_weekday - 1}
+        if not u.weekly:  # monthly only: one expiry a month
+            assert len({(e.year, e.month) for e in expiries}) == len(expiries), name
+
+
+def test_niftys_tokens_keep_the_layout_from_before_several_underlyings() -> None:
+    # bit 22 generated, bit 21 put, bits 11-20 expiry day mod 1024, bits 0-10 strike slot
+    expiry, strike = date(2026, 6, 16), 24000
+    before = 1 << 22 | 1 << 21 | (expiry.toordinal() % 1024) << 11 | (strike // 50) % 2048
+    assert option_exchange_token(expiry, strike, 50, "PE") == before
+    assert option_exchange_token(expiry, strike, 50, "PE", code=3) == before | 1 << 23 | 1 << 10
