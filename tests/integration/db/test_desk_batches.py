@@ -48,7 +48,7 @@ def test_a_batch_reads_as_its_requests_written_one_by_one(
 ) -> None:
     svc, (t1, t2, t3, t4, t5, t6, *_) = services
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(svc.channels.events)
+    pubsub.subscribe(svc.channels().events)
     pubsub.get_message(timeout=1)
     batch = [
         [SubscriptionRequest(t1, Mode.LTP)],

@@ -36,7 +36,7 @@ def test_expired_subscriptions_are_deactivated_and_announced(
             now_of(settings),
         )
         pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(services.keys.control_channel, services.channels.events)
+        pubsub.subscribe(services.keys.control_channel, services.channels().events)
         pubsub.get_message(timeout=1)
         pubsub.get_message(timeout=1)
 
@@ -51,7 +51,7 @@ def test_expired_subscriptions_are_deactivated_and_announced(
             "tokens": [expired.instrument_token],
             "reason": "expired",
         }
-        removed = heard[services.channels.events]
+        removed = heard[services.channels().events]
         assert abs(removed.pop("timestamp") - now_of(settings).timestamp()) < 5
         assert removed == {
             "event_type": "subscription_removed",

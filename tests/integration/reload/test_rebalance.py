@@ -70,13 +70,13 @@ def test_a_reload_assigns_persists_announces_and_starts_streams(
 ) -> None:
     services, rebalance, starter, tokens = world
     subscribe(services, *tokens[:5], expired_option().instrument_token, 999_999_999)
-    events = EventListener(redis_client, services.channels.events)
+    events = EventListener(redis_client, services.channels().events)
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(services.keys.control_channel)
     pubsub.get_message(timeout=1)
     summary = rebalance()
     assert summary["version"] == 1 and summary["tokens"] == 5 and summary["deactivated"] == 2
-    assert starter.started == ["account:sim-1", "underlying"]
+    assert starter.started == ["account:sim-1", "underlying:NIFTY"]
     message = pubsub.get_message(timeout=2)
     assert message is not None and orjson.loads(message["data"]) == {
         "type": "assignment",

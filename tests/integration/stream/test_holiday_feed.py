@@ -52,6 +52,6 @@ def test_auto_with_credentials_simulates_on_a_holiday(
                 name: s["mode"] for name, s in api.get("/health").json()["streams"].items()
             }
             wait_until(lambda: "starting" not in modes().values(), 5, 0.2, "modes reported")
-            assert modes() == {"account:kite-1": "mock", "underlying": "mock"}
+            assert modes() == {"account:kite-1": "mock", "underlying:NIFTY": "mock"}
     finally:
         ticks.stop()

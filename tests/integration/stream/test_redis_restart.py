@@ -23,7 +23,7 @@ from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tickfleet.config.settings import Settings
 from tickfleet.keyspace.keys import Keys
-from tickfleet.keyspace.streams import UNDERLYING_STREAM, account_stream
+from tickfleet.keyspace.streams import account_stream, underlying_stream
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -111,7 +111,7 @@ def _watch(
         while time.time() - restarted < BOUND + 3:
             leases = client.exists(
                 keys.stream_lease(account_stream("sim-1")),
-                keys.stream_lease(UNDERLYING_STREAM),
+                keys.stream_lease(underlying_stream("NIFTY")),
             )
             response = api.get("/health")
             status = response.json().get("status") if response.status_code == 200 else "down"

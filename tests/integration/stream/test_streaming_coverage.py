@@ -156,6 +156,6 @@ def _metrics(api: httpx.Client) -> str:
 def _latest_options(settings: Settings) -> list[bytes | str]:
     services = Services(settings)
     try:
-        return list(services.redis.hkeys(services.channels.latest_options))
+        return list(services.redis.hkeys(services.channels().latest_options))
     finally:
         services.close()
