@@ -1,7 +1,8 @@
 """``tickfleet kite-sim``: Kite's ticker and REST APIs on this machine, for demos.
 
-It serves the fleet's offline NIFTY universe (today's contracts, strikes around
-``--spot``) under one api key and access token: the instruments dump and quotes over
+It serves the fleet's offline universe of every configured underlying (today's
+contracts, NIFTY's strikes around ``--spot``, the others' around their own levels) under
+one api key and access token: the instruments dump and quotes over
 REST, ticks over the WebSocket. Prices start where the simulated market's smile and
 Black-Scholes put them, so a fleet pointed at it with the printed variables sees a
 plausible chain, then each price walks on its own. It runs until Ctrl-C or SIGTERM and
@@ -67,13 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; 0 then, 1 when a port cannot be had."""
     clock = clock_from_settings(settings)
-    spot = args.spot or settings.mock_underlying_price
     now = MarketHours.from_settings(settings).at(clock.time())
-    universe = generate_universe(now.date(), spot, UniverseSpec.from_settings(settings))
-    prices = opening_prices(universe, spot, now, settings)
+    universe: list[Instrument] = []
+    prices: dict[int, float] = {}
+    levels: dict[str, float] = {}
+    for spec in UniverseSpec.configured(settings):
+        name = spec.underlying.name
+        levels[name] = (args.spot if name == "NIFTY" else None) or spec.spot
+        rows = generate_universe(now.date(), levels[name], spec)
+        universe += rows
+        prices.update(opening_prices(rows, levels[name], now, settings))
     try:
         with _servers(settings, args, clock, universe, prices) as (ticker, rest):
-            _announce(args, ticker, rest, len(universe), spot)
+            _announce(args, ticker, rest, len(universe), levels)
             _wait_for_stop()
     except OSError as exc:
         print(f"tickfleet kite-sim: {exc}", file=sys.stderr)
@@ -129,16 +136,21 @@ def _servers(
 
 
 def _announce(
-    args: argparse.Namespace, ticker: KiteServer, rest: KiteRestServer, count: int, spot: float
+    args: argparse.Namespace,
+    ticker: KiteServer,
+    rest: KiteRestServer,
+    count: int,
+    levels: dict[str, float],
 ) -> None:
     """The variables that point a fleet here, on stdout; the token only when asked."""
+    at = ", ".join(f"{name} at {level:g}" for name, level in levels.items())
     token = (
         f"KITE_ACCESS_TOKEN={args.access_token}"
         if args.show_token
         else "# KITE_ACCESS_TOKEN: the --access-token given (--show-token prints it)"
     )
     print(
-        f"# tickfleet kite-sim: {count} instruments, NIFTY at {spot:g}; Ctrl-C stops it\n"
+        f"# tickfleet kite-sim: {count} instruments, {at}; Ctrl-C stops it\n"
         f"KITE_TICKER_URL={ticker.url}\n"
         f"KITE_API_URL={rest.url}\n"
         f"KITE_API_KEY={args.api_key}\n"

@@ -81,5 +81,19 @@ def test_the_index_connection_counts_against_the_first_credentialed_key() -> Non
     assert index_account(accounts) == accounts[1]
     assert [a.max_connections for a in accounts] == [3, 2, 3]
     explicit = raw.replace('"t1"', '"t1", "max_connections": 3')
-    with pytest.raises(AccountConfigError, match="index stream takes one on account a"):
+    with pytest.raises(AccountConfigError, match=r"index streams take 1, .* on account a"):
         load_accounts(Settings(accounts=explicit))
+
+
+def test_each_underlyings_index_takes_a_connection_on_the_index_key() -> None:
+    raw = json.dumps(
+        [
+            {"account_id": "a", "api_key": "k1", "access_token": "t1"},
+            {"account_id": "b", "api_key": "k2", "access_token": "t2"},
+        ]
+    )
+    two = load_accounts(Settings(accounts=raw, underlyings="NIFTY,SENSEX"))
+    assert [a.max_connections for a in two] == [1, 3]
+    three = raw.replace('"t1"', '"t1", "max_connections": 1')
+    with pytest.raises(AccountConfigError, match=r"api keys k1 .* index streams take 3"):
+        load_accounts(Settings(accounts=three, underlyings="NIFTY,BANKNIFTY,SENSEX"))

@@ -25,7 +25,6 @@ from tickfleet.accounts.access_tokens import Credentials
 from tickfleet.config.settings import Settings
 
 KITE_CONNECTIONS_PER_API_KEY = 3
-INDEX_CONNECTIONS = 1  # the underlying stream's, on the index account's api key
 SIMULATED_ACCOUNT_ID = "sim-1"
 
 
@@ -93,7 +92,7 @@ def _read_file(path: Path) -> str:
         raise AccountConfigError(f"cannot read accounts file {path}: {exc}") from exc
 
 
-def _check(accounts: list[Account]) -> None:
+def _check(accounts: list[Account], index_connections: int) -> None:
     ids = Counter(a.account_id for a in accounts)
     duplicated = sorted(i for i, n in ids.items() if n > 1)
     if duplicated:
@@ -104,13 +103,14 @@ def _check(accounts: list[Account]) -> None:
             per_key[account.api_key] += account.max_connections
     index = index_account(accounts)
     if index is not None and index.api_key:
-        per_key[index.api_key] += INDEX_CONNECTIONS
+        per_key[index.api_key] += index_connections
     over = sorted(k for k, n in per_key.items() if n > KITE_CONNECTIONS_PER_API_KEY)
     if over:
         raise AccountConfigError(
             f"api keys {', '.join(over)} would open more than "
-            f"{KITE_CONNECTIONS_PER_API_KEY} connections (the index stream takes one on "
-            f"account {index.account_id if index else '-'}'s key); lower max_connections"
+            f"{KITE_CONNECTIONS_PER_API_KEY} connections (the index streams take "
+            f"{index_connections}, one per underlying, on account "
+            f"{index.account_id if index else '-'}'s key); lower max_connections"
         )
 
 
@@ -120,12 +120,14 @@ def index_account(accounts: list[Account]) -> Account | None:
 
 
 def _default_connections(entry: AccountEntry, first: bool, settings: Settings) -> int:
-    """Connections of an account that names none; the index account leaves one for the index."""
+    """Connections of an account that names none; the index account leaves one for each
+    underlying's index."""
     if entry.max_connections is not None:
         return entry.max_connections
     wanted = settings.connections_per_account
     if first and entry.api_key and entry.access_token:
-        return max(1, min(wanted, KITE_CONNECTIONS_PER_API_KEY - INDEX_CONNECTIONS))
+        indices = len(settings.underlying_names)
+        return max(1, min(wanted, KITE_CONNECTIONS_PER_API_KEY - indices))
     return wanted
 
 
@@ -144,7 +146,7 @@ def load_accounts(settings: Settings) -> list[Account]:
         )
         for e in entries
     ]
-    _check(accounts)
+    _check(accounts, len(settings.underlying_names))
     return accounts
 
 

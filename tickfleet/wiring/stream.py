@@ -30,7 +30,7 @@ from tickfleet.runtime.clock import Clock
 from tickfleet.runtime.connections import RedisRoles
 from tickfleet.stream.feed import Feed, FeedSwitch
 from tickfleet.stream.feeds.live.index import LiveIndex
-from tickfleet.stream.feeds.live.options import LiveOptions, SpotWatch
+from tickfleet.stream.feeds.live.options import LiveOptions, LiveSide, SpotWatch
 from tickfleet.stream.feeds.live.session import LiveSession
 from tickfleet.stream.feeds.simulated.index import Index, SimulatedIndex
 from tickfleet.stream.feeds.simulated.options import Chain, ChainFor, RowLookup, SimulatedOptions
@@ -84,17 +84,14 @@ def build_account_stream(
             _simulation(settings, clock),
             parts.may_publish,
         )
-        first = settings.underlying_names[0]
-        snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot(first))
         live = LiveOptions(
             account.account_id,
             _live_session(settings, account.account_id, parts, clock),
             settings.kite_ticker_url,
             connection_config(settings),
             lookup,
-            parts.outlet,
+            _live_sides(settings, parts, config.keys, clock),
             parts.status,
-            SpotWatch(snapshots, clock),
             hours,
             settings.mock_risk_free_rate,
             clock,
@@ -124,6 +121,19 @@ def _chains(settings: Settings, parts: StreamParts, keys: Keys) -> ChainFor:
         )
 
     return chain_for
+
+
+def _live_sides(
+    settings: Settings, parts: StreamParts, keys: Keys, clock: Clock
+) -> dict[str, LiveSide]:
+    """Each configured underlying's index level and channels, for the live options."""
+    return {
+        name: LiveSide(
+            SpotWatch(RedisSnapshotStore(parts.clients.fleet, keys.market_snapshot(name)), clock),
+            parts.outlet.beside(Channels.for_underlying(settings.channel_root, name)),
+        )
+        for name in settings.underlying_names
+    }
 
 
 def build_underlying_stream(

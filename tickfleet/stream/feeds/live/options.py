@@ -3,8 +3,8 @@
 The account's assigned tokens are streamed on the connections the assignment gives them
 (at most 3000 each), in their subscriptions' modes; an assignment change is applied on
 the open sockets. Every frame is enriched at once: the implied volatility from the last
-price, the live index level (the underlying stream's snapshot, at most
-``SPOT_MAX_AGE_SECONDS`` old) and the time to the contract's expiry instant, then the
+price, the live level of the option's own index (its underlying stream's snapshot, at
+most ``SPOT_MAX_AGE_SECONDS`` old) and the time to the contract's expiry instant, then the
 greeks at that volatility. What cannot be computed (no fresh index level, a price no
 volatility explains) is published as ``null`` and counted, never as NaN. Payloads come
 from the same builder as the simulated market's, with ``is_mock`` false.
@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from tickfleet.runtime.clock import Clock
 from tickfleet.stream.feeds.live.session import LiveSession, pool_connections
 from tickfleet.stream.feeds.simulated.options import RowLookup
 from tickfleet.stream.outlet import Outlet
-from tickfleet.stream.status import EXCLUDED_NOT_CATALOGUED, StreamStatus
+from tickfleet.stream.status import EXCLUDED_NOT_CATALOGUED, EXCLUDED_NOT_CONFIGURED, StreamStatus
 from tickfleet.ticks.payloads import OptionPayload, Stamp
 
 log = logging.getLogger("tickfleet.stream")
@@ -61,12 +62,14 @@ class LiveContract:
     strike: float
     expires_at: float | None  # epoch seconds of the expiry instant; None: not an option
     is_call: bool
+    underlying: str
 
     @classmethod
     def of(cls, row: Instrument, hours: MarketHours) -> LiveContract:
         option = row.instrument_type in ("CE", "PE") and row.expiry is not None
         expires = hours.expiry_instant(row.expiry).timestamp() if option and row.expiry else None
-        return cls(OptionPayload(row), float(row.strike), expires, row.instrument_type == "CE")
+        call = row.instrument_type == "CE"
+        return cls(OptionPayload(row), float(row.strike), expires, call, row.underlying)
 
 
 class SpotWatch:
@@ -90,8 +93,16 @@ class SpotWatch:
             await asyncio.sleep(SPOT_READ_SECONDS)
 
 
+class LiveSide(NamedTuple):
+    """One underlying's part of an account's live feed: its index level, its channels."""
+
+    spot: SpotWatch
+    outlet: Outlet
+
+
 class LiveOptions:
-    """The ``Feed`` of an account stream in market hours with a Kite session."""
+    """The ``Feed`` of an account stream in market hours with a Kite session; each
+    option goes out on its own underlying's channels, enriched against its own index."""
 
     def __init__(
         self,
@@ -100,9 +111,8 @@ class LiveOptions:
         ticker_url: str,
         config: ConnectionConfig,
         lookup: RowLookup,
-        outlet: Outlet,
+        sides: Mapping[str, LiveSide],
         status: StreamStatus,
-        spot: SpotWatch,
         hours: MarketHours,
         rate: float,
         clock: Clock,
@@ -113,9 +123,8 @@ class LiveOptions:
         self._session = session
         self._ticker_url = ticker_url
         self._lookup = lookup
-        self._outlet = outlet
+        self._sides = sides
         self._status = status
-        self._spot = spot
         self._hours = hours
         self._rate = rate
         self._clock = clock
@@ -130,12 +139,16 @@ class LiveOptions:
         )
 
     async def run(self) -> None:
-        spot = asyncio.create_task(self._spot.run(), name="live:spot")
+        spots = [
+            asyncio.create_task(side.spot.run(), name=f"live:spot:{name}")
+            for name, side in self._sides.items()
+        ]
         try:
             await self._session.run(pool_connections(self.pool, self._ticker_url))
         finally:
-            spot.cancel()
-            await asyncio.gather(spot, return_exceptions=True)
+            for spot in spots:
+                spot.cancel()
+            await asyncio.gather(*spots, return_exceptions=True)
 
     async def apply(self, assignment: Assignment) -> None:
         modes = assignment.modes
@@ -150,7 +163,7 @@ class LiveOptions:
             rows = await self._lookup(added)
             self._contracts.update((t, LiveContract.of(r, self._hours)) for t, r in rows.items())
         self._drop(removed)
-        self._exclude_uncatalogued(wanted)
+        self._exclude_unstreamable(wanted)
         self._replan(
             {
                 n: {t: m for t, m in modes.items() if t in self._contracts}
@@ -163,16 +176,24 @@ class LiveOptions:
                 self._status.stream, assignment.version, len(added), len(removed), len(wanted),
             )  # fmt: skip
 
-    def _exclude_uncatalogued(self, wanted: set[int]) -> None:
-        """Assigned tokens without a registry row are not streamed; /health names them."""
+    def _exclude_unstreamable(self, wanted: set[int]) -> None:
+        """Assigned tokens without a registry row, or of an underlying the fleet does not
+        stream, are not streamed; /health names them."""
         missing = {t: EXCLUDED_NOT_CATALOGUED for t in wanted if t not in self._contracts}
-        if missing.keys() - self.excluded.keys():
+        foreign = {
+            t: EXCLUDED_NOT_CONFIGURED
+            for t in wanted
+            if t in self._contracts and self._contracts[t].underlying not in self._sides
+        }
+        if (missing.keys() | foreign.keys()) - self.excluded.keys():
             log.warning(
-                "stream %s: %d assigned tokens have no registry row in the catalog; "
-                "not streamed (see /health)", self._status.stream, len(missing),
+                "stream %s: %d assigned tokens have no registry row in the catalog and %d "
+                "belong to underlyings not configured; not streamed (see /health)",
+                self._status.stream, len(missing), len(foreign),
             )  # fmt: skip
         self.excluded.clear()
         self.excluded.update(missing)
+        self.excluded.update(foreign)
 
     def forget(self, tokens: Collection[int]) -> None:
         gone = set(tokens)
@@ -183,28 +204,39 @@ class LiveOptions:
         self._replan(plan)
 
     def publish(self, ticks: Sequence[Tick]) -> None:
-        """One frame's ticks, enriched, to the options channel (the connections call it)."""
+        """One frame's ticks, enriched, each to its underlying's options channel (the
+        connections call it)."""
         now = self._clock.time()
         contracts = self._contracts
-        known = [(t, c) for t in ticks if (c := contracts.get(t.instrument_token)) is not None]
-        if not known:
+        groups: dict[str, list[tuple[Tick, LiveContract]]] = {}
+        for t in ticks:
+            c = contracts.get(t.instrument_token)
+            if c is not None and c.underlying in self._sides:
+                groups.setdefault(c.underlying, []).append((t, c))
+        if not groups:
             return
-        stamp, version, option = Stamp.of(now, self._tz), next(self._versions), self._outlet.option
-        for (t, c), g in zip(known, self._greeks(known, now), strict=True):
-            payload = c.payload.tick(
-                stamp, t.last_price, t.volume_traded, t.oi, *g, version, False, t.close,
-                t.depth, t.total_buy_quantity, t.total_sell_quantity,
-            )  # fmt: skip
-            option(t.instrument_token, payload, now, t.last_price, t.volume_traded, t.oi, False)
+        stamp, version = Stamp.of(now, self._tz), next(self._versions)
+        for name, known in groups.items():
+            side = self._sides[name]
+            option = side.outlet.option
+            for (t, c), g in zip(known, self._greeks(known, side.spot, now), strict=True):
+                payload = c.payload.tick(
+                    stamp, t.last_price, t.volume_traded, t.oi, *g, version, False, t.close,
+                    t.depth, t.total_buy_quantity, t.total_sell_quantity,
+                )  # fmt: skip
+                option(t.instrument_token, payload, now, t.last_price, t.volume_traded, t.oi, False)
         self._status.last_tick_at = now
 
-    def _greeks(self, known: list[tuple[Tick, LiveContract]], now: float) -> list[Greeks5]:
-        """IV and greeks per tick; None where they cannot be computed (counted)."""
+    def _greeks(
+        self, known: list[tuple[Tick, LiveContract]], index: SpotWatch, now: float
+    ) -> list[Greeks5]:
+        """IV and greeks per tick against ``index``; None where they cannot be computed
+        (counted)."""
         out: list[Greeks5] = [_NO_GREEKS] * len(known)
         rows = [i for i, (_, c) in enumerate(known) if c.expires_at is not None]
         if not rows:
             return out
-        spot = self._spot.price(now)
+        spot = index.price(now)
         if spot is None:
             self._metrics.inc("live_greeks_missing_total", len(rows), {"reason": "no_underlying"})
             return out
@@ -238,7 +270,10 @@ class LiveOptions:
         self._status.tokens = self.pool.tokens
 
     def _drop(self, tokens: Collection[int]) -> None:
+        groups: dict[str, list[int]] = {}
         for token in tokens:
-            self._contracts.pop(token, None)
-        if tokens:
-            self._outlet.retract_options(tokens)
+            contract = self._contracts.pop(token, None)
+            if contract is not None and contract.underlying in self._sides:
+                groups.setdefault(contract.underlying, []).append(token)
+        for name, group in groups.items():
+            self._sides[name].outlet.retract_options(group)

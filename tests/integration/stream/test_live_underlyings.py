@@ -1,0 +1,143 @@
+"""Two underlyings across two accounts, live, against the local Kite server: NIFTY's
+options stream on one account's connections and BANKNIFTY's on the other's, each on its
+own underlying's channels with Kite's exact prices and an IV solved against its own index
+(15 % both: priced off the other index, the IV would be far off or unsolvable), and each
+index streams on its own channel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from producers.kite_sim.local_server import KiteServer
+from tests.conftest import Fleet
+from tests.support.seed import seed_universe
+from tests.support.ticks import TickCollector
+from tests.support.timing import FAST_FLEET
+from tickfleet.config.settings import Settings
+from tickfleet.config.underlyings import KNOWN
+from tickfleet.instruments import Instrument
+from tickfleet.market.blackscholes import price
+from tickfleet.market.hours import MarketHours
+from tickfleet.runtime.clock import clock_from_settings
+from tickfleet.ticks.channels import Channels
+
+pytestmark = pytest.mark.timeout(180)
+
+VOL = 0.15
+SPOTS = {"NIFTY": 24_000.0, "BANKNIFTY": 57_000.0}
+ACCOUNTS = {"NIFTY": ("a", "key_a", "token_a"), "BANKNIFTY": ("b", "key_b", "token_b")}
+
+
+def fair_prices(chain: list[Instrument], settings: Settings) -> dict[int, float]:
+    """Black-Scholes at 15 % on each option's own index, on the 0.05 grid."""
+    hours = MarketHours.from_settings(settings)
+    now = clock_from_settings(settings).time()
+    out = {}
+    for row in chain:
+        assert row.expiry is not None
+        years = (hours.expiry_instant(row.expiry).timestamp() - now) / (365 * 86400)
+        call = row.instrument_type == "CE"
+        fair = float(price(SPOTS[row.underlying], row.strike, years, VOL, call, 0.065))
+        out[row.instrument_token] = max(0.05, round(fair * 20) / 20)
+    return out
+
+
+def near_money(options: list[Instrument], name: str) -> list[Instrument]:
+    own = [o for o in options if o.underlying == name]
+    expiry = min(o.expiry for o in own if o.expiry is not None)
+    strikes = sorted(
+        {o.strike for o in own if o.expiry == expiry}, key=lambda k: abs(k - SPOTS[name])
+    )
+    return [o for o in own if o.expiry == expiry and o.strike in strikes[:2]]
+
+
+def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
+    make_settings: Callable[..., Settings], fleet_factory: Callable[..., Fleet]
+) -> None:
+    credentials = {key: token for _, key, token in ACCOUNTS.values()}
+    with KiteServer(credentials, interval=0.1, heartbeat_interval=0.5) as kite:
+        accounts = [
+            {"account_id": a, "api_key": key, "access_token": token}
+            for a, key, token in ACCOUNTS.values()
+        ]
+        settings = make_settings(
+            feed="live",
+            underlyings="NIFTY,BANKNIFTY",
+            accounts=orjson.dumps(accounts).decode(),
+            kite_ticker_url=kite.url,
+            kite_stale_seconds=1.5,
+            kite_reconnect_base_seconds=0.1,
+            kite_session_check_seconds=0.5,
+            **FAST_FLEET,
+        )
+        options = seed_universe(settings, with_expired=False)
+        chains = {name: near_money(options, name) for name in SPOTS}
+        prices = fair_prices([o for c in chains.values() for o in c], settings)
+        for name, spot in SPOTS.items():
+            kite.set_price(KNOWN[name].index_token, spot)
+        for token, value in prices.items():
+            kite.set_price(token, value)
+        url = fleet_factory(settings).everything(streams=4)
+        collectors = {
+            name: TickCollector(
+                settings.redis_url, Channels.for_underlying(settings.channel_root, name)
+            ).start()
+            for name in SPOTS
+        }
+        try:
+            with httpx.Client(base_url=url, timeout=30) as api:
+                for name, chain in chains.items():
+                    for o in chain:
+                        body = {
+                            "instrument_token": o.instrument_token,
+                            "account_id": ACCOUNTS[name][0],
+                        }
+                        assert api.post("/subscriptions", json=body).status_code == 201
+            for name, collector in collectors.items():
+                tokens = {o.instrument_token for o in chains[name]}
+                collector.wait_for(
+                    lambda c, t=tokens: (
+                        t <= {x["instrument_token"] for x in c.options()} and bool(c.underlying())
+                    ),
+                    60,
+                    f"{name}'s options and index, live",
+                )
+            heard = {name: (c.options(), c.underlying()) for name, c in collectors.items()}
+            sockets = {
+                (client.api_key, token)
+                for client in kite.clients()
+                if client.open
+                for token in client.subscribed
+            }
+        finally:
+            for collector in collectors.values():
+                collector.stop()
+    for name, (ticks, index) in heard.items():
+        _check(name, chains[name], prices, ticks, index, sockets)
+
+
+def _check(
+    name: str,
+    chain: list[Instrument],
+    prices: dict[int, float],
+    ticks: list[dict[str, Any]],
+    index: list[dict[str, Any]],
+    sockets: set[tuple[str, int]],
+) -> None:
+    assert {t["instrument_token"] for t in ticks} == {o.instrument_token for o in chain}, name
+    for tick in ticks:
+        assert tick["symbol"] == name and tick["is_mock"] is False
+        assert tick["last_price"] == prices[tick["instrument_token"]]
+        assert tick["iv"] == pytest.approx(VOL, abs=0.01), tick
+    assert {(t["instrument_token"], t["close"]) for t in index} == {
+        (KNOWN[name].index_token, SPOTS[name])
+    }
+    key = ACCOUNTS[name][1]
+    assert {(key, o.instrument_token) for o in chain} <= sockets, f"{name} on {key}'s sockets"
+    other = next(k for n, (_, k, _) in ACCOUNTS.items() if n != name)
+    assert not {(other, o.instrument_token) for o in chain} & sockets
