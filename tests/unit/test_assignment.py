@@ -3,7 +3,7 @@ import random
 import pytest
 
 from tickfleet.accounts.config import Account
-from tickfleet.assignment.plan import Configured, Assignment, Demand, Placement, assign
+from tickfleet.assignment.plan import Assignment, Configured, Demand, Placement, assign
 
 
 def acct(name: str, connections: int = 3) -> Account:

@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from tickfleet.accounts.config import Account
+from tickfleet.config.underlyings import KNOWN, Underlying
 from tickfleet.history.bar_store import Bar, BarStore
 from tickfleet.history.kite_source import History, HistoryError, KiteUnavailableError
 from tickfleet.instruments import Instrument
-from tickfleet.instruments.universe import INDEX_TOKEN
 from tickfleet.kite.candles import Candle, CandleQuery, Interval, RangeError
 from tickfleet.market.enrichment import enrich
 from tickfleet.market.expiry import SECONDS_PER_YEAR
@@ -218,17 +218,12 @@ class HistoryService:
         candles: Sequence[Candle],
         documents: list[dict[str, Any]],
     ) -> None:
-        """IV and greeks at each candle's close, against the underlying's close of the same
-        candle; null where the underlying has no such candle or no volatility fits."""
+        """IV and greeks at each candle's close, against the close of the same candle of
+        the option's own index; null where the index has no such candle, is not one the
+        fleet knows, or no volatility fits."""
         if not candles:
             return
-        underlying = HistoryRequest(
-            INDEX_TOKEN, request.start, request.end, request.interval, request.account_id
-        )
-        try:
-            spot = {c.date: c.close for c in self._candles(underlying).candles}
-        except HistoryError:
-            spot = {}  # no underlying candles: greeks are null, the candles still served
+        spot = self._index_closes(request, KNOWN.get(row.underlying))
         expiry = self._hours.expiry_instant(row.expiry).timestamp() if row.expiry else math.nan
         closes = [c.date.timestamp() + self._span(request.interval) for c in candles]
         enriched = enrich(
@@ -244,6 +239,20 @@ class HistoryService:
             document["underlying"] = spot.get(candle.date)
             for name, values in zip(_GREEKS, columns, strict=True):
                 document[name] = None if math.isnan(values[i]) else values[i]
+
+    def _index_closes(
+        self, request: HistoryRequest, index: Underlying | None
+    ) -> dict[datetime, float]:
+        """Closes of the option's index over the request's candles (none if unknown)."""
+        if index is None:
+            return {}
+        candles = HistoryRequest(
+            index.index_token, request.start, request.end, request.interval, request.account_id
+        )
+        try:
+            return {c.date: c.close for c in self._candles(candles).candles}
+        except HistoryError:
+            return {}  # no index candles: greeks are null, the candles still served
 
 
 _SECOND: Final = timedelta(seconds=1)

@@ -82,3 +82,57 @@ def test_a_change_without_a_reload_request_is_reloaded_by_the_watchdog(
     assert assignment is not None and tokens[1] in assignment.placements
     pass_()
     assert len(scheduler.countdowns) == 1, "a reload that started after the change is enough"
+
+
+def test_a_fleet_restarted_with_other_accounts_or_underlyings_reloads_by_itself(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Tried simulated (account sim-1), then started live with a Kite account and a second
+    underlying: the watchdog's pass requests the reload, which moves every token off the
+    account that no longer exists and starts the new underlying's index stream."""
+    simulated = make_settings(underlyings="NIFTY")
+    tokens = [o.instrument_token for o in seed_universe(simulated)][:4]
+    before = Services(simulated)
+    try:
+        before.subscriptions.upsert_many(
+            [SubscriptionRequest(t) for t in tokens], now_of(simulated)
+        )
+        assert (
+            before.coordinator(RecordingScheduler())
+            .run_now(before.rebalancer(RecordingStarter()))
+            .kind
+            == "ran"
+        )
+        first = before.assignments.find()
+        assert first is not None and {p.account_id for p in first.placements.values()} == {"sim-1"}
+    finally:
+        before.close()
+    live = make_settings(
+        clock_offset_seconds=simulated.clock_offset_seconds,  # one fleet clock for both runs
+        underlyings="NIFTY,SENSEX",
+        kite_api_key="k",
+        kite_access_token="t",
+        kite_account_id="primary",
+    )
+    services = Services(live)
+    try:
+        scheduler, starter = RecordingScheduler(), RecordingStarter()
+        coordinator = services.coordinator(scheduler)
+        launcher = services.launcher(starter)
+        watch(
+            services.assignments, services.subscriptions, launcher, coordinator, services.configured
+        )
+        assert len(scheduler.countdowns) == 1, "the new configuration is reloaded"
+        assert services.rebalancer(starter).in_sync() is False
+        assert coordinator.run_now(services.rebalancer(starter)).kind == "ran"
+        after = services.assignments.find()
+        assert after is not None
+        assert {after.placements[t].account_id for t in tokens} == {"primary"}
+        assert after.streams() == ["account:primary", "underlying:NIFTY", "underlying:SENSEX"]
+        assert services.rebalancer(starter).in_sync() is True
+        watch(
+            services.assignments, services.subscriptions, launcher, coordinator, services.configured
+        )
+        assert len(scheduler.countdowns) == 1, "in sync now: no further reload"
+    finally:
+        services.close()
