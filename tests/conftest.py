@@ -19,6 +19,7 @@ import redis
 from tests.support.instants import FLEET_NOW, offset_to
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import BIN, FleetProcess, celery_worker_argv, stream_worker_argv
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 from tests.support.serial import SERIAL_MARK, SerialGate
 from tickfleet.config.settings import Settings
@@ -109,6 +110,14 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterServers]:
+    """A local Redis Cluster (three masters, one replica each), stopped at the end."""
+    cluster = RedisClusterServers(tmp_path / "cluster").start()
+    yield cluster
+    cluster.stop()
 
 
 # --- databases --------------------------------------------------------------------------

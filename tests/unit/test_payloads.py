@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from redis.crc import key_slot
 
 from tickfleet.instruments import Instrument
+from tickfleet.ticks.channels import Channels
 from tickfleet.ticks.payloads import (
     Depth,
     IndexQuote,
@@ -114,3 +116,16 @@ def test_an_index_tick_closes_at_the_current_price() -> None:
         "timestamp": "2025-01-06T19:59:59.250+05:30",
         "version": 7,
     }
+
+
+def test_each_underlying_has_its_channels_and_a_cluster_keeps_them_in_one_slot() -> None:
+    nifty = Channels.for_underlying("ticker", "NIFTY")
+    assert (nifty.options, nifty.underlying, nifty.latest_options) == (
+        "ticker:nifty:options",
+        "ticker:nifty:underlying",
+        "ticker:nifty:latest:options",
+    )
+    sharded = Channels.for_underlying("ticker", "BANKNIFTY", sharded=True)
+    assert sharded.options == "ticker:{banknifty}:options"
+    names = [sharded.options, sharded.underlying, sharded.events, sharded.latest_options]
+    assert len({key_slot(n.encode()) for n in [*names, sharded.latest_underlying]}) == 1

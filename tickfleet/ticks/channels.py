@@ -18,8 +18,11 @@ class Channels:
     prefix: str = "ticker:nifty"
 
     @classmethod
-    def for_underlying(cls, root: str, underlying: str) -> Channels:
-        return cls(f"{root}:{underlying.lower()}")
+    def for_underlying(cls, root: str, underlying: str, sharded: bool = False) -> Channels:
+        """``sharded`` (a Redis Cluster): the underlying in a hash tag, ``ticker:{nifty}``,
+        so its channels and hashes share one slot, and one shard carries them."""
+        name = underlying.lower()
+        return cls(f"{root}:{{{name}}}" if sharded else f"{root}:{name}")
 
     @property
     def options(self) -> str:
