@@ -125,7 +125,7 @@ def cmd_reload(services: Services, args: argparse.Namespace) -> int:
 
 def cmd_tail(services: Services, args: argparse.Namespace) -> int:
     """Print live ticks as JSON lines, optionally only some tokens, until --limit or --seconds."""
-    channels = services.channels()
+    channels = services.channels(args.underlying)
     wanted = {
         "options": [channels.options],
         "underlying": [channels.underlying],
@@ -258,7 +258,7 @@ def cmd_chain(services: Services, args: argparse.Namespace) -> int:
     out = console()
 
     def show() -> tuple[Table, int]:
-        chain = read_chain(services.redis, services.channels(), args.expiry)
+        chain = read_chain(services.redis, services.channels(args.underlying), args.expiry)
         return chain_table(chain), len(chain.rows)
 
     if args.once:
@@ -301,6 +301,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--limit", type=int, help="stop after this many ticks")
     tail.add_argument("--seconds", type=float, help="stop after this long")
     tail.add_argument("--channel", choices=["options", "underlying", "all"], default="all")
+    tail.add_argument("--underlying", help="whose channels (default: the first configured)")
     tail.set_defaults(func=cmd_tail)
     history = sub.add_parser("history", help="print an instrument's candles")
     history.add_argument("token", type=int)
@@ -337,6 +338,7 @@ def _api_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
         command.set_defaults(func=func)
     chain = sub.add_parser("chain", help="the option chain from the latest ticks, refreshing")
     chain.add_argument("--expiry", help="YYYY-MM-DD (default: the nearest streamed)")
+    chain.add_argument("--underlying", help="whose chain (default: the first configured)")
     chain.add_argument("--every", type=float, default=1.0, help="seconds between redraws")
     chain.add_argument("--once", action="store_true", help="print the table once and exit")
     chain.set_defaults(func=cmd_chain)

@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 from producers.api_client import ApiError
 from producers.console.contracts import SelectionError
 from tickfleet.accounts.config import AccountConfigError
+from tickfleet.config.underlyings import UnknownUnderlyingError
 from tickfleet.control.rebalance import RefusedReloadError
 from tickfleet.control.reload import ReloadBusyError
 from tickfleet.instruments import InstrumentError
@@ -120,6 +121,7 @@ EXPECTED: Final[tuple[tuple[Kinds, Explainer], ...]] = (
     (ApiError, _api),
     (SelectionError, _said(SETUP, "name tokens, or UNDERLYING EXPIRY STRIKE[-STRIKE] [CE|PE]")),
     (AccountConfigError, _said(SETUP, "fix TICKFLEET_ACCOUNTS_FILE or TICKFLEET_ACCOUNTS")),
+    (UnknownUnderlyingError, _said(SETUP, "name one of TICKFLEET_UNDERLYINGS")),
     (ReloadBusyError, _said(FAILED, "wait for it, or request one without --now")),
     (RefusedReloadError, _said(FAILED)),
     ((redis.exceptions.ConnectionError, redis.exceptions.TimeoutError), _redis),

@@ -21,6 +21,7 @@ from tickfleet.assignment.plan import Configured
 from tickfleet.assignment.store import AssignmentStore
 from tickfleet.breaker import BreakerConfig
 from tickfleet.config.settings import Settings
+from tickfleet.config.underlyings import UnknownUnderlyingError
 from tickfleet.control.debounce import ReloadTiming
 from tickfleet.control.eviction import ExpiryEvictor
 from tickfleet.control.launcher import StreamLauncher, StreamStarter
@@ -61,8 +62,13 @@ class Services:
         return Keys(self.settings.key_prefix)
 
     def channels(self, underlying: str | None = None) -> Channels:
-        """An underlying's channels (the first configured one's by default)."""
-        name = underlying or self.settings.underlying_names[0]
+        """A configured underlying's channels (the first one's by default)."""
+        names = self.settings.underlying_names
+        name = (underlying or names[0]).upper()
+        if name not in names:
+            raise UnknownUnderlyingError(
+                f"{name} is not one of this fleet's underlyings ({', '.join(names)})"
+            )
         return Channels.for_underlying(self.settings.channel_root, name)
 
     @cached_property

@@ -24,6 +24,7 @@ from producers.api.deps import CoordinatorDep, ServicesDep
 from producers.api.public import public_status
 from tickfleet.chain.fanout import Frame, Seat, TickFanout
 from tickfleet.chain.option_chain import cells, chain_document, read_chain, underlying_cells
+from tickfleet.config.underlyings import UnknownUnderlyingError
 from tickfleet.health.document import health_document
 
 router = APIRouter(tags=["chain"])
@@ -38,6 +39,9 @@ async def get_fanout(request: Request) -> TickFanout:
 
 FanoutDep = Annotated[TickFanout, Depends(get_fanout)]
 Expiry = Annotated[date | None, Query(description="YYYY-MM-DD; default the nearest streamed")]
+Underlying = Annotated[
+    str | None, Query(description="one of TICKFLEET_UNDERLYINGS; default the first")
+]
 
 
 @cache
@@ -53,10 +57,19 @@ async def chain_page() -> HTMLResponse:
 
 @router.get("/chain/data")
 def chain_data(
-    services: ServicesDep, fanout: FanoutDep, coordinator: CoordinatorDep, expiry: Expiry = None
+    services: ServicesDep,
+    fanout: FanoutDep,
+    coordinator: CoordinatorDep,
+    expiry: Expiry = None,
+    underlying: Underlying = None,
 ) -> dict[str, Any]:
-    """One expiry's streamed strikes from the latest ticks, and the fleet's status."""
-    chain = read_chain(services.redis, services.channels(), _iso(expiry))
+    """One expiry's streamed strikes of one underlying from the latest ticks, and the
+    fleet's status."""
+    try:
+        channels = services.channels(underlying)
+    except UnknownUnderlyingError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    chain = read_chain(services.redis, channels, _iso(expiry))
     known = fanout.status
     if known is None:
         known = public_status(health_document(services.health_sources(), coordinator))

@@ -86,9 +86,10 @@ def test_each_underlyings_options_tick_on_its_channels_priced_on_its_own_index(
         with httpx.Client(base_url=url, timeout=30) as api:
             body = [{"instrument_token": o.instrument_token} for c in chosen.values() for o in c]
             assert api.post("/subscriptions", json=body).status_code == 200
-        next(iter(collectors.values())).wait_for(
-            lambda _: _enough(collectors), 60, f"{PAIRS} whole chain ticks of each underlying"
-        )
+            next(iter(collectors.values())).wait_for(
+                lambda _: _enough(collectors), 60, f"{PAIRS} whole chain ticks of each underlying"
+            )
+            _chain_pages(api, chosen)
         heard = {name: c.options() for name, c in collectors.items()}
         index = {name: c.underlying() for name, c in collectors.items()}
     finally:
@@ -96,6 +97,17 @@ def test_each_underlyings_options_tick_on_its_channels_priced_on_its_own_index(
             collector.stop()
     for name in UNDERLYINGS:
         _check_underlying(settings, name, chosen[name], heard[name], index[name])
+
+
+def _chain_pages(api: httpx.Client, chosen: dict[str, list[Instrument]]) -> None:
+    """``/chain/data?underlying=`` serves each underlying's own strikes; another name is 422."""
+    for name, options in chosen.items():
+        reply = api.get("/chain/data", params={"underlying": name.lower()})
+        assert reply.status_code == 200, reply.text
+        strikes = {row["strike"] for row in reply.json()["rows"]}
+        assert strikes == {o.strike for o in options}, name
+    refused = api.get("/chain/data", params={"underlying": "GOLD"})
+    assert refused.status_code == 422 and "NIFTY, BANKNIFTY, SENSEX" in refused.text
 
 
 def _check_underlying(
