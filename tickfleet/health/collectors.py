@@ -19,7 +19,8 @@ from tickfleet.stream.status import EXCLUDED_REASONS
 
 
 class CoverageCollector(Collector):
-    """``subscriptions_active``, ``_streaming`` and ``_not_streaming{reason}``, at scrape time.
+    """``subscriptions_active``, ``_streaming`` and ``_not_streaming{reason}``, and the first
+    two per underlying (``underlying_subscriptions_*{underlying}``), at scrape time.
 
     Computed by the same code as ``/health`` from the database and Redis, so the two
     can never disagree; every known reason is exported, at zero when nothing has it.
@@ -47,6 +48,26 @@ class CoverageCollector(Collector):
         for reason in sorted({*REASONS, *EXCLUDED_REASONS, *counts}):
             family.add_metric([reason], counts.get(reason, 0))
         yield family
+        yield from _by_underlying(covered)
+
+
+def _by_underlying(covered: Coverage) -> Iterable[GaugeMetricFamily]:
+    """The same counts per underlying, so one underlying's outage shows by its name."""
+    active = GaugeMetricFamily(
+        "underlying_subscriptions_active",
+        "Active subscriptions of each underlying.",
+        labels=["underlying"],
+    )
+    streaming = GaugeMetricFamily(
+        "underlying_subscriptions_streaming",
+        "Active subscriptions of each underlying streaming now.",
+        labels=["underlying"],
+    )
+    for name, counts in covered.by_underlying().items():
+        active.add_metric([name], counts["active"])
+        streaming.add_metric([name], counts["streaming"])
+    yield active
+    yield streaming
 
 
 class KiteCollector(Collector):

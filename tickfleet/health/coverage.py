@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,12 +51,14 @@ class NotStreaming:
     reason: str
     detail: str
     problem: bool
+    underlying: str | None = None  # None: not listed
 
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
     active: int
     not_streaming: tuple[NotStreaming, ...]
+    underlyings: Mapping[str, int] = field(default_factory=dict)  # active per underlying
 
     @property
     def streaming(self) -> int:
@@ -64,6 +66,14 @@ class Coverage:
 
     def by_reason(self) -> dict[str, int]:
         return dict(Counter(n.reason for n in self.not_streaming))
+
+    def by_underlying(self) -> dict[str, dict[str, int]]:
+        """Active and streaming subscriptions of each underlying (listed ones only)."""
+        missing = Counter(n.underlying for n in self.not_streaming)
+        return {
+            name: {"active": count, "streaming": count - missing[name]}
+            for name, count in sorted(self.underlyings.items())
+        }
 
     def problems(self) -> list[str]:
         """One line per reason that is a problem now, with its count and a few tokens."""
@@ -81,6 +91,7 @@ class Coverage:
             "streaming": self.streaming,
             "not_streaming": len(self.not_streaming),
             "by_reason": self.by_reason(),
+            "by_underlying": self.by_underlying(),
             "tokens": [
                 {
                     "instrument_token": n.token,
@@ -121,7 +132,8 @@ def coverage(
     """The verdict on every active subscription (see the module docstring)."""
     fleet = _Fleet(listed, assignment, streams, excluded, hours, now, grace)
     verdicts = (_verdict(s, fleet) for s in active)
-    return Coverage(len(active), tuple(v for v in verdicts if v is not None))
+    per_underlying = Counter(row.underlying for s in active if (row := listed.get(s.token)))
+    return Coverage(len(active), tuple(v for v in verdicts if v is not None), dict(per_underlying))
 
 
 def _verdict(sub: Subscription, fleet: _Fleet) -> NotStreaming | None:
@@ -133,7 +145,8 @@ def _verdict(sub: Subscription, fleet: _Fleet) -> NotStreaming | None:
     reason, detail, since, grace = found
     age = fleet.now.timestamp() - since if since is not None else None
     problem = grace == 0 or age is None or age > grace
-    return NotStreaming(sub.token, symbol, reason, detail, problem)
+    underlying = instrument.underlying if instrument is not None else None
+    return NotStreaming(sub.token, symbol, reason, detail, problem, underlying)
 
 
 _Found = tuple[str, str, float | None, float]  # reason, detail, since (epoch), grace seconds

@@ -6,6 +6,7 @@ gives back that index's level, not another's), and SENSEX's options are BFO cont
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime
@@ -90,6 +91,7 @@ def test_each_underlyings_options_tick_on_its_channels_priced_on_its_own_index(
                 lambda _: _enough(collectors), 60, f"{PAIRS} whole chain ticks of each underlying"
             )
             _chain_pages(api, chosen)
+            _counted_by_name(api, chosen)
         heard = {name: c.options() for name, c in collectors.items()}
         index = {name: c.underlying() for name, c in collectors.items()}
     finally:
@@ -108,6 +110,22 @@ def _chain_pages(api: httpx.Client, chosen: dict[str, list[Instrument]]) -> None
         assert strikes == {o.strike for o in options}, name
     refused = api.get("/chain/data", params={"underlying": "GOLD"})
     assert refused.status_code == 422 and "NIFTY, BANKNIFTY, SENSEX" in refused.text
+
+
+def _counted_by_name(api: httpx.Client, chosen: dict[str, list[Instrument]]) -> None:
+    """``/health`` and ``/metrics`` count each underlying's subscriptions by its name."""
+    expected = {name: {"active": len(o), "streaming": len(o)} for name, o in chosen.items()}
+    deadline = time.monotonic() + 20
+    while True:  # /health's streaming verdict follows the streams' status, a second apart
+        counted = api.get("/health").json()["subscriptions"]["by_underlying"]
+        if counted == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert counted == expected
+    metrics = api.get("/metrics").text
+    for name, options in chosen.items():
+        line = f'underlying_subscriptions_streaming{{underlying="{name}"}} {float(len(options))}'
+        assert line in metrics, line
 
 
 def _check_underlying(
