@@ -45,9 +45,12 @@ class StreamLauncher:
         metrics: Metrics,
         grace_seconds: float,
         room: Callable[[], Capacity],
+        *,
+        standbys: bool = True,
     ) -> None:
         self._client = client
         self._room = room
+        self._standbys = standbys
         self._keys = keys
         self._starter = starter
         self._metrics = metrics
@@ -79,7 +82,7 @@ class StreamLauncher:
         for name in started:
             self._metrics.inc("stream_restarts_total", labels={"stream": name})
             log.info("stream %s has no lease: start enqueued", name)
-        if room.free_slots > len(allowed):
+        if self._standbys and room.free_slots > len(allowed):
             self._add_standbys([n for n in names if n not in missing], room, len(allowed))
         return started
 

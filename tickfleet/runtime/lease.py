@@ -46,8 +46,10 @@ return 0
 
 # Take the lease if nobody holds it, and hand the new holder the next fencing epoch.
 # The epoch never goes back: at least the previous one plus one, and at least Redis's
-# clock in milliseconds, so a fleet Redis restarted empty still hands out epochs above
-# every fence the publish Redis kept (the fence refuses anything older).
+# clock in microseconds (below 2^53, exact in Lua), so a fleet Redis restarted empty still
+# hands out epochs above every fence the publish Redis kept (the fence refuses anything
+# older). Milliseconds were not enough: an epoch drawn within the millisecond after the
+# counter vanished repeated the last one, and the fence lets an equal epoch through.
 _ACQUIRE = """
 local lease_key, epoch_key = KEYS[1], KEYS[2]
 local owner, ttl_ms = ARGV[1], ARGV[2]
@@ -55,7 +57,7 @@ if not redis.call('SET', lease_key, owner, 'NX', 'PX', ttl_ms) then
   return 0
 end
 local now = redis.call('TIME')
-local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local epoch = redis.call('INCR', epoch_key)
 if epoch < floor then
   epoch = floor

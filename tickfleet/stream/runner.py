@@ -83,6 +83,7 @@ class StreamConfig:
     restart_limit: int
     publisher: PublisherConfig
     breaker: BreakerConfig
+    standby: bool = True
     bar_seconds: float = 60.0
     bar_flush_seconds: float = 1.0
 
@@ -175,7 +176,10 @@ class StreamRunner:
             keys.stream_epoch(self.name),
         )  # fmt: skip
         keeper = LeaseKeeper(lease, config.lease_renew, self._clock)
-        if not await keeper.acquire() and not await self._stand_by(clients, keeper):
+        if not await keeper.acquire() and not (
+            self.config.standby and await self._stand_by(clients, keeper)
+        ):
+            log.info("stream %s is held by another worker; exiting", self.name)
             return None
         stack.push_async_callback(keeper.release)
         log.info("stream %s started (owner %s, epoch %d)", self.name, self.owner, keeper.epoch)
@@ -186,7 +190,6 @@ class StreamRunner:
         """The lease is held: stand by for it (True once taken over), or exit at once."""
         standby = Standby(clients.fleet, self.config.keys, self.name, self.hostname, keeper)
         if self._stop_requested or not await standby.claim():
-            log.info("stream %s is held by another worker; exiting", self.name)
             return False
         self._standby = standby
         try:
