@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,10 +54,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.conftest import Fleet  # noqa: E402
-from tests.support.failover import channel_of, gap_around  # noqa: E402
+from tests.support.failover import channel_of, gap_around, owner_pid  # noqa: E402
 from tests.support.instants import FLEET_NOW, offset_to  # noqa: E402
 from tests.support.polling import wait_until  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.runs import as_text  # noqa: E402
 from tests.support.seed import seed_universe  # noqa: E402
 from tests.support.ticks import TickCollector  # noqa: E402
 from tickfleet.config.settings import Settings  # noqa: E402
@@ -125,9 +127,14 @@ class Observed:
         return dict(self.api.get("/health").json()["streams"])
 
     def placed(self, stream: str, standby: bool) -> bool:
+        """Owned, and (``standby``) with a standby whose process runs: a killed standby's
+        marker outlives it by up to its TTL."""
         status = self.streams().get(stream, {})
         owned = bool(status.get("lease_holder")) and status["lease_holder"] == status["owner"]
-        return owned and (not standby or bool(status.get("standby")))
+        if not owned or not standby:
+            return owned
+        marker = self.redis.get(self.keys.stream_standby(stream))
+        return marker is not None and psutil.pid_exists(owner_pid(as_text(marker)))
 
     def owner_worker(self, stream: str) -> str:
         hostname = self.streams()[stream]["hostname"]

@@ -5,7 +5,10 @@ Queues come from ``task_routes`` in celeryconfig, the one place that maps tasks 
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.utils.nodenames import worker_direct
 
 from tickfleet.keyspace.streams import stream_account
 from tickfleet.keyspace.tasks import TASK_RELOAD, TASK_STREAM_ACCOUNT, TASK_STREAM_UNDERLYING
@@ -28,9 +31,11 @@ class CeleryStreamStarter:
         self._app = app
         self._expires = expires_seconds
 
-    def start(self, stream: str) -> None:
+    def start(self, stream: str, worker: str | None = None) -> None:
+        """On the stream queue, or on ``worker``'s own queue (``worker_direct``)."""
         account = stream_account(stream)
+        route: dict[str, Any] = {"queue": worker_direct(worker)} if worker else {}
         if account is None:
-            self._app.send_task(TASK_STREAM_UNDERLYING, expires=self._expires)
+            self._app.send_task(TASK_STREAM_UNDERLYING, expires=self._expires, **route)
         else:
-            self._app.send_task(TASK_STREAM_ACCOUNT, args=[account], expires=self._expires)
+            self._app.send_task(TASK_STREAM_ACCOUNT, args=[account], expires=self._expires, **route)

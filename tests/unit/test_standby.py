@@ -107,6 +107,7 @@ def test_standbys_take_pool_slots_and_need_room_on_another_worker() -> None:
     ]
     room = capacity(workers, {"stream-a@h": 1, "stream-b@h": 2}, now)
     assert room.free_slots == 1
-    assert room.has_room_besides("stream-b@h") and not room.has_room_besides("stream-a@h")
+    assert room.roomiest_besides("stream-b@h") == "stream-a@h"
+    assert room.roomiest_besides("stream-a@h") is None
     assert standby_host(standby_marker("stream-b@h", "x@h:1:ab")) == "stream-b@h"
     assert standby_host(STAND_DOWN) is None and standby_host(None) is None

@@ -8,10 +8,11 @@ the first one waits for a free worker; if that start is lost, the marker lapses 
 next pass enqueues again. Duplicates that slip through are harmless: the second stream
 task cannot take the lease and stands by, or exits when the stream has a standby.
 
-A standby start is the same stream task: it finds the lease held and stands by
-(``tickfleet.stream.standby``). One that lands on its owner's worker exits, and the next
-pass tries again. Owners come first: when streams without a lease find no free slot,
-standbys are asked to stand down and free theirs for the next pass.
+A standby start is the same stream task, sent to one worker's own queue: the live worker
+with the most free slots other than the owner's (on the shared queue, the owner's worker,
+idle slots waiting, took five starts in a row). The task finds the lease held and stands
+by (``tickfleet.stream.standby``). Owners come first: when streams without a lease find
+no free slot, standbys are asked to stand down and free theirs for the next pass.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ log = logging.getLogger("tickfleet.launcher")
 
 
 class StreamStarter(Protocol):
-    """Enqueues one stream task (a Celery task on the stream queue in the fleet)."""
+    """Enqueues one stream task (a Celery task on the stream queue in the fleet), or on
+    one worker's own queue when ``worker`` names it (a standby's start)."""
 
-    def start(self, stream: str) -> None: ...
+    def start(self, stream: str, worker: str | None = None) -> None: ...
 
 
 class StreamLauncher:
@@ -95,9 +97,10 @@ class StreamLauncher:
                 return
             if placed.owner_host is None or placed.standby_host or placed.starting:
                 continue
-            if room.has_room_besides(placed.owner_host) and self._launch(name):
+            worker = room.roomiest_besides(placed.owner_host)
+            if worker is not None and self._launch(name, worker):
                 budget -= 1
-                log.info("stream %s has no standby: start enqueued", name)
+                log.info("stream %s has no standby: start enqueued on %s", name, worker)
 
     def _stand_down(self, streams: list[str], count: int) -> None:
         """Ask up to ``count`` standbys to end: their slots are for streams without one."""
@@ -109,13 +112,13 @@ class StreamLauncher:
                 log.info("stream %s: standby on %s asked to stand down", name, placed.standby_host)
                 count -= 1
 
-    def _launch(self, name: str) -> bool:
+    def _launch(self, name: str, worker: str | None = None) -> bool:
         """Enqueue one stream task unless one is on its way; True when enqueued."""
         starting = self._keys.stream_starting(name)
         if not self._client.set(starting, "1", nx=True, px=self._grace_ms):
             return False
         try:
-            self._starter.start(name)
+            self._starter.start(name, worker)
         except Exception:
             self._client.delete(starting)
             raise

@@ -93,11 +93,11 @@ class Capacity:
     workers: tuple[WorkerRecord, ...] = ()  # every record read, live and gone
     free_by_host: tuple[tuple[str, int], ...] = ()  # each live worker's own free slots
 
-    def has_room_besides(self, hostname: str | None) -> bool:
-        """A live worker other than ``hostname`` has a free slot (for a standby)."""
-        return self.free_slots > 0 and any(
-            free > 0 for host, free in self.free_by_host if host != hostname
-        )
+    def roomiest_besides(self, hostname: str | None) -> str | None:
+        """The live worker other than ``hostname`` with the most free slots (for a
+        standby), if any has one."""
+        free, host = max(((n, h) for h, n in self.free_by_host if h != hostname), default=(0, ""))
+        return host if free > 0 and self.free_slots > 0 else None
 
     def problem(self, missing: int) -> str | None:
         """Why ``missing`` streams cannot start, if they cannot."""

@@ -321,12 +321,25 @@ def standing_by(streaming: Streaming, stream: str, timeout: float = 20) -> str:
         status = doc["streams"].get(stream, {})
         return bool(status.get("standby")) and status.get("lease_holder") == status.get("owner")
 
-    doc = streaming.wait_health(ready, timeout)
-    assert ready(doc), doc["streams"].get(stream)
+    def ready_and_alive(doc: dict[str, Any]) -> bool:
+        """A killed standby's marker outlives it by up to its TTL: its process must run."""
+        marker = streaming.redis.get(streaming.keys.stream_standby(stream))
+        return ready(doc) and marker is not None and _alive(owner_pid(as_text(marker)))
+
+    doc = streaming.wait_health(ready_and_alive, timeout)
+    assert ready_and_alive(doc), doc["streams"].get(stream)
     status = doc["streams"][stream]
     assert status["standby"] != status["hostname"], "a standby never shares its owner's worker"
     assert not any(stream in p for p in doc["problems"]), doc["problems"]
     return str(status["standby"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def replace_worker(streaming: Streaming, gone: FleetProcess) -> None:
