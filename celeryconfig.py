@@ -40,6 +40,9 @@ task_queues = (
     Queue(tasks.QUEUE_STREAM),
     Queue(tasks.QUEUE_MAINTENANCE),
 )
+# Each worker also consumes its own queue ("<hostname>.dq2"): a stream's standby is
+# started on a chosen worker, never on its owner's (tickfleet.control.launcher).
+worker_direct = True
 task_default_queue = tasks.QUEUE_CONTROL
 task_routes = {
     tasks.TASK_RELOAD: {"queue": tasks.QUEUE_CONTROL},

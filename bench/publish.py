@@ -77,7 +77,7 @@ from tickfleet.metrics.catalog import Labels, Metrics  # noqa: E402
 from tickfleet.runtime.connections import fail_fast_async_client  # noqa: E402
 from tickfleet.runtime.heap import tune_for_streaming  # noqa: E402
 from tickfleet.stream.feeds.simulated.options import option_tick  # noqa: E402
-from tickfleet.stream.publisher import PublisherConfig, TickPublisher  # noqa: E402
+from tickfleet.stream.publisher import Fence, PublisherConfig, TickPublisher  # noqa: E402
 from tickfleet.ticks.channels import Channels  # noqa: E402
 from tickfleet.ticks.payloads import OptionPayload, Stamp, iso_timestamp  # noqa: E402
 
@@ -279,11 +279,15 @@ async def shared_breaker(url: str) -> AsyncIterator[SharedBreaker]:
 async def publisher_for(
     url: str, metrics: Metrics, breaker: Breaker
 ) -> AsyncIterator[TickPublisher]:
-    """A publisher configured like a stream's, on its own fail-fast client."""
+    """A publisher configured like a stream's, on its own fail-fast client, fenced by
+    its lease's epoch as a stream's is."""
     timeout = PublisherConfig().timeout_seconds
+    fence = Fence(CHANNELS.fence("bench"), 1, lambda newer: None)
     # as tickfleet.runtime.connections.stream_clients builds the publish target
     async with fail_fast_async_client(url, timeout, read_timeout=False) as client:
-        yield TickPublisher(client, "bench", metrics, PublisherConfig(), breaker)
+        yield TickPublisher(
+            client, "bench", metrics, PublisherConfig(), breaker, lambda: True, fence
+        )
 
 
 @contextlib.asynccontextmanager

@@ -212,7 +212,7 @@ class StreamsAlreadyRunning:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    def start(self, stream: str) -> None:
+    def start(self, stream: str, worker: str | None = None) -> None:
         self.asked.append(stream)
 
 

@@ -5,7 +5,10 @@ Queues come from ``task_routes`` in celeryconfig, the one place that maps tasks 
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.utils.nodenames import worker_direct
 
 from tickfleet.keyspace.streams import stream_account, stream_underlying
 from tickfleet.keyspace.tasks import TASK_RELOAD, TASK_STREAM_ACCOUNT, TASK_STREAM_UNDERLYING
@@ -28,11 +31,15 @@ class CeleryStreamStarter:
         self._app = app
         self._expires = expires_seconds
 
-    def start(self, stream: str) -> None:
+    def start(self, stream: str, worker: str | None = None) -> None:
+        """On the stream queue, or on ``worker``'s own queue (``worker_direct``)."""
         account, underlying = stream_account(stream), stream_underlying(stream)
+        route: dict[str, Any] = {"queue": worker_direct(worker)} if worker else {}
         if account is not None:
-            self._app.send_task(TASK_STREAM_ACCOUNT, args=[account], expires=self._expires)
+            args = [account]
         elif underlying is not None:
-            self._app.send_task(TASK_STREAM_UNDERLYING, args=[underlying], expires=self._expires)
+            args = [underlying]
         else:
             raise ValueError(f"no stream task runs a stream named {stream!r}")
+        task = TASK_STREAM_ACCOUNT if account is not None else TASK_STREAM_UNDERLYING
+        self._app.send_task(task, args=args, expires=self._expires, **route)

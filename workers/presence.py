@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 from celery import bootsteps
+from celery.utils.nodenames import worker_direct
 
 from tickfleet.assignment import channel as control
 from tickfleet.config.settings import get_settings
@@ -31,14 +32,15 @@ log = logging.getLogger("tickfleet.workers")
 
 
 def _stop_taking_streams(worker: Any) -> None:
-    """Leave the stream queue before the streams hand over, so this worker, on its way
-    out, cannot take the start meant for the worker that takes over (and requeue it
-    seconds later when its pool closes)."""
+    """Leave the stream queue (and this worker's own, where standbys are started) before
+    the streams hand over, so this worker, on its way out, cannot take the start meant
+    for the worker that takes over (and requeue it seconds later when its pool closes)."""
     consumer = getattr(worker, "consumer", None)
     if consumer is None or getattr(consumer, "task_consumer", None) is None:
         return
     try:
         consumer.cancel_task_queue(QUEUE_STREAM)
+        consumer.cancel_task_queue(worker_direct(worker.hostname).name)
     except Exception as exc:  # the broker may be gone already; the lease covers it
         log.warning("stream worker presence: leaving the stream queue failed: %s", exc)
 

@@ -23,6 +23,7 @@ class FleetProcess:
         self.argv = list(argv)
         self.log_path = logdir / f"{name}.log"
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()  # a process restarted under a name appends
         self.proc = subprocess.Popen(
             self.argv,
             cwd=ROOT,
@@ -45,9 +46,10 @@ class FleetProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, needle: str, timeout: float = 30.0) -> None:
+        """Wait until this process (not an earlier one of the same name) logs ``needle``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if needle in self.log():
+            if needle in self._own_log():
                 return
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited:\n{self.log()[-4000:]}")
@@ -55,6 +57,12 @@ class FleetProcess:
         raise TimeoutError(
             f"{self.name}: {needle!r} not logged in {timeout}s:\n{self.log()[-4000:]}"
         )
+
+    def _own_log(self) -> str:
+        self._log.flush()
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL the whole process group: the machine-died case."""

@@ -136,8 +136,12 @@ class Settings(BaseSettings):
     mock_expiry_sweep_seconds: float = Field(300.0, gt=0)
 
     # --- streams -------------------------------------------------------------------------
-    lease_ttl_seconds: float = Field(5.0, gt=0)
-    lease_renew_seconds: float = Field(1.5, gt=0)
+    # A killed stream's owner is replaced by its standby once the lease lapses: the TTL
+    # bounds the gap; renewals every 0.3 s keep a loaded stream's lease (measured in
+    # docs/architecture/flows.md, "Failover").
+    lease_ttl_seconds: float = Field(1.5, gt=0)
+    lease_renew_seconds: float = Field(0.3, gt=0)
+    stream_standby: bool = True  # a hot standby per stream on another worker
     watchdog_interval_seconds: float = Field(3.0, gt=0)
     stream_start_grace_seconds: float = Field(30.0, gt=0)
     stream_stale_seconds: float = Field(15.0, gt=0)

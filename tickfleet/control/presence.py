@@ -21,6 +21,7 @@ import orjson
 import redis
 
 from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import standby_host
 
 HEARTBEAT_SECONDS = 2.0
 SILENT_AFTER_SECONDS = 10.0
@@ -90,6 +91,13 @@ class Capacity:
     free_slots: int
     gone: tuple[WorkerRecord, ...]  # silent or left, still remembered
     workers: tuple[WorkerRecord, ...] = ()  # every record read, live and gone
+    free_by_host: tuple[tuple[str, int], ...] = ()  # each live worker's own free slots
+
+    def roomiest_besides(self, hostname: str | None) -> str | None:
+        """The live worker other than ``hostname`` with the most free slots (for a
+        standby), if any has one."""
+        free, host = max(((n, h) for h, n in self.free_by_host if h != hostname), default=(0, ""))
+        return host if free > 0 and self.free_slots > 0 else None
 
     def problem(self, missing: int) -> str | None:
         """Why ``missing`` streams cannot start, if they cannot."""
@@ -109,30 +117,59 @@ class Capacity:
 
 
 def capacity(records: Iterable[WorkerRecord], running: Mapping[str, int], now: float) -> Capacity:
-    """``running``: streams each worker (by hostname) holds now."""
+    """``running``: streams each worker (by hostname) holds now, or stands by for."""
     records = list(records)
     live = [r for r in records if r.state(now) == "live"]
-    free = sum(max(0, r.concurrency - running.get(r.hostname, 0)) for r in live)
+    by_host = tuple((r.hostname, max(0, r.concurrency - running.get(r.hostname, 0))) for r in live)
+    free = sum(n for _, n in by_host)
     gone = tuple(r for r in records if r.state(now) != "live")
-    return Capacity(tuple(r.hostname for r in live), free, gone, tuple(records))
+    return Capacity(tuple(r.hostname for r in live), free, gone, tuple(records), by_host)
 
 
-def fleet_capacity(client: redis.Redis, keys: Keys, now: float) -> Capacity:
-    """The fleet's room for streams now: its live workers' slots, less the streams that
-    hold a lease there and the starts already on their way."""
-    names = sorted(_text(n) for n in client.smembers(keys.streams_known))
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a stream runs now: its owner's worker and its standby's, when known."""
+
+    owner_host: str | None
+    standby_host: str | None
+    starting: bool
+
+
+def placements(client: redis.Redis, keys: Keys, names: Iterable[str]) -> dict[str, Placement]:
+    """Each stream's owner and standby workers, read in one round trip.
+
+    The owner's worker is known once its status names the lease holder as its owner.
+    """
+    names = sorted(names)
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.get(keys.stream_lease(name))
         pipe.hmget(keys.stream_status(name), ["owner", "hostname"])
+        pipe.get(keys.stream_standby(name))
         pipe.exists(keys.stream_starting(name))
     replies = pipe.execute()
+    out = {}
+    for name, (lease, (owner, host), standby, pending) in zip(
+        names, zip(*[iter(replies)] * 4, strict=True), strict=True
+    ):
+        held_here = lease is not None and host is not None and lease == owner
+        out[name] = Placement(
+            _text(host) if held_here else None, standby_host(standby), bool(pending)
+        )
+    return out
+
+
+def fleet_capacity(client: redis.Redis, keys: Keys, now: float) -> Capacity:
+    """The fleet's room for streams now: its live workers' slots, less the streams that
+    hold a lease or stand by there and the starts already on their way."""
+    names = [_text(n) for n in client.smembers(keys.streams_known)]
     running: Counter[str] = Counter()
     starting = 0
-    for lease, (owner, hostname), pending in zip(*[iter(replies)] * 3, strict=True):
-        if lease is not None and hostname is not None and lease == owner:
-            running[_text(hostname)] += 1
-        starting += int(pending)
+    for placed in placements(client, keys, names).values():
+        for host in (placed.owner_host, placed.standby_host):
+            if host is not None:
+                running[host] += 1
+        starting += placed.starting
     room = capacity(Presence(client, keys).read(now), running, now)
     return replace(room, free_slots=max(0, room.free_slots - starting))
 

@@ -56,6 +56,16 @@ class Keys:
     def stream_lease(self, stream: str) -> str:
         return self._k("stream", stream, "lease")
 
+    def stream_epoch(self, stream: str) -> str:
+        """Counter: the fencing epoch of the stream's latest lease holder (see
+        ``tickfleet.runtime.lease``); the publisher's fence compares against it."""
+        return self._k("stream", stream, "epoch")
+
+    def stream_standby(self, stream: str) -> str:
+        """Marker "<worker hostname> <owner>" of the stream's hot standby, with a short TTL
+        the standby keeps renewing (see ``tickfleet.stream.standby``)."""
+        return self._k("stream", stream, "standby")
+
     def stream_starting(self, stream: str) -> str:
         return self._k("stream", stream, "starting")
 

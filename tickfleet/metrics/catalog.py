@@ -57,6 +57,12 @@ CATALOG: dict[str, MetricSpec] = _specs(
     ),
     MetricSpec("publish_buffer_drops_total", "counter", "Ticks dropped: publish buffer full."),
     MetricSpec(
+        "publish_fenced_total",
+        "counter",
+        "Batches the fence refused: a newer holder of the stream's lease had published.",
+        ("stream",),
+    ),
+    MetricSpec(
         "redis_circuit_replayed_total", "counter", "Latest ticks re-published after recovery."
     ),
     MetricSpec(

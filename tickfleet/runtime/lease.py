@@ -44,6 +44,28 @@ end
 return 0
 """
 
+# Take the lease if nobody holds it, and hand the new holder the next fencing epoch.
+# The epoch never goes back: at least the previous one plus one, and at least Redis's
+# clock in microseconds (below 2^53, exact in Lua), so a fleet Redis restarted empty still
+# hands out epochs above every fence the publish Redis kept (the fence refuses anything
+# older). Milliseconds were not enough: an epoch drawn within the millisecond after the
+# counter vanished repeated the last one, and the fence lets an equal epoch through.
+_ACQUIRE = """
+local lease_key, epoch_key = KEYS[1], KEYS[2]
+local owner, ttl_ms = ARGV[1], ARGV[2]
+if not redis.call('SET', lease_key, owner, 'NX', 'PX', ttl_ms) then
+  return 0
+end
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local epoch = redis.call('INCR', epoch_key)
+if epoch < floor then
+  epoch = floor
+  redis.call('SET', epoch_key, epoch)
+end
+return epoch
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -99,21 +121,30 @@ class Lease:
 
 
 class AsyncLease:
-    """A stream's lease on its event loop: acquire, keep (renew or retake), release."""
+    """A stream's lease on its event loop: acquire, keep (renew or retake), release.
 
-    def __init__(self, client: aioredis.Redis, key: str, ttl_seconds: float, owner: str):
+    Every acquisition also draws a fencing epoch from ``epoch_key``: a later holder's
+    epoch is always greater, which lets the publisher refuse a stale holder's batches.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, key: str, ttl_seconds: float, owner: str, epoch_key: str
+    ):
         if ttl_seconds <= 0:
             raise ValueError("lease TTL must be positive")
         self.client = client
         self.key = key
+        self.epoch_key = epoch_key
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
         self.owner = owner
+        self._acquire: Any = client.register_script(_ACQUIRE)
         self._keep: Any = client.register_script(_KEEP)
         self._release: Any = client.register_script(_RELEASE)
 
-    async def acquire(self) -> bool:
-        """Take the lease if nobody holds it; True when this holder now owns it."""
-        return bool(await self.client.set(self.key, self.owner, nx=True, px=self.ttl_ms))
+    async def acquire(self) -> int:
+        """Take the lease if nobody holds it: this holder's epoch, or 0 when it is held."""
+        keys = [self.key, self.epoch_key]
+        return int(await self._acquire(keys=keys, args=[self.owner, self.ttl_ms]))
 
     async def try_keep(self) -> bool | None:
         """Renew, or retake the lease if its key vanished; False: another holder has it.

@@ -10,6 +10,11 @@ loopback is about 0.1 ms.) Every batch is bounded by a timeout. A circuit breake
 every send: while it is open, batches are dropped without touching the network,
 counted, and the newest tick per token is kept so that consumers can resync the moment
 the breaker closes.
+
+The same script fences the stream's lease: each batch carries the holder's epoch and
+refuses to publish once a newer holder has published (``Fence``). ``may_publish``
+alone cannot say that: a holder frozen between the check and the send would publish
+after its successor. A refused batch ends the stream as a lost lease.
 """
 
 from __future__ import annotations
@@ -33,12 +38,20 @@ log = logging.getLogger("tickfleet.publisher")
 
 # One round trip and one reply per batch: the client encodes a single command and reads a
 # single integer, instead of a command and a reply per tick (which dominated the cost).
-# KEYS: one latest-tick hash per group. ARGV, per group: channel, count, then (field,
-# payload) pairs. HSET applies pairs in order, so the newest tick of a field wins. A group
-# with an empty channel is a retraction: its fields leave the hash (payloads ignored).
+# KEYS: the stream's fence, then one latest-tick hash per group. ARGV: the holder's
+# epoch, then per group: channel, count, then (field, payload) pairs. HSET applies pairs
+# in order, so the newest tick of a field wins. A group with an empty channel is a
+# retraction: its fields leave the hash (payloads ignored). A fence newer than the epoch
+# refuses the whole batch, returned negated; epoch 0 publishes unfenced.
 PUBLISH_BATCH = """
-local pos = 1
-for g = 1, #KEYS do
+local fence, epoch = KEYS[1], tonumber(ARGV[1])
+if epoch > 0 then
+  local newest = tonumber(redis.call('GET', fence) or 0)
+  if newest > epoch then return -newest end
+  if newest < epoch then redis.call('SET', fence, epoch) end
+end
+local pos = 2
+for g = 2, #KEYS do
   local channel, n = ARGV[pos], tonumber(ARGV[pos + 1])
   local first = pos + 2
   local args, count = {}, 0
@@ -71,6 +84,19 @@ class PublisherConfig:
     buffer_max: int = 100_000
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The holder's lease epoch, the key on the publish Redis it is checked against, and
+    whom to tell when a newer holder has published (the lease keeper)."""
+
+    key: str
+    epoch: int
+    refused: Callable[[int], None]
+
+
+UNFENCED = Fence("", 0, lambda newer: None)
+
+
 class PendingTick(NamedTuple):
     """One serialized tick bound for a channel and for the latest-tick hash.
 
@@ -100,6 +126,7 @@ class TickPublisher:
         config: PublisherConfig,
         breaker: Breaker,
         may_publish: Callable[[], bool] = lambda: True,
+        fence: Fence = UNFENCED,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -107,6 +134,7 @@ class TickPublisher:
         self._config = config
         self._breaker = breaker
         self._may_publish = may_publish
+        self._fence = fence
         self._buffer: deque[PendingTick] = deque()
         self._held: dict[tuple[str, str], PendingTick] = {}  # newest tick per token while open
         self._wake = asyncio.Event()
@@ -193,15 +221,28 @@ class TickPublisher:
             self._held[(tick.latest_key, tick.field)] = tick
 
     async def _send(self, batch: list[PendingTick]) -> int:
-        keys, args = batch_arguments(batch)
+        keys, args = batch_arguments(batch, self._fence)
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
-                await self._script(keys=keys, args=args)
+                reply = await self._script(keys=keys, args=args)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             self._failed(batch, exc)
             return 0
+        if isinstance(reply, int) and reply < 0:
+            self._refused(batch, -reply)
+            return 0
         self._succeeded(batch)
         return len(batch)
+
+    def _refused(self, batch: list[PendingTick], newer: int) -> None:
+        """A newer lease holder has published: these ticks are not ours to send, ever."""
+        self.dropped += len(batch)
+        self._metrics.inc("publish_fenced_total", labels={"stream": self._stream})
+        log.warning(
+            "stream %s: %d ticks refused by the fence (epoch %d, a newer holder has %d)",
+            self._stream, len(batch), self._fence.epoch, newer,
+        )  # fmt: skip
+        self._fence.refused(newer)
 
     def _failed(self, batch: list[PendingTick], exc: BaseException) -> None:
         self._breaker.record_failure(exc)
@@ -233,7 +274,9 @@ class TickPublisher:
             log.info("publishing recovered: re-publishing the latest tick of %d tokens", len(stale))
 
 
-def batch_arguments(batch: list[PendingTick]) -> tuple[list[str], list[bytes | str | int]]:
+def batch_arguments(
+    batch: list[PendingTick], fence: Fence = UNFENCED
+) -> tuple[list[str], list[bytes | str | int]]:
     """KEYS and ARGV of ``PUBLISH_BATCH``; publish order is kept within each channel.
 
     Runs of ticks for one channel (a chain's ticks come together) reuse the group found
@@ -248,8 +291,8 @@ def batch_arguments(batch: list[PendingTick]) -> tuple[list[str], list[bytes | s
             pairs = groups.setdefault((channel, latest_key), [])
         pairs.append(tick.field)
         pairs.append(tick.payload)
-    keys: list[str] = []
-    args: list[bytes | str | int] = []
+    keys: list[str] = [fence.key]
+    args: list[bytes | str | int] = [fence.epoch]
     for (channel, latest_key), pairs in groups.items():
         keys.append(latest_key)
         args += [channel, len(pairs) // 2, *pairs]

@@ -6,7 +6,8 @@ restart budget, cancellation): the last status is written, the lease released, t
 failures and metrics written, then the three Redis clients closed. In between, one
 supervisor runs the stream's coroutines on the one event loop, no thread anywhere:
 
-    lease      renews the lease (a refused renewal fails the stream: another worker has it)
+    lease      renews the lease (a refused renewal, or a batch the fence refused, fails
+               the stream: another worker has it)
     status     reports the stream to Redis every second, for /health
     publisher  sends ticks as soon as the connection is free, through the breaker
     breaker    keeps the fleet-shared breaker in step with the others
@@ -15,6 +16,9 @@ supervisor runs the stream's coroutines on the one event loop, no thread anywher
     bars       hands the stream's bars to Redis (tickfleet.history.bars)
     control    follows the assignment and the control channel
     feed       produces ticks (simulated or live, as the market hours say)
+
+A stream task that finds the lease held stands by for it instead, if the stream has no
+standby yet (``tickfleet.stream.standby``), and runs as above once it takes it.
 
 Everything but the lease is restarted with backoff; more than ``restart_limit`` failures
 of one of them in a minute fail the stream, which ends the Celery task visibly so the
@@ -46,7 +50,8 @@ from tickfleet.stream.control_listener import AssignmentFollower, ControlListene
 from tickfleet.stream.feed import Feed
 from tickfleet.stream.lease_keeper import LeaseKeeper
 from tickfleet.stream.outlet import Outlet
-from tickfleet.stream.publisher import PublisherConfig, TickPublisher
+from tickfleet.stream.publisher import Fence, PublisherConfig, TickPublisher
+from tickfleet.stream.standby import Standby
 from tickfleet.stream.status import StatusWriter, StreamStatus
 from tickfleet.supervision import (
     FAIL,
@@ -78,6 +83,7 @@ class StreamConfig:
     restart_limit: int
     publisher: PublisherConfig
     breaker: BreakerConfig
+    standby: bool = True
     bar_seconds: float = 60.0
     bar_flush_seconds: float = 1.0
 
@@ -126,6 +132,7 @@ class StreamRunner:
         self._clock = clock
         self._context = process_context(stream=name, worker=hostname, **(context or {}))
         self._supervisor: Supervisor | None = None
+        self._standby: Standby | None = None
         self._stop_requested = False
 
     def stop(self) -> None:
@@ -133,6 +140,8 @@ class StreamRunner:
         self._stop_requested = True
         if self._supervisor is not None:
             self._supervisor.stop()
+        if self._standby is not None:
+            self._standby.stop()
 
     async def run(self) -> str:
         async with AsyncExitStack() as stack:
@@ -141,7 +150,6 @@ class StreamRunner:
             records = self._open_records(stack, clients)
             keeper = await self._take_lease(stack, clients)
             if keeper is None:
-                log.info("stream %s is held by another worker; exiting", self.name)
                 return "lease held elsewhere"
             supervisor = await self._assemble(stack, clients, records, keeper)
             return await self._supervise(supervisor)
@@ -164,15 +172,33 @@ class StreamRunner:
         keys, config = self.config.keys, self.config
         await clients.fleet.delete(keys.stream_starting(self.name))
         lease = AsyncLease(
-            clients.fleet, keys.stream_lease(self.name), config.lease_ttl, self.owner
-        )
+            clients.fleet, keys.stream_lease(self.name), config.lease_ttl, self.owner,
+            keys.stream_epoch(self.name),
+        )  # fmt: skip
         keeper = LeaseKeeper(lease, config.lease_renew, self._clock)
-        if not await keeper.acquire():
+        if not await keeper.acquire() and not (
+            self.config.standby and await self._stand_by(clients, keeper)
+        ):
+            log.info("stream %s is held by another worker; exiting", self.name)
             return None
         stack.push_async_callback(keeper.release)
-        log.info("stream %s started (owner %s)", self.name, self.owner)
+        log.info("stream %s started (owner %s, epoch %d)", self.name, self.owner, keeper.epoch)
         self.status.started_at = self._clock.time()
         return keeper
+
+    async def _stand_by(self, clients: StreamClients, keeper: LeaseKeeper) -> bool:
+        """The lease is held: stand by for it (True once taken over), or exit at once."""
+        standby = Standby(clients.fleet, self.config.keys, self.name, self.hostname, keeper)
+        if self._stop_requested or not await standby.claim():
+            return False
+        self._standby = standby
+        try:
+            outcome = await standby.wait()
+        finally:
+            self._standby = None
+            await standby.release()
+        log.info("stream %s: standby on %s %s", self.name, self.hostname, outcome)
+        return outcome == "took over"
 
     async def _assemble(
         self,
@@ -194,9 +220,11 @@ class StreamRunner:
             worker=f"{self.hostname}:{self.name}",
         )
         await breaker.sync_once()
+        fence = Fence(config.channels.fence(self.name), keeper.epoch, keeper.fenced)
         publisher = TickPublisher(
-            clients.publish, self.name, self.metrics, config.publisher, breaker, keeper.may_publish
-        )
+            clients.publish, self.name, self.metrics, config.publisher, breaker,
+            keeper.may_publish, fence,
+        )  # fmt: skip
         bars = BarFlusher(
             BarBuilder(config.bar_seconds), clients.fleet, keys.history_bars,
             config.bar_flush_seconds,

@@ -11,6 +11,7 @@ import redis
 import redis.asyncio as aioredis
 
 from tickfleet.keyspace.keys import Keys
+from tickfleet.keyspace.streams import standby_host
 from tickfleet.kite.connection import ConnectionStatus
 
 STATUS_TTL_SECONDS = 30
@@ -131,7 +132,8 @@ def read_excluded(client: redis.Redis, keys: Keys, stream: str) -> dict[int, str
 def read_streams(
     client: redis.Redis, keys: Keys, expected: Iterable[str], now: float, stale_seconds: float
 ) -> dict[str, dict[str, Any]]:
-    """Status of every expected or reporting stream, with the lease holder and a verdict."""
+    """Status of every expected or reporting stream, with the lease holder, the worker of
+    its standby (which is no problem, present or not) and a verdict."""
     known = {n.decode() if isinstance(n, bytes) else n for n in client.smembers(keys.streams_known)}
     names = sorted(set(expected) | known)
     wanted = set(expected)
@@ -139,16 +141,19 @@ def read_streams(
     for name in names:
         pipe.hgetall(keys.stream_status(name))
         pipe.get(keys.stream_lease(name))
+        pipe.get(keys.stream_standby(name))
     results = pipe.execute()
     out = {}
     for i, name in enumerate(names):
-        status, holder = _parse(results[2 * i]), results[2 * i + 1]
-        if not results[2 * i] and holder is None and name not in wanted:
+        raw, holder, standby = results[3 * i : 3 * i + 3]
+        status = _parse(raw)
+        if not raw and holder is None and name not in wanted:
             continue
         _add_ages(status["connections"], now)
         status["lease_holder"] = holder.decode() if holder else None
+        status["standby"] = standby_host(standby)
         status["expected"] = name in wanted
-        status["problem"] = _problem(status, bool(results[2 * i]), now, stale_seconds)
+        status["problem"] = _problem(status, bool(raw), now, stale_seconds)
         out[name] = status
     return out
 

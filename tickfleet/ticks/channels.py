@@ -45,3 +45,9 @@ class Channels:
     @property
     def latest_underlying(self) -> str:
         return f"{self.prefix}:latest:underlying"
+
+    def fence(self, stream: str) -> str:
+        """The epoch of the newest lease holder that published for ``stream`` (see
+        ``tickfleet.stream.publisher``). Beside the channels, on the publish Redis, so the
+        publish script checks it in the same call that publishes."""
+        return f"{self.prefix}:fence:{stream}"

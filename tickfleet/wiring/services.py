@@ -210,6 +210,7 @@ class Services:
             self.metrics,
             self.settings.stream_start_grace_seconds,
             lambda: fleet_capacity(self.redis, self.keys, self.clock.time()),
+            standbys=self.settings.stream_standby,
         )
 
     @property

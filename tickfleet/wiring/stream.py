@@ -57,6 +57,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         channels=Channels.for_underlying(s.channel_root, s.underlying_names[0]),
         lease_ttl=s.lease_ttl_seconds,
         lease_renew=s.lease_renew_seconds,
+        standby=s.stream_standby,
         restart_limit=s.stream_restart_limit,
         publisher=PublisherConfig(s.publish_batch_max, s.publish_timeout_seconds),
         breaker=BreakerConfig.from_settings(s),

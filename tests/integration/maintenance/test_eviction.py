@@ -111,7 +111,7 @@ def test_eviction_at_frozen_instants(
 class _NoStreams:
     """A stream starter for a fleet with no stream worker: the reload starts nothing."""
 
-    def start(self, stream: str) -> None:
+    def start(self, stream: str, worker: str | None = None) -> None:
         raise AssertionError(f"no stream worker runs here, yet {stream} was started")
 
 

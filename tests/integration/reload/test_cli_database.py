@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 class RecordingStarter:
-    def start(self, stream: str) -> None:
+    def start(self, stream: str, worker: str | None = None) -> None:
         pass
 
 

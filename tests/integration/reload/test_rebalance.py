@@ -40,7 +40,7 @@ class RecordingStarter:
     def __init__(self) -> None:
         self.started: list[str] = []
 
-    def start(self, stream: str) -> None:
+    def start(self, stream: str, worker: str | None = None) -> None:
         self.started.append(stream)
 
 

@@ -31,7 +31,7 @@ class RecordingScheduler:
 
 
 class RecordingStarter:
-    def start(self, stream: str) -> None:
+    def start(self, stream: str, worker: str | None = None) -> None:
         return None
 
 
