@@ -69,6 +69,7 @@ bench: venv redis
 	$(BIN)/python bench/greeks.py
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/failover.py
 
 clean:
 	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache *.egg-info

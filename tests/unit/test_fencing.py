@@ -1,7 +1,7 @@
 """Lease epochs and the publisher's fence, against the session's redis-server.
 
 The fleet-level proof (an owner frozen past its lease, then resumed) is in
-``tests/integration/stream/test_failover.py``; here each part is shown on its own,
+``tests/integration/stream/test_streaming_fleet.py``; here each part is shown on its own,
 including the case a frozen process can only hit by chance: a holder that passed its
 ``may_publish`` check before its successor took over, and sends afterwards.
 """
