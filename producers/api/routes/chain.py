@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
@@ -68,7 +69,8 @@ def chain_data(
     try:
         channels = services.channels(underlying)
     except UnknownUnderlyingError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        problem = {"type": "value_error", "loc": ("query", "underlying"), "msg": str(exc)}
+        raise RequestValidationError([{**problem, "input": underlying}]) from None
     chain = read_chain(services.redis, channels, _iso(expiry))
     known = fanout.status
     if known is None:
