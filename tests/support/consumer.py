@@ -18,7 +18,7 @@ dropped the tick or crashed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 
@@ -102,3 +102,17 @@ def parse_underlying(payload: dict[str, Any]) -> ParsedUnderlying:
     if not isinstance(symbol, str) or not symbol:
         raise ContractBrokenError(f"symbol must name the underlying, got {symbol!r}")
     return ParsedUnderlying(symbol, close, _epoch_seconds(payload), _number(payload, "volume"))
+
+
+# A tick waits in Redis and in the test's listener before it is heard; on a machine
+# running the whole suite that took up to 2.4 s. A wrong clock is off by hours (the
+# market's offset, 19800 s), a day, or a factor of 1000 (milliseconds).
+TS_HEARD_WITHIN_SECONDS = 5.0
+
+
+def assert_current_ts(tick: dict[str, Any], heard_at: float) -> None:
+    """``ts`` is the tick's own time in whole epoch seconds (its ``timestamp`` cut to the
+    second) and current: not after it was heard, and at most a few seconds before."""
+    stamp = datetime.fromisoformat(tick["timestamp"]).timestamp()
+    assert tick["ts"] == int(stamp), tick
+    assert heard_at - TS_HEARD_WITHIN_SECONDS <= tick["ts"] <= heard_at, (heard_at, tick)

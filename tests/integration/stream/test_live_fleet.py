@@ -22,7 +22,7 @@ import redis
 
 from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
-from tests.support.consumer import parse_option, parse_underlying
+from tests.support.consumer import assert_current_ts, parse_option, parse_underlying
 from tests.support.polling import wait_until
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe
@@ -171,7 +171,7 @@ def _check_payloads(live: LiveFleet, modes: dict[int, str], since: float) -> Non
     index = [r for r in heard if r.channel == live.channels.underlying]
     assert options and index
     for received in heard:  # the predecessor's consumer, on live ticks
-        assert abs(received.tick["ts"] - (received.at + _offset(live))) <= 2.0
+        assert_current_ts(received.tick, received.at + _offset(live))
     for r in index:
         assert parse_underlying(r.tick).close == SPOT and r.tick["is_mock"] is False
     for r in options:
@@ -247,6 +247,7 @@ def _all_ticking(live: LiveFleet, tokens: set[int], since: float) -> bool:
 
 def _new_day(live: LiveFleet, modes: dict[int, str]) -> None:
     live.kite.set_access_token(DAY_2, api_key=API_KEY)
+    connections = sum(1 for client in live.kite.clients() if client.open)
     live.kite.drop_connections()  # reconnecting needs today's token now
     wait_until(lambda: live.health()["status"] == "degraded", 15, 0.2, "degraded")
     doc = live.health()
@@ -259,7 +260,9 @@ def _new_day(live: LiveFleet, modes: dict[int, str]) -> None:
     refusals = live.kite.refused_handshakes
     time.sleep(3.0)
     assert live.kite.refused_handshakes == refusals, "a refused token is not retried"
-    assert refusals <= 2  # one per stream: the account's and the index's
+    # At most one per connection (the index's, and the account's two): connections that
+    # reconnect at once may each be refused before the first refusal is recorded.
+    assert refusals <= connections, (refusals, connections)
 
     posted = live.api.post(f"/admin/accounts/{ACCOUNT}/token", json={"access_token": DAY_2})
     assert posted.status_code == 202, posted.text
