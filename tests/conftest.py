@@ -27,20 +27,26 @@ from tickfleet.config.settings import Settings
 POSTGRES_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-PROCESS_FIXTURES = frozenset({"fleet_factory", "redis_server_factory", "start_fleet"})
+PROCESS_FIXTURES = frozenset(
+    {"fleet_factory", "redis_server_factory", "redis_cluster", "start_fleet"}
+)
 GATE = pytest.StashKey[SerialGate]()
 
 
+def _starts_processes(item: pytest.Item) -> bool:
+    return bool(set(getattr(item, "fixturenames", ())) & PROCESS_FIXTURES)
+
+
 def _runs_first(item: pytest.Item) -> tuple[bool, bool]:
-    """Serial tests, then those that start processes (the long ones), then the rest."""
-    names = set(getattr(item, "fixturenames", ()))
-    return item.get_closest_marker(SERIAL_MARK) is None, not names & PROCESS_FIXTURES
+    """Serial tests, then those that start no processes (they run beside the serial
+    ones), then those that do (the long ones)."""
+    return item.get_closest_marker(SERIAL_MARK) is None, _starts_processes(item)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark integration tests. Under xdist, order the tests: the serial ones first (see
-    tests.support.serial), then those that start processes, the long ones: the workers
-    take tests in this order, and a long test started last would end the run alone."""
+    tests.support.serial), then those that start no processes, which need not wait for
+    the serial ones, then those that do: the workers take tests in this order."""
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
@@ -60,13 +66,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Outside the test's timeout: a serial test takes its turn, any other waits for them."""
+    """Outside the test's timeout: a serial test takes its turn; a test that starts
+    processes waits for every serial one; a test that starts none runs beside them."""
     gate = item.config.stash.get(GATE, None)
     if gate is not None and item.get_closest_marker(SERIAL_MARK):
         with gate.alone(item.nodeid):
             yield
         return
-    if gate is not None:
+    if gate is not None and _starts_processes(item):
         gate.wait()
     yield
 

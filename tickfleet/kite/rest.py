@@ -27,8 +27,6 @@ from typing import Final, Self
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
-from kiteconnect import KiteConnect
-from kiteconnect.exceptions import KiteException, TokenException
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
@@ -80,6 +78,10 @@ class KiteRestClient:
         self.api_key = api_key
         self.root = root
         self._secrets = [s for s in (access_token, quote_plus(access_token)) if s]
+        # Imported here: the package's import pulls its WebSocket ticker and Twisted (0.2 s
+        # of CPU), which every fleet process that merely could call Kite would pay.
+        from kiteconnect import KiteConnect  # noqa: PLC0415
+
         self._kite = KiteConnect(api_key, access_token, root=root, timeout=timeout)
 
     @classmethod
@@ -173,6 +175,8 @@ class KiteRestClient:
     @contextlib.contextmanager
     def _translated(self, what: str) -> Iterator[None]:
         """The official client's and ``requests``' failures as this module's errors."""
+        from kiteconnect.exceptions import KiteException, TokenException  # noqa: PLC0415
+
         try:
             yield
         except TokenException as exc:
