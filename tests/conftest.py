@@ -33,20 +33,24 @@ PROCESS_FIXTURES = frozenset(
 GATE = pytest.StashKey[SerialGate]()
 
 
-def _starts_processes(item: pytest.Item) -> bool:
-    return bool(set(getattr(item, "fixturenames", ())) & PROCESS_FIXTURES)
+def _unit(item: pytest.Item) -> bool:
+    """A unit test: one part in this process, no fleet, no subprocess."""
+    return "/unit/" in str(item.fspath)
 
 
-def _runs_first(item: pytest.Item) -> tuple[bool, bool]:
-    """Serial tests, then those that start no processes (they run beside the serial
-    ones), then those that do (the long ones)."""
-    return item.get_closest_marker(SERIAL_MARK) is None, _starts_processes(item)
+def _runs_first(item: pytest.Item) -> tuple[bool, bool, bool]:
+    """Serial tests; then unit tests, which run beside them; then those that start
+    processes (the long ones); then the rest."""
+    names = set(getattr(item, "fixturenames", ()))
+    serial = item.get_closest_marker(SERIAL_MARK) is not None
+    return not serial, not _unit(item), not names & PROCESS_FIXTURES
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark integration tests. Under xdist, order the tests: the serial ones first (see
-    tests.support.serial), then those that start no processes, which need not wait for
-    the serial ones, then those that do: the workers take tests in this order."""
+    tests.support.serial), then the unit tests, which need not wait for them, then those
+    that start processes, the long ones: the workers take tests in this order, and a long
+    test started last would end the run alone."""
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
@@ -66,14 +70,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Outside the test's timeout: a serial test takes its turn; a test that starts
-    processes waits for every serial one; a test that starts none runs beside them."""
+    """Outside the test's timeout: a serial test takes its turn; a unit test runs beside
+    them; every other test waits for the last of them."""
     gate = item.config.stash.get(GATE, None)
     if gate is not None and item.get_closest_marker(SERIAL_MARK):
         with gate.alone(item.nodeid):
             yield
         return
-    if gate is not None and _starts_processes(item):
+    if gate is not None and not _unit(item):
         gate.wait()
     yield
 
