@@ -228,13 +228,15 @@ class KiteSource:
         """One account's request, after its api key's slot; a failure another account
         may not share is noted and raised as ``_AccountFailedError``."""
         try:
-            self._limiter.acquire(credentials.api_key, self._access.slot_timeout)
             with KiteRestClient(
                 credentials.api_key,
                 credentials.access_token.get_secret_value(),
                 root=self._access.root,
                 timeout=self._access.request_timeout,
             ) as kite:
+                # The client is made first: Kite counts a request when it arrives, so
+                # nothing but the request itself may come between the slot and the send.
+                self._limiter.acquire(credentials.api_key, self._access.slot_timeout)
                 return kite.historical_data(query, self._access.tz)
         except (RateLimitTimeoutError, KiteRestError) as exc:
             if isinstance(exc, KiteRestError) and not _another_may_answer(exc):
