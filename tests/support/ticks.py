@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +14,7 @@ import orjson
 import redis
 
 from tests.support.polling import wait_until
+from tickfleet.config.settings import Settings
 from tickfleet.ticks.channels import Channels
 
 
@@ -115,3 +118,19 @@ def check_option_tick(tick: dict[str, Any], *, strict: bool = True) -> None:
         "timestamp",
     ):
         assert name in tick
+
+
+@contextmanager
+def collecting(
+    settings: Settings, underlyings: Iterable[str]
+) -> Iterator[dict[str, TickCollector]]:
+    """One started collector per underlying, on its channels; all stopped on leaving."""
+    collectors: dict[str, TickCollector] = {}
+    try:
+        for name in underlyings:
+            channels = Channels.for_underlying(settings.channel_root, name)
+            collectors[name] = TickCollector(settings.redis_url, channels).start()
+        yield collectors
+    finally:
+        for collector in collectors.values():
+            collector.stop()

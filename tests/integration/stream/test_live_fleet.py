@@ -23,6 +23,7 @@ import redis
 from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
 from tests.support.consumer import assert_current_ts, parse_option, parse_underlying
+from tests.support.fair import fair_prices
 from tests.support.polling import wait_until
 from tests.support.processes import BIN
 from tests.support.seed import seed_universe
@@ -33,8 +34,6 @@ from tickfleet.instruments import Instrument
 from tickfleet.instruments.universe import INDEX_TOKEN
 from tickfleet.keyspace.keys import Keys
 from tickfleet.keyspace.streams import account_stream
-from tickfleet.market.blackscholes import price
-from tickfleet.market.hours import MarketHours
 from tickfleet.runtime.clock import clock_from_settings
 from tickfleet.ticks.channels import Channels
 
@@ -72,19 +71,6 @@ class LiveFleet:
         return doc
 
 
-def fair_prices(chain: list[Instrument], settings: Settings) -> dict[int, float]:
-    """Black-Scholes prices at 15 % on the 0.05 grid, so an IV exists for every one."""
-    hours = MarketHours.from_settings(settings)
-    now = clock_from_settings(settings).time()
-    out = {}
-    for row in chain:
-        assert row.expiry is not None
-        years = (hours.expiry_instant(row.expiry).timestamp() - now) / (365 * 86400)
-        fair = float(price(SPOT, row.strike, years, VOL, row.instrument_type == "CE", 0.065))
-        out[row.instrument_token] = max(0.05, round(fair * 20) / 20)
-    return out
-
-
 @pytest.fixture
 def live_fleet(
     make_settings: Callable[..., Settings], fleet_factory: Callable[..., Fleet]
@@ -109,7 +95,7 @@ def live_fleet(
             (o for o in options if o.expiry == nearest), key=lambda o: abs(o.strike - SPOT)
         )
         chain = atm[:6]
-        prices = fair_prices(chain, settings)
+        prices = fair_prices(chain, settings, {"NIFTY": SPOT}, VOL)
         kite.set_price(INDEX_TOKEN, SPOT)
         for token, value in prices.items():
             kite.set_price(token, value)

@@ -15,36 +15,19 @@ import pytest
 
 from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
+from tests.support.fair import fair_prices
 from tests.support.seed import seed_universe
-from tests.support.ticks import TickCollector
+from tests.support.ticks import collecting
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
 from tickfleet.config.underlyings import KNOWN
 from tickfleet.instruments import Instrument
-from tickfleet.market.blackscholes import price
-from tickfleet.market.hours import MarketHours
-from tickfleet.runtime.clock import clock_from_settings
-from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(180)
 
 VOL = 0.15
 SPOTS = {"NIFTY": 24_000.0, "BANKNIFTY": 57_000.0}
 ACCOUNTS = {"NIFTY": ("a", "key_a", "token_a"), "BANKNIFTY": ("b", "key_b", "token_b")}
-
-
-def fair_prices(chain: list[Instrument], settings: Settings) -> dict[int, float]:
-    """Black-Scholes at 15 % on each option's own index, on the 0.05 grid."""
-    hours = MarketHours.from_settings(settings)
-    now = clock_from_settings(settings).time()
-    out = {}
-    for row in chain:
-        assert row.expiry is not None
-        years = (hours.expiry_instant(row.expiry).timestamp() - now) / (365 * 86400)
-        call = row.instrument_type == "CE"
-        fair = float(price(SPOTS[row.underlying], row.strike, years, VOL, call, 0.065))
-        out[row.instrument_token] = max(0.05, round(fair * 20) / 20)
-    return out
 
 
 def near_money(options: list[Instrument], name: str) -> list[Instrument]:
@@ -77,19 +60,13 @@ def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
         )
         options = seed_universe(settings, with_expired=False)
         chains = {name: near_money(options, name) for name in SPOTS}
-        prices = fair_prices([o for c in chains.values() for o in c], settings)
+        prices = fair_prices([o for c in chains.values() for o in c], settings, SPOTS, VOL)
         for name, spot in SPOTS.items():
             kite.set_price(KNOWN[name].index_token, spot)
         for token, value in prices.items():
             kite.set_price(token, value)
         url = fleet_factory(settings).everything(streams=4)
-        collectors = {
-            name: TickCollector(
-                settings.redis_url, Channels.for_underlying(settings.channel_root, name)
-            ).start()
-            for name in SPOTS
-        }
-        try:
+        with collecting(settings, SPOTS) as collectors:
             with httpx.Client(base_url=url, timeout=30) as api:
                 for name, chain in chains.items():
                     for o in chain:
@@ -114,9 +91,6 @@ def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
                 if client.open
                 for token in client.subscribed
             }
-        finally:
-            for collector in collectors.values():
-                collector.stop()
     for name, (ticks, index) in heard.items():
         _check(name, chains[name], prices, ticks, index, sockets)
 

@@ -17,12 +17,11 @@ import pytest
 
 from tests.conftest import Fleet
 from tests.support.seed import seed_universe
-from tests.support.ticks import TickCollector
+from tests.support.ticks import TickCollector, collecting
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import Instrument
 from tickfleet.market.expiry import years_to_expiry
-from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,13 +76,7 @@ def test_each_underlyings_options_tick_on_its_channels_priced_on_its_own_index(
     options = seed_universe(settings, with_expired=False)
     chosen = {name: near_money(options, settings, name) for name in UNDERLYINGS}
     url = fleet_factory(settings).everything(streams=len(UNDERLYINGS) + 1)
-    collectors = {
-        name: TickCollector(
-            settings.redis_url, Channels.for_underlying(settings.channel_root, name)
-        ).start()
-        for name in UNDERLYINGS
-    }
-    try:
+    with collecting(settings, UNDERLYINGS) as collectors:
         with httpx.Client(base_url=url, timeout=30) as api:
             body = [{"instrument_token": o.instrument_token} for c in chosen.values() for o in c]
             assert api.post("/subscriptions", json=body).status_code == 200
@@ -94,9 +87,6 @@ def test_each_underlyings_options_tick_on_its_channels_priced_on_its_own_index(
             _counted_by_name(api, chosen)
         heard = {name: c.options() for name, c in collectors.items()}
         index = {name: c.underlying() for name, c in collectors.items()}
-    finally:
-        for collector in collectors.values():
-            collector.stop()
     for name in UNDERLYINGS:
         _check_underlying(settings, name, chosen[name], heard[name], index[name])
 
