@@ -63,3 +63,11 @@ def seed_universe(settings: Settings, with_expired: bool = True) -> list[Instrum
         return [i for i in instruments if i.instrument_type in ("CE", "PE")]
     finally:
         services.close()
+
+
+def near_money(options: list[Instrument], underlying: str, spot: float) -> list[Instrument]:
+    """CE and PE of ``underlying``'s two strikes nearest ``spot``, nearest expiry."""
+    own = [o for o in options if o.underlying == underlying]
+    expiry = min(o.expiry for o in own if o.expiry is not None)
+    strikes = sorted({o.strike for o in own if o.expiry == expiry}, key=lambda k: abs(k - spot))
+    return [o for o in own if o.expiry == expiry and o.strike in strikes[:2]]

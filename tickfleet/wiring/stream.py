@@ -36,6 +36,7 @@ from tickfleet.stream.feeds.simulated.index import Index, SimulatedIndex
 from tickfleet.stream.feeds.simulated.options import Chain, ChainFor, RowLookup, SimulatedOptions
 from tickfleet.stream.feeds.simulated.pacing import Simulation
 from tickfleet.stream.feeds.simulated.seed import kite_last_price, no_seed
+from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.publisher import PublisherConfig
 from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
 from tickfleet.ticks.channels import Channels
@@ -115,26 +116,31 @@ def _chains(settings: Settings, parts: StreamParts, keys: Keys) -> ChainFor:
             return None
         underlying = settings.underlying(name)
         spec = replace(base, lot_size=underlying.lot_size, tick_size=underlying.tick_size)
-        return Chain(
-            MockOptionBook(spec, max_size=settings.mock_state_max_size, metrics=parts.metrics),
-            RedisSnapshotStore(parts.clients.fleet, keys.market_snapshot(name)),
-            parts.outlet.beside(Channels.for_underlying(settings.channel_root, name)),
-        )
+        book = MockOptionBook(spec, max_size=settings.mock_state_max_size, metrics=parts.metrics)
+        return Chain(book, *_index_and_outlet(settings, parts, keys, name))
 
     return chain_for
+
+
+def _index_and_outlet(
+    settings: Settings, parts: StreamParts, keys: Keys, name: str
+) -> tuple[RedisSnapshotStore, Outlet]:
+    """An underlying's index snapshot and the stream's outlet on its channels."""
+    return (
+        RedisSnapshotStore(parts.clients.fleet, keys.market_snapshot(name)),
+        parts.outlet.beside(Channels.for_underlying(settings.channel_root, name)),
+    )
 
 
 def _live_sides(
     settings: Settings, parts: StreamParts, keys: Keys, clock: Clock
 ) -> dict[str, LiveSide]:
     """Each configured underlying's index level and channels, for the live options."""
-    return {
-        name: LiveSide(
-            SpotWatch(RedisSnapshotStore(parts.clients.fleet, keys.market_snapshot(name)), clock),
-            parts.outlet.beside(Channels.for_underlying(settings.channel_root, name)),
-        )
-        for name in settings.underlying_names
-    }
+    sides = {}
+    for name in settings.underlying_names:
+        snapshots, outlet = _index_and_outlet(settings, parts, keys, name)
+        sides[name] = LiveSide(SpotWatch(snapshots, clock), outlet)
+    return sides
 
 
 def build_underlying_stream(

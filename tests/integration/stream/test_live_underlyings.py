@@ -16,7 +16,7 @@ import pytest
 from producers.kite_sim.local_server import KiteServer
 from tests.conftest import Fleet
 from tests.support.fair import fair_prices
-from tests.support.seed import seed_universe
+from tests.support.seed import near_money, seed_universe
 from tests.support.ticks import collecting
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
@@ -28,15 +28,6 @@ pytestmark = pytest.mark.timeout(180)
 VOL = 0.15
 SPOTS = {"NIFTY": 24_000.0, "BANKNIFTY": 57_000.0}
 ACCOUNTS = {"NIFTY": ("a", "key_a", "token_a"), "BANKNIFTY": ("b", "key_b", "token_b")}
-
-
-def near_money(options: list[Instrument], name: str) -> list[Instrument]:
-    own = [o for o in options if o.underlying == name]
-    expiry = min(o.expiry for o in own if o.expiry is not None)
-    strikes = sorted(
-        {o.strike for o in own if o.expiry == expiry}, key=lambda k: abs(k - SPOTS[name])
-    )
-    return [o for o in own if o.expiry == expiry and o.strike in strikes[:2]]
 
 
 def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
@@ -59,7 +50,7 @@ def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
             **FAST_FLEET,
         )
         options = seed_universe(settings, with_expired=False)
-        chains = {name: near_money(options, name) for name in SPOTS}
+        chains = {name: near_money(options, name, spot) for name, spot in SPOTS.items()}
         prices = fair_prices([o for c in chains.values() for o in c], settings, SPOTS, VOL)
         for name, spot in SPOTS.items():
             kite.set_price(KNOWN[name].index_token, spot)

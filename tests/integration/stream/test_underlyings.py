@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import Fleet
-from tests.support.seed import seed_universe
+from tests.support.seed import near_money, seed_universe
 from tests.support.ticks import TickCollector, collecting
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.timeout(120)
 
 UNDERLYINGS = ("NIFTY", "BANKNIFTY", "SENSEX")
 PAIRS = 4  # chain ticks in which every subscribed strike's call and put are both heard
-
-
-def near_money(options: list[Instrument], settings: Settings, name: str) -> list[Instrument]:
-    """CE and PE of the two strikes nearest the start level, nearest expiry."""
-    own = [o for o in options if o.underlying == name]
-    expiry = min(o.expiry for o in own if o.expiry is not None)
-    spot = settings.underlying(name).spot
-    strikes = sorted({o.strike for o in own if o.expiry == expiry}, key=lambda k: abs(k - spot))
-    return [o for o in own if o.expiry == expiry and o.strike in strikes[:2]]
 
 
 def implied_spots(ticks: list[dict[str, Any]], rate: float, tz: str) -> list[float]:
@@ -74,7 +65,7 @@ def test_each_underlyings_options_tick_on_its_channels_priced_on_its_own_index(
         feed="mock", underlyings=",".join(UNDERLYINGS), mock_tick_interval_seconds=0.3, **FAST_FLEET
     )
     options = seed_universe(settings, with_expired=False)
-    chosen = {name: near_money(options, settings, name) for name in UNDERLYINGS}
+    chosen = {n: near_money(options, n, settings.underlying(n).spot) for n in UNDERLYINGS}
     url = fleet_factory(settings).everything(streams=len(UNDERLYINGS) + 1)
     with collecting(settings, UNDERLYINGS) as collectors:
         with httpx.Client(base_url=url, timeout=30) as api:
