@@ -160,4 +160,6 @@ class LocalBreaker:
 
     def _set_gauge(self, state: CircuitState) -> None:
         if self._metrics is not None:
-            self._metrics.set_gauge(STATE_GAUGE, float(state), {"worker": self._worker})
+            self._metrics.set_gauge(
+                STATE_GAUGE, float(state), {"worker": self._worker, "breaker": self.name}
+            )

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 PUBLISH_BREAKER = "publish"
 
 
+def publish_breaker(underlying: str | None = None) -> str:
+    """The breaker of publishing to one Redis (``publish``), or on a Redis Cluster of one
+    underlying's hash slot (``publish:nifty``; see ``tickfleet.stream.publishing``)."""
+    return PUBLISH_BREAKER if underlying is None else f"{PUBLISH_BREAKER}:{underlying.lower()}"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Redis key names under one prefix (``tickfleet:`` by default)."""

@@ -66,7 +66,10 @@ CATALOG: dict[str, MetricSpec] = _specs(
         "redis_circuit_replayed_total", "counter", "Latest ticks re-published after recovery."
     ),
     MetricSpec(
-        "redis_circuit_state", "gauge", "Breaker state: 0 closed, 1 open, 2 half-open.", ("worker",)
+        "redis_circuit_state",
+        "gauge",
+        "Breaker state: 0 closed, 1 open, 2 half-open.",
+        ("worker", "breaker"),
     ),
     MetricSpec("mock_evictions_total", "counter", "Mock option states evicted.", ("reason",)),
     MetricSpec("subscription_events_total", "counter", "Subscription events published."),

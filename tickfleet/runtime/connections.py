@@ -1,7 +1,9 @@
 """How tickfleet connects to Redis: every client is built here, with bounded timeouts.
 
 A stream's clients come from ``stream_clients``, which opens one async client per Redis
-role and closes all of them when the stream ends.
+role and closes all of them when the stream ends. When the publish Redis is a Redis
+Cluster node (asked of the server, ``tickfleet.runtime.cluster``) the publish client is a
+cluster client; the other roles stay on plain Redis (kombu has no cluster transport).
 
 Two kinds. A *patient* client (the fleet's own Redis: leases, assignment, metrics) keeps
 redis-py's retries, because a blip there should be ridden out. A *fail-fast* client
@@ -12,15 +14,21 @@ client must notice an outage at once and decide locally.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from tickfleet.runtime.cluster import is_cluster_async
+
+log = logging.getLogger("tickfleet.redis")
 
 
 def patient_client(url: str, timeout: float) -> redis.Redis:
@@ -49,6 +57,18 @@ def fail_fast_async_client(
     )
 
 
+def cluster_async_client(url: str, timeout: float, name: str | None = None) -> RedisCluster:
+    """A cluster client for publishing: one attempt per command on a node, and no read
+    timeout (the caller bounds every command). It follows MOVED and ASK, and maps the
+    cluster again after a node stops answering, which is how a promoted replica is found."""
+    return RedisCluster.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=None,
+        client_name=name,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RedisRoles:
     """Where a stream's three Redis roles live, and how long it waits on each."""
@@ -65,8 +85,13 @@ class StreamClients:
     """A stream's async clients, one per Redis role (several may point at one server)."""
 
     fleet: aioredis.Redis
-    publish: aioredis.Redis
+    publish: aioredis.Redis | RedisCluster
     breaker: aioredis.Redis
+
+    @property
+    def sharded(self) -> bool:
+        """Publishing goes to a Redis Cluster: sharded channels, one call per hash slot."""
+        return isinstance(self.publish, RedisCluster)
 
 
 @asynccontextmanager
@@ -77,17 +102,32 @@ async def stream_clients(roles: RedisRoles, stream: str) -> AsyncIterator[Stream
         fleet = await stack.enter_async_context(
             fail_fast_async_client(roles.fleet_url, roles.timeout, name=f"{stream}/fleet")
         )
-        # The publisher bounds every batch with its own timeout; a per-read socket timeout
-        # on top would only add a timer per reply.
-        publish = await stack.enter_async_context(
-            fail_fast_async_client(
-                roles.publish_url,
-                roles.publish_timeout,
-                read_timeout=False,
-                name=f"{stream}/publish",
-            )
-        )
+        publish = await _publish_client(roles, stream)
+        stack.push_async_callback(publish.aclose)
         breaker = await stack.enter_async_context(
             fail_fast_async_client(roles.breaker_url, roles.timeout, name=f"{stream}/breaker")
         )
         yield StreamClients(fleet, publish, breaker)
+
+
+async def _publish_client(roles: RedisRoles, stream: str) -> aioredis.Redis | RedisCluster:
+    """The publish target's client. The publisher bounds every batch with its own timeout;
+    a per-read socket timeout on top would only add a timer per reply.
+
+    A publish Redis that does not answer at the start is taken for a plain one, so that an
+    outage never keeps a stream from starting; it is said in the log.
+    """
+    name = f"{stream}/publish"
+    try:
+        sharded = await is_cluster_async(roles.publish_url, roles.publish_timeout)
+    except (redis.RedisError, OSError) as exc:
+        log.warning(
+            "%s: cannot ask the publish Redis whether it is a cluster (%s); "
+            "publishing as to a single Redis",
+            stream,
+            exc,
+        )
+        sharded = False
+    if sharded:
+        return cluster_async_client(roles.publish_url, roles.publish_timeout, name)
+    return fail_fast_async_client(roles.publish_url, roles.publish_timeout, False, name)

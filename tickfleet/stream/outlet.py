@@ -25,10 +25,9 @@ class Outlet:
         self.bars = bars
         self._bar = bars.add  # bound once: it runs for every tick
 
-    def beside(self, channels: Channels) -> Outlet:
-        """The same publisher and bars on another underlying's channels (an account
-        stream carries the options of every underlying)."""
-        return Outlet(self._publisher, channels, self.bars)
+    @property
+    def channels(self) -> Channels:
+        return self._channels
 
     # The bar's values travel as plain arguments: a tuple per tick would cost more.
     def option(

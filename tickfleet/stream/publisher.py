@@ -15,6 +15,10 @@ The same script fences the stream's lease: each batch carries the holder's epoch
 refuses to publish once a newer holder has published (``Fence``). ``may_publish``
 alone cannot say that: a holder frozen between the check and the send would publish
 after its successor. A refused batch ends the stream as a lost lease.
+
+On a Redis Cluster the script calls SPUBLISH on sharded channels: a publisher then carries
+one underlying, whose channels, latest-tick hashes and fence share one hash slot, so each
+batch is one single-slot call (``tickfleet.stream.publishing``).
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from typing import NamedTuple
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from tickfleet.breaker import Breaker, CircuitState, Source
 from tickfleet.metrics.catalog import Metrics
-from tickfleet.stream.packed import PackedScript
+from tickfleet.stream.packed import script_for
 
 log = logging.getLogger("tickfleet.publisher")
 
@@ -42,7 +48,8 @@ log = logging.getLogger("tickfleet.publisher")
 # epoch, then per group: channel, count, then (field, payload) pairs. HSET applies pairs
 # in order, so the newest tick of a field wins. A group with an empty channel is a
 # retraction: its fields leave the hash (payloads ignored). A fence newer than the epoch
-# refuses the whole batch, returned negated; epoch 0 publishes unfenced.
+# refuses the whole batch, returned negated; epoch 0 publishes unfenced. PUBLISH_COMMAND is
+# PUBLISH, or SPUBLISH on a Redis Cluster (``publish_batch``).
 PUBLISH_BATCH = """
 local fence, epoch = KEYS[1], tonumber(ARGV[1])
 if epoch > 0 then
@@ -61,7 +68,7 @@ for g = 2, #KEYS do
     end
   else
     for i = first, first + 2 * n - 1, 2 do
-      redis.call('PUBLISH', channel, ARGV[i + 1])
+      redis.call('PUBLISH_COMMAND', channel, ARGV[i + 1])
       args[count + 1], args[count + 2] = ARGV[i], ARGV[i + 1]
       count = count + 2
       if count >= 2000 then
@@ -75,6 +82,16 @@ for g = 2, #KEYS do
 end
 return pos
 """
+
+
+def publish_batch(sharded: bool) -> str:
+    """The publish script for a plain Redis, or (``sharded``) for a Redis Cluster."""
+    return PUBLISH_BATCH.replace("PUBLISH_COMMAND", "SPUBLISH" if sharded else "PUBLISH")
+
+
+# What a send can raise that means "not published now": RedisClusterException (a slot no
+# node serves yet, a cluster not mapped) is not a RedisError.
+PUBLISH_ERRORS = (redis.RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +137,7 @@ _monotonic = time.monotonic
 class TickPublisher:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: aioredis.Redis | RedisCluster,
         stream: str,
         metrics: Metrics,
         config: PublisherConfig,
@@ -139,7 +156,7 @@ class TickPublisher:
         self._held: dict[tuple[str, str], PendingTick] = {}  # newest tick per token while open
         self._wake = asyncio.Event()
         self._idle = False  # run() waits on _wake; offers wake it only then
-        self._script = PackedScript(client, PUBLISH_BATCH)
+        self._script = script_for(client, publish_batch(isinstance(client, RedisCluster)))
         breaker.add_listener(self._on_transition)
         self.published = 0
         self.dropped = 0
@@ -225,7 +242,7 @@ class TickPublisher:
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
                 reply = await self._script(keys=keys, args=args)
-        except (redis.RedisError, OSError, TimeoutError) as exc:
+        except PUBLISH_ERRORS as exc:
             self._failed(batch, exc)
             return 0
         if isinstance(reply, int) and reply < 0:

@@ -11,6 +11,8 @@ supervisor runs the stream's coroutines on the one event loop, no thread anywher
     status     reports the stream to Redis every second, for /health
     publisher  sends ticks as soon as the connection is free, through the breaker
     breaker    keeps the fleet-shared breaker in step with the others
+               (on a Redis Cluster, a publisher and a breaker per underlying:
+               ``tickfleet.stream.publishing``)
     failures   writes failure records for /health
     metrics    flushes this stream's metrics
     bars       hands the stream's bars to Redis (tickfleet.history.bars)
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -38,7 +40,7 @@ import redis
 from tickfleet.assignment import channel as control
 from tickfleet.breaker import BreakerConfig, SharedBreaker
 from tickfleet.history.bars import BarBuilder, BarFlusher
-from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys
+from tickfleet.keyspace.keys import Keys
 from tickfleet.metrics.buffer import MetricsBuffer
 from tickfleet.metrics.catalog import Metrics
 from tickfleet.metrics.flush import AsyncMetricsFlusher
@@ -51,6 +53,7 @@ from tickfleet.stream.feed import Feed
 from tickfleet.stream.lease_keeper import LeaseKeeper
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.publisher import Fence, PublisherConfig, TickPublisher
+from tickfleet.stream.publishing import Lane, LaneFactory, Publishing, channels_of
 from tickfleet.stream.standby import Standby
 from tickfleet.stream.status import StatusWriter, StreamStatus
 from tickfleet.supervision import (
@@ -62,7 +65,6 @@ from tickfleet.supervision import (
     process_context,
 )
 from tickfleet.supervision.failures import AsyncFailureLog, TaskFailure
-from tickfleet.ticks.channels import Channels
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -77,7 +79,8 @@ class StreamConfig:
 
     redis: RedisRoles
     keys: Keys
-    channels: Channels
+    channel_root: str
+    underlyings: tuple[str, ...]  # whose ticks the stream publishes (the first: its fence)
     lease_ttl: float
     lease_renew: float
     restart_limit: int
@@ -94,7 +97,7 @@ class StreamParts:
 
     name: str
     clients: StreamClients
-    outlet: Outlet
+    outlets: Mapping[str, Outlet]  # each underlying's
     status: StreamStatus
     metrics: Metrics
     may_publish: Callable[[], bool]
@@ -210,43 +213,38 @@ class StreamRunner:
         config, keys = self.config, self.config.keys
         writer = StatusWriter(clients.fleet, keys)
         stack.push_async_callback(self._last_status, writer)
-        breaker = SharedBreaker(
-            clients.breaker,
-            PUBLISH_BREAKER,
-            config.breaker,
-            self._clock,
-            self.metrics,
-            keys=keys,
-            worker=f"{self.hostname}:{self.name}",
+        publishing = Publishing.build(
+            config.underlyings, clients.sharded, self._lane_factory(clients, keeper)
         )
-        await breaker.sync_once()
-        fence = Fence(config.channels.fence(self.name), keeper.epoch, keeper.fenced)
-        publisher = TickPublisher(
-            clients.publish, self.name, self.metrics, config.publisher, breaker,
-            keeper.may_publish, fence,
-        )  # fmt: skip
+        await publishing.sync_once()
         bars = BarFlusher(
             BarBuilder(config.bar_seconds), clients.fleet, keys.history_bars,
             config.bar_flush_seconds,
         )  # fmt: skip
         stack.push_async_callback(bars.close)  # after the feed stopped: its last ticks too
-        outlet = Outlet(publisher, config.channels, bars.builder)
+        channels = channels_of(config.channel_root, clients.sharded)
+        outlets = {
+            u: Outlet(publishing.publisher(u), channels(u), bars.builder)
+            for u in config.underlyings
+        }
         feed = self._feed(
-            StreamParts(self.name, clients, outlet, self.status, self.metrics, keeper.may_publish)
+            StreamParts(self.name, clients, outlets, self.status, self.metrics, keeper.may_publish)
         )
         follower = AssignmentFollower(clients.fleet, keys.assignment, feed, self.status)
         listener = ControlListener(
             clients.fleet, keys.control_channel, self._handler(feed, follower),
             follower.sync, ASSIGNMENT_POLL_SECONDS,
         )  # fmt: skip
-        reporter = _Reporter(writer, self.status, publisher, breaker, self._clock)
+        reporter = _Reporter(writer, self.status, publishing, self._clock)
         restart = RestartPolicy(max_restarts=config.restart_limit)
         supervisor = Supervisor(records.monitor, self.name, on_error=self._note)
         supervisor.supervise("lease", keeper.run, FAIL)
+        parts = [("status", reporter.run)]
+        for lane in publishing.lanes:
+            parts += [("publisher" + lane.label, lane.publisher.run)]
+            parts += [("breaker" + lane.label, lane.breaker.run)]
         for name, part in (
-            ("status", reporter.run),
-            ("publisher", publisher.run),
-            ("breaker", breaker.run),
+            *parts,
             ("failures", records.failures.run),
             ("metrics", records.metrics.run),
             ("bars", bars.run),
@@ -255,6 +253,27 @@ class StreamRunner:
         ):
             supervisor.supervise(name, part, restart)
         return supervisor
+
+    def _lane_factory(self, clients: StreamClients, keeper: LeaseKeeper) -> LaneFactory:
+        """Lanes fenced by the stream's lease: on one Redis beside the first underlying's
+        channels, on a cluster beside each underlying's own (the fence shares their slot)."""
+        config = self.config
+        channels = channels_of(config.channel_root, clients.sharded)
+
+        def lane(label: str, breaker_name: str) -> Lane:
+            breaker = SharedBreaker(
+                clients.breaker, breaker_name, config.breaker, self._clock, self.metrics,
+                keys=config.keys, worker=f"{self.hostname}:{self.name}",
+            )  # fmt: skip
+            underlying = label[1:] or config.underlyings[0]
+            fence = Fence(channels(underlying).fence(self.name), keeper.epoch, keeper.fenced)
+            publisher = TickPublisher(
+                clients.publish, self.name, self.metrics, config.publisher, breaker,
+                keeper.may_publish, fence,
+            )  # fmt: skip
+            return Lane(label, publisher, breaker)
+
+        return lane
 
     async def _supervise(self, supervisor: Supervisor) -> str:
         self._supervisor = supervisor
@@ -302,14 +321,12 @@ class _Reporter:
         self,
         writer: StatusWriter,
         status: StreamStatus,
-        publisher: TickPublisher,
-        breaker: SharedBreaker,
+        publishing: Publishing,
         clock: Clock,
     ) -> None:
         self._writer = writer
         self._status = status
-        self._publisher = publisher
-        self._breaker = breaker
+        self._publishing = publishing
         self._clock = clock
 
     async def run(self) -> None:
@@ -327,8 +344,8 @@ class _Reporter:
 
     async def report(self) -> None:
         status = self._status
-        status.ticks = self._publisher.published
-        breaker = self._breaker.snapshot()
+        status.ticks = self._publishing.published
+        breaker = self._publishing.breaker()
         status.breaker_state = breaker["state"]
         status.breaker_source = breaker["source"]
         status.breaker_failures = breaker["failure_count"]

@@ -39,7 +39,6 @@ from tickfleet.stream.feeds.simulated.seed import kite_last_price, no_seed
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.publisher import PublisherConfig
 from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
-from tickfleet.ticks.channels import Channels
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -55,7 +54,8 @@ def stream_config(settings: Settings) -> StreamConfig:
             publish_timeout=s.publish_timeout_seconds,
         ),
         keys=Keys(s.key_prefix),
-        channels=Channels.for_underlying(s.channel_root, s.underlying_names[0]),
+        channel_root=s.channel_root,
+        underlyings=tuple(s.underlying_names),
         lease_ttl=s.lease_ttl_seconds,
         lease_renew=s.lease_renew_seconds,
         standby=s.stream_standby,
@@ -128,7 +128,7 @@ def _index_and_outlet(
     """An underlying's index snapshot and the stream's outlet on its channels."""
     return (
         RedisSnapshotStore(parts.clients.fleet, keys.market_snapshot(name)),
-        parts.outlet.beside(Channels.for_underlying(settings.channel_root, name)),
+        parts.outlets[name],
     )
 
 
@@ -149,14 +149,13 @@ def build_underlying_stream(
     """The stream of one underlying's index: the snapshot its options are priced on."""
     hours = MarketHours.from_settings(settings)
     underlying = settings.underlying(name)
-    config = replace(
-        stream_config(settings), channels=Channels.for_underlying(settings.channel_root, name)
-    )
+    config = replace(stream_config(settings), underlyings=(name,))
     spec = replace(WalkSpec.from_settings(settings), symbol=underlying.index_symbol)
     index = Index(underlying.name, underlying.index_symbol, underlying.index_token)
 
     def feed(parts: StreamParts) -> Feed:
-        publish, latest = parts.clients.publish, config.channels.latest_underlying
+        outlet = parts.outlets[name]
+        publish, latest = parts.clients.publish, outlet.channels.latest_underlying
         snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot(name))
         session = index_account(list(accounts))
         seed = no_seed()
@@ -171,7 +170,7 @@ def build_underlying_stream(
             seed,
             snapshots,
             lambda: publish.hget(latest, index.underlying),
-            parts.outlet,
+            outlet,
             parts.status,
             _simulation(settings, clock),
             parts.may_publish,
@@ -185,7 +184,7 @@ def build_underlying_stream(
                 settings.kite_ticker_url,
                 connection_config(settings),
                 snapshots,
-                parts.outlet,
+                outlet,
                 parts.status,
                 clock,
                 ZoneInfo(settings.market_timezone),

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from tests.integration.breaker.running import (
+    NAME,
     Fleet,
     connections,
     named_client,
@@ -178,7 +179,8 @@ def test_the_state_gauge_reaches_the_fleet_metrics(
 
     asyncio.run(scenario())
 
-    assert redis_client.hget("test:metrics:redis_circuit_state", '["host-1:42"]') == b"1.0"
+    series = f'["host-1:42","{NAME}"]'  # worker, breaker
+    assert redis_client.hget("test:metrics:redis_circuit_state", series) == b"1.0"
 
 
 def test_without_a_store_it_is_a_local_breaker() -> None:

@@ -65,7 +65,7 @@ def scrape(client: redis.Redis) -> str:
 
 
 def workers_in(text: str) -> set[str]:
-    return set(re.findall(r'redis_circuit_state\{worker="([^"]+)"\}', text))
+    return set(re.findall(r'redis_circuit_state\{worker="([^"]+)",breaker="[^"]+"\}', text))
 
 
 def published(text: str) -> float:
@@ -118,7 +118,7 @@ def test_a_killed_workers_gauge_leaves_metrics_and_the_total_stays(
 
 def test_a_gauge_lives_while_flushed_and_expires_after_its_ttl(redis_client: redis.Redis) -> None:
     buffer = MetricsBuffer()
-    buffer.set_gauge(GAUGE, 1.0, {"worker": "w1"})
+    buffer.set_gauge(GAUGE, 1.0, {"worker": "w1", "breaker": "publish"})
     buffer.flush(redis_client, metrics_prefix(PREFIX), gauge_ttl=0.4)
     assert read_gauges(redis_client, PREFIX, GAUGE) == {'["w1"]': 1.0}
 
@@ -137,10 +137,10 @@ def test_a_gauge_lives_while_flushed_and_expires_after_its_ttl(redis_client: red
 def test_any_flush_deletes_the_series_of_gone_processes(redis_client: redis.Redis) -> None:
     """Without a scrape, expired series still do not pile up in Redis."""
     gone, live = MetricsBuffer(), MetricsBuffer()
-    gone.set_gauge(GAUGE, 2.0, {"worker": "gone"})
+    gone.set_gauge(GAUGE, 2.0, {"worker": "gone", "breaker": "publish"})
     gone.flush(redis_client, metrics_prefix(PREFIX), gauge_ttl=0.1)
     time.sleep(0.2)
-    live.set_gauge(GAUGE, 0.0, {"worker": "live"})
+    live.set_gauge(GAUGE, 0.0, {"worker": "live", "breaker": "publish"})
     live.flush(redis_client, metrics_prefix(PREFIX), gauge_ttl=5.0)
     series = redis_client.hgetall(Keys(PREFIX).metrics.series(GAUGE))
     assert series == {b'["live"]': b"0.0"}
@@ -156,7 +156,7 @@ def test_a_series_without_a_deadline_is_dropped(redis_client: redis.Redis) -> No
 def test_a_clean_stop_retires_the_gauges_and_keeps_the_counts(redis_client: redis.Redis) -> None:
     buffer = MetricsBuffer()
     flusher = MetricsFlusher(buffer, redis_client, PREFIX, every_seconds=60.0)
-    buffer.set_gauge(GAUGE, 1.0, {"worker": "w1"})
+    buffer.set_gauge(GAUGE, 1.0, {"worker": "w1", "breaker": "publish"})
     flusher.flush()
     assert workers_in(scrape(redis_client)) == {"w1"}
 
@@ -169,7 +169,7 @@ def test_a_clean_stop_retires_the_gauges_and_keeps_the_counts(redis_client: redi
 def test_a_failed_flush_keeps_the_counts_and_the_gauge(redis_client: redis.Redis) -> None:
     buffer = MetricsBuffer()
     buffer.inc("redis_publish_total", 2)
-    buffer.set_gauge(GAUGE, 1.0, {"worker": "w1"})
+    buffer.set_gauge(GAUGE, 1.0, {"worker": "w1", "breaker": "publish"})
     dead = redis.Redis(host="127.0.0.1", port=9, retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.ConnectionError):
         buffer.flush(dead, metrics_prefix(PREFIX))

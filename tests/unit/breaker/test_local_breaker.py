@@ -247,7 +247,7 @@ class GaugeRecorder:
 def test_the_state_gauge_follows_transitions(clock: ManualClock) -> None:
     metrics = GaugeRecorder()
     breaker = LocalBreaker("publish", config(), clock, metrics, worker="w1")
-    series = ("redis_circuit_state", (("worker", "w1"),))
+    series = ("redis_circuit_state", (("breaker", "publish"), ("worker", "w1")))
     assert metrics.gauges == {series: 0.0}
 
     trip(breaker)
