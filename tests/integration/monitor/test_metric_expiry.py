@@ -65,7 +65,7 @@ def scrape(client: redis.Redis) -> str:
 
 
 def workers_in(text: str) -> set[str]:
-    return set(re.findall(r'redis_circuit_state\{worker="([^"]+)",breaker="[^"]+"\}', text))
+    return set(re.findall(r'redis_circuit_state\{breaker="[^"]+",worker="([^"]+)"\}', text))
 
 
 def published(text: str) -> float:
@@ -120,12 +120,12 @@ def test_a_gauge_lives_while_flushed_and_expires_after_its_ttl(redis_client: red
     buffer = MetricsBuffer()
     buffer.set_gauge(GAUGE, 1.0, {"worker": "w1", "breaker": "publish"})
     buffer.flush(redis_client, metrics_prefix(PREFIX), gauge_ttl=0.4)
-    assert read_gauges(redis_client, PREFIX, GAUGE) == {'["w1"]': 1.0}
+    assert read_gauges(redis_client, PREFIX, GAUGE) == {'["w1","publish"]': 1.0}
 
     time.sleep(0.25)
     buffer.flush(redis_client, metrics_prefix(PREFIX), gauge_ttl=0.4)  # refreshed
     time.sleep(0.25)
-    assert read_gauges(redis_client, PREFIX, GAUGE) == {'["w1"]': 1.0}
+    assert read_gauges(redis_client, PREFIX, GAUGE) == {'["w1","publish"]': 1.0}
 
     time.sleep(0.3)
     assert read_gauges(redis_client, PREFIX, GAUGE) == {}
@@ -143,7 +143,7 @@ def test_any_flush_deletes_the_series_of_gone_processes(redis_client: redis.Redi
     live.set_gauge(GAUGE, 0.0, {"worker": "live", "breaker": "publish"})
     live.flush(redis_client, metrics_prefix(PREFIX), gauge_ttl=5.0)
     series = redis_client.hgetall(Keys(PREFIX).metrics.series(GAUGE))
-    assert series == {b'["live"]': b"0.0"}
+    assert series == {b'["live","publish"]': b"0.0"}
 
 
 def test_a_series_without_a_deadline_is_dropped(redis_client: redis.Redis) -> None:
@@ -175,4 +175,4 @@ def test_a_failed_flush_keeps_the_counts_and_the_gauge(redis_client: redis.Redis
         buffer.flush(dead, metrics_prefix(PREFIX))
     buffer.flush(redis_client, metrics_prefix(PREFIX))
     assert read_counter(redis_client, PREFIX, "redis_publish_total") == 2.0
-    assert read_gauges(redis_client, PREFIX, GAUGE) == {'["w1"]': 1.0}
+    assert read_gauges(redis_client, PREFIX, GAUGE) == {'["w1","publish"]': 1.0}
