@@ -42,6 +42,7 @@ from tickfleet.kite.candles import Interval
 from tickfleet.migrations import initialise
 from tickfleet.runtime.readiness import wait_until_ready
 from tickfleet.storage.sql import describe, make_engine
+from tickfleet.ticks.subscription import NOT_A_TICK, TickListener
 from tickfleet.wiring.services import Services
 from workers.app import make_app
 from workers.enqueue import CeleryReloadScheduler, CeleryStreamStarter
@@ -132,17 +133,17 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
         "all": [channels.options, channels.underlying],
     }[args.channel]
     tokens = set(args.token or [])
-    pubsub = services.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
-    pubsub.subscribe(*wanted)
+    listener = TickListener(services.settings.effective_publish_redis_url)
+    listener.subscribe(*wanted)
     printed, deadline = 0, time.monotonic() + args.seconds if args.seconds else None
     try:
         while args.limit is None or printed < args.limit:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            message = pubsub.get_message(timeout=0.5)
-            if message is None:
+            heard = listener.get(timeout=0.5)
+            if heard is None or heard is NOT_A_TICK:
                 continue
-            tick = orjson.loads(message["data"])
+            tick = orjson.loads(heard[1])
             if tokens and tick.get("instrument_token") not in tokens:
                 continue
             print(orjson.dumps(tick).decode(), flush=True)
@@ -150,7 +151,7 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        pubsub.close()
+        listener.close()
     return 0 if printed else 1
 
 
@@ -258,7 +259,7 @@ def cmd_chain(services: Services, args: argparse.Namespace) -> int:
     out = console()
 
     def show() -> tuple[Table, int]:
-        chain = read_chain(services.redis, services.channels(args.underlying), args.expiry)
+        chain = read_chain(services.publish_redis, services.channels(args.underlying), args.expiry)
         return chain_table(chain), len(chain.rows)
 
     if args.once:

@@ -18,6 +18,7 @@ from tickfleet.health.document import health_document
 from tickfleet.runtime.connections import fail_fast_async_client
 from tickfleet.supervision.failures import AsyncFailureLog
 from tickfleet.supervision.monitor import TaskMonitor, process_context
+from tickfleet.ticks.subscription import AsyncTickListener
 from tickfleet.wiring.services import Services
 
 FANOUT_TASK = "chain_fanout"
@@ -34,7 +35,7 @@ async def open_fanout(
     monitor = TaskMonitor(process_context(role="api"), services.metrics, failures, services.clock)
     writer = asyncio.get_running_loop().create_task(failures.run(), name="api/failures")
     fanout = TickFanout(
-        lambda: fail_fast_async_client(settings.redis_url, timeout, False, "api/chain"),
+        lambda: AsyncTickListener.open(settings.effective_publish_redis_url, timeout, "api/chain"),
         services.channels(),
         lambda: public_status(health_document(services.health_sources(), coordinator)),
         lambda exc: monitor.report(FANOUT_TASK, exc),

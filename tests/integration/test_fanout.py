@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from tests.support.polling import await_until
 from tests.support.redis_server import RedisServer
 from tickfleet.chain.fanout import FanoutConfig, Frame, TickFanout
 from tickfleet.ticks.channels import Channels
+from tickfleet.ticks.subscription import AsyncTickListener
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,7 +32,7 @@ def _fanout(
     url: str, reported: list[Exception], status: dict[str, Any], config: FanoutConfig = FAST
 ) -> TickFanout:
     return TickFanout(
-        lambda: aioredis.Redis.from_url(url, client_name="test/chain"),
+        lambda: AsyncTickListener.open(url, 2.0, "test/chain"),
         CHANNELS,
         lambda: dict(status),
         reported.append,

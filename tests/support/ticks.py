@@ -12,10 +12,12 @@ from typing import Any
 
 import orjson
 import redis
+from redis.exceptions import RedisClusterException
 
 from tests.support.polling import wait_until
 from tickfleet.config.settings import Settings
 from tickfleet.ticks.channels import Channels
+from tickfleet.ticks.subscription import NOT_A_TICK, TickListener
 
 
 @dataclass
@@ -27,15 +29,24 @@ class Received:
 
 @dataclass
 class TickCollector:
-    """Subscribes in a thread; ``stop`` ends it. Thread-safe reads through ``snapshot``."""
+    """Subscribes in a thread; ``stop`` ends it. Thread-safe reads through ``snapshot``.
+
+    ``url`` may name a plain Redis or any node of a Redis Cluster: the collector asks (as
+    the fleet does) and listens to the channels of the underlying ``name`` as published there.
+    """
 
     url: str
-    channels: Channels = field(default_factory=Channels)
+    name: str = "NIFTY"  # the underlying whose ticks it hears
+    root: str = "ticker"
     _ticks: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _subscribed: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    channels: Channels = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channels = Channels.for_underlying(self.root, self.name)
 
     def start(self) -> TickCollector:
         """Listen from a thread (subscribed when this returns); a lost connection (Redis
@@ -48,25 +59,26 @@ class TickCollector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(self.channels.options, self.channels.underlying)
-                self._subscribed.set()
-                self._listen(pubsub)
+                listener = TickListener(self.url, timeout=1)
             except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(0.02)
+                continue
+            try:
+                self.channels = listener.channels(self.root, self.name)
+                listener.subscribe(self.channels.options, self.channels.underlying)
+                self._subscribed.set()
+                self._listen(listener)
+            except (redis.ConnectionError, redis.TimeoutError, RedisClusterException):
+                time.sleep(0.02)
             finally:
-                pubsub.close()
-                client.close()
+                listener.close()
 
-    def _listen(self, pubsub: Any) -> None:
+    def _listen(self, listener: TickListener) -> None:
         while not self._stop.is_set():
-            message = pubsub.get_message(timeout=0.2)
-            if message is not None:
-                received = Received(
-                    time.time(), message["channel"].decode(), orjson.loads(message["data"])
-                )
+            heard = listener.get(timeout=0.2)
+            if heard is not None and heard is not NOT_A_TICK:
+                received = Received(time.time(), heard[0], orjson.loads(heard[1]))
                 with self._lock:
                     self._ticks.append(received)
 
@@ -128,8 +140,8 @@ def collecting(
     collectors: dict[str, TickCollector] = {}
     try:
         for name in underlyings:
-            channels = Channels.for_underlying(settings.channel_root, name)
-            collectors[name] = TickCollector(settings.redis_url, channels).start()
+            url = settings.effective_publish_redis_url
+            collectors[name] = TickCollector(url, name, settings.channel_root).start()
         yield collectors
     finally:
         for collector in collectors.values():

@@ -18,15 +18,15 @@ the failure reporter (logged, counted, in ``/health``), told to watchers as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from tickfleet.chain.option_chain import Tick
 from tickfleet.ticks.channels import Channels
+from tickfleet.ticks.subscription import AsyncTickListener
 
 Report = Callable[[Exception], object]
 
@@ -81,7 +81,7 @@ class TickFanout:
 
     def __init__(
         self,
-        connect: Callable[[], aioredis.Redis],
+        connect: Callable[[], Awaitable[AsyncTickListener]],
         channels: Channels,
         status: Callable[[], dict[str, Any]],
         report: Report,
@@ -183,21 +183,20 @@ class TickFanout:
     async def _listen(self) -> None:
         """Subscribe, then frame what arrives until nobody has watched for ``idle_seconds``."""
         config, loop = self.config, asyncio.get_running_loop()
-        client = self._connect()
-        pubsub = client.pubsub()
+        listener = await self._connect()
         try:
             c = self._channels
-            await pubsub.subscribe(c.options, c.underlying, c.events)
+            await listener.subscribe(c.options, c.underlying, c.events)
             self.subscribed = True
             self._resync = True  # whatever happened while not subscribed is unknown
             now = loop.time()
             next_frame, next_ping, heard, idle_since = now, now, now, now
             while self._watchers or now - idle_since < config.idle_seconds:
-                message = await pubsub.get_message(timeout=max(0.0, next_frame - now))
+                message = await listener.get(timeout=max(0.0, next_frame - now))
                 now = loop.time()
                 if message is not None:
                     heard = now
-                    self._take(message)
+                    self._take(*message)
                 if self._watchers:
                     idle_since = now
                 if now >= next_frame:
@@ -206,21 +205,20 @@ class TickFanout:
                 if now >= next_ping:
                     if now - heard > config.silence_seconds:
                         raise SilentFeedError(f"no reply from Redis for {now - heard:.1f} s")
-                    await pubsub.ping()
+                    if await listener.ping():
+                        heard = now
                     next_ping = now + config.ping_seconds
         finally:
             self.subscribed = False
-            await pubsub.aclose()
-            await client.aclose()
+            await listener.aclose()
 
-    def _take(self, message: dict[str, Any]) -> None:
-        if message["type"] != "message":
-            return
-        channel = message["channel"].decode()
+    def _take(self, channel: str, data: bytes) -> None:
+        if not channel:
+            return  # a PONG or a confirmation: heard, but no tick
         if channel == self._channels.events:
             self._resync = True  # a token joined or left: the chain's rows change
             return
-        tick = orjson.loads(message["data"])
+        tick = orjson.loads(data)
         if channel == self._channels.options:
             self._options[int(tick["instrument_token"])] = tick
         else:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import redis
+from redis.cluster import RedisCluster
 
 from tickfleet.ticks.channels import Channels
 
@@ -50,7 +51,7 @@ def build_chain(options: Iterable[Tick], underlying: Tick | None, expiry: str | 
     return Chain(chosen, expiries, rows, underlying)
 
 
-def read_chain(client: redis.Redis, channels: Channels, expiry: str | None) -> Chain:
+def read_chain(client: redis.Redis | RedisCluster, channels: Channels, expiry: str | None) -> Chain:
     """The chain from the latest-tick hashes in Redis, as of now."""
     options = [orjson.loads(v) for v in client.hvals(channels.latest_options)]
     underlying = [orjson.loads(v) for v in client.hvals(channels.latest_underlying)]

@@ -18,6 +18,8 @@ from typing import Literal
 
 import orjson
 import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from tickfleet.market.contracts import ListedInstrument
 from tickfleet.metrics.catalog import Metrics
@@ -76,7 +78,10 @@ class EventChannel:
     published in order, never raising."""
 
     def __init__(
-        self, client: redis.Redis, channel_of: Callable[[str | None], str], metrics: Metrics
+        self,
+        client: redis.Redis | RedisCluster,
+        channel_of: Callable[[str | None], str],
+        metrics: Metrics,
     ) -> None:
         self._client = client
         self._channel_of = channel_of
@@ -88,13 +93,21 @@ class EventChannel:
         if not batch:
             return 0
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for event in batch:
-                pipe.publish(self._channel_of(event.underlying), event.to_json())
-            pipe.execute()
-        except redis.RedisError as exc:
+            self._send(batch)
+        except (redis.RedisError, RedisClusterException) as exc:
             log.warning("%d subscription events not published: %s", len(batch), exc)
             self._metrics.inc("subscription_events_failed_total", len(batch))
             return 0
         self._metrics.inc("subscription_events_total", len(batch))
         return len(batch)
+
+    def _send(self, batch: list[SubscriptionEvent]) -> None:
+        client = self._client
+        if isinstance(client, RedisCluster):  # sharded channels, each on its slot's node
+            for event in batch:
+                client.spublish(self._channel_of(event.underlying), event.to_json())
+            return
+        pipe = client.pipeline(transaction=False)
+        for event in batch:
+            pipe.publish(self._channel_of(event.underlying), event.to_json())
+        pipe.execute()

@@ -13,6 +13,7 @@ from functools import cached_property
 
 import redis
 from redis import Redis
+from redis.cluster import RedisCluster
 from sqlalchemy import Engine
 
 from tickfleet.accounts.access_tokens import Credentials, rest_credentials
@@ -39,6 +40,7 @@ from tickfleet.market.hours import MarketHours
 from tickfleet.metrics.buffer import MetricsBuffer
 from tickfleet.metrics.flush import MetricsFlusher
 from tickfleet.runtime.clock import Clock, clock_from_settings
+from tickfleet.runtime.cluster import is_cluster
 from tickfleet.runtime.connections import fail_fast_client, patient_client
 from tickfleet.storage.sql import SessionFactory, database_id, make_engine, make_session_factory
 from tickfleet.subscriptions.desk import Desk
@@ -62,14 +64,28 @@ class Services:
         return Keys(self.settings.key_prefix)
 
     def channels(self, underlying: str | None = None) -> Channels:
-        """A configured underlying's channels (the first one's by default)."""
+        """A configured underlying's channels (the first one's by default), named as on
+        the publish Redis: sharded (``ticker:{nifty}``) when that is a Redis Cluster."""
         names = self.settings.underlying_names
         name = (underlying or names[0]).upper()
         if name not in names:
             raise UnknownUnderlyingError(
                 f"{name} is not one of this fleet's underlyings ({', '.join(names)})"
             )
-        return Channels.for_underlying(self.settings.channel_root, name)
+        sharded = isinstance(self.publish_redis, RedisCluster)
+        return Channels.for_underlying(self.settings.channel_root, name, sharded)
+
+    @cached_property
+    def publish_redis(self) -> redis.Redis | RedisCluster:
+        """Where ticks, latest-tick hashes and subscription events are: the publish Redis
+        (the fleet's own unless ``PUBLISH_REDIS_URL`` names another), asked once whether it
+        is a Redis Cluster."""
+        url, timeout = self.settings.effective_publish_redis_url, self.settings.redis_socket_timeout
+        if url == self.settings.redis_url:
+            return self.redis  # the broker's Redis: never a cluster (kombu has no such transport)
+        if is_cluster(url, timeout):
+            return RedisCluster.from_url(url, socket_timeout=timeout)
+        return patient_client(url, timeout)
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -126,7 +142,7 @@ class Services:
 
     @cached_property
     def events(self) -> EventChannel:
-        return EventChannel(self.redis, lambda u: self.channels(u).events, self.metrics)
+        return EventChannel(self.publish_redis, lambda u: self.channels(u).events, self.metrics)
 
     @cached_property
     def flusher(self) -> MetricsFlusher:
@@ -237,8 +253,10 @@ class Services:
     def close(self) -> None:
         if "flusher" in self.__dict__:
             self.flusher.stop()
-        for name in ("redis", "breaker_store"):
-            if name in self.__dict__:
+        for name in ("publish_redis", "redis", "breaker_store"):
+            if name in self.__dict__ and (
+                name != "publish_redis" or self.publish_redis is not self.redis
+            ):
                 self.__dict__[name].close()
         if "engine" in self.__dict__:
             self.engine.dispose()

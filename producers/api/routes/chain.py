@@ -71,7 +71,7 @@ def chain_data(
     except UnknownUnderlyingError as exc:
         problem = {"type": "value_error", "loc": ("query", "underlying"), "msg": str(exc)}
         raise RequestValidationError([{**problem, "input": underlying}]) from None
-    chain = read_chain(services.redis, channels, _iso(expiry))
+    chain = read_chain(services.publish_redis, channels, _iso(expiry))
     known = fanout.status
     if known is None:
         known = public_status(health_document(services.health_sources(), coordinator))

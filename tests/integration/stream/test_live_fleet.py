@@ -101,9 +101,7 @@ def live_fleet(
             kite.set_price(token, value)
         fleet = fleet_factory(settings)
         url = fleet.everything()
-        ticks = TickCollector(
-            settings.redis_url, Channels.for_underlying(settings.channel_root, "NIFTY")
-        ).start()
+        ticks = TickCollector(settings.redis_url, "NIFTY", settings.channel_root).start()
         try:
             with httpx.Client(base_url=url, timeout=30) as api:
                 yield LiveFleet(settings, fleet, api, kite, ticks, chain, prices)

@@ -60,9 +60,7 @@ def test_full_quote_and_ltp_subscriptions_carry_a_book_as_kite_would(
     )
     swapped = {t: SWAPPED[m] for t, m in tokens.items()}
     url = fleet_factory(settings).everything()
-    ticks = TickCollector(
-        settings.redis_url, Channels.for_underlying(settings.channel_root, "NIFTY")
-    ).start()
+    ticks = TickCollector(settings.redis_url, "NIFTY", settings.channel_root).start()
     try:
         _subscribe(url, tokens)
         ticks.wait_for(lambda c: _heard(c, tokens, 0), 30, f"{TICKS} ticks of each token")

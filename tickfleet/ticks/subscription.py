@@ -1,0 +1,120 @@
+"""Hearing ticks on a plain Redis or a Redis Cluster alike, for the fleet's own consumers.
+
+On one Redis, ticks go out with PUBLISH on ``ticker:<u>:options``; on a Redis Cluster with
+SPUBLISH on the sharded ``ticker:{<u>}:options``, which only SSUBSCRIBE hears, on the node
+that owns the slot. ``tickfleet tail``, the chain page's fan-out and the tests read ticks
+through one of these listeners, which ask the server which it is (as the streams do) and
+then name the channels to match (``channels``). redis-py's cluster pub/sub follows a slot
+to its new master after a failover and re-subscribes there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
+from redis.cluster import RedisCluster
+
+from tickfleet.runtime.cluster import is_cluster, is_cluster_async
+from tickfleet.ticks.channels import Channels
+
+TICK_MESSAGES = ("message", "smessage")
+NOT_A_TICK = ("", b"")
+"""What ``get`` returns for anything heard that is no tick (a PONG, a confirmation)."""
+
+
+def _tick(message: dict[str, Any] | None) -> tuple[str, bytes] | None:
+    if message is None:
+        return None
+    if message["type"] not in TICK_MESSAGES:
+        return NOT_A_TICK
+    channel = message["channel"]
+    return (channel.decode() if isinstance(channel, bytes) else channel), message["data"]
+
+
+class TickListener:
+    """A blocking subscription to tick channels; ``close`` it (or use ``with``)."""
+
+    def __init__(self, url: str, timeout: float = 2.0) -> None:
+        self.sharded = is_cluster(url, timeout)
+        self._client: redis.Redis | RedisCluster
+        if self.sharded:
+            self._client = RedisCluster.from_url(url, socket_timeout=timeout)
+        else:
+            self._client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        self._pubsub: Any = self._client.pubsub()
+
+    def channels(self, root: str, underlying: str) -> Channels:
+        return Channels.for_underlying(root, underlying, self.sharded)
+
+    def subscribe(self, *channels: str) -> None:
+        if self.sharded:
+            self._pubsub.ssubscribe(*channels)
+        else:
+            self._pubsub.subscribe(*channels)
+
+    def get(self, timeout: float) -> tuple[str, bytes] | None:
+        """The next message as (channel, payload), ``NOT_A_TICK`` for one that is no tick,
+        or None when nothing came within ``timeout`` seconds."""
+        if self.sharded:
+            return _tick(self._pubsub.get_sharded_message(timeout=timeout))
+        return _tick(self._pubsub.get_message(timeout=timeout))
+
+    def close(self) -> None:
+        self._pubsub.close()
+        self._client.close()
+
+    def __enter__(self) -> TickListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncTickListener:
+    """The same on an event loop; ``open`` it, ``aclose`` it."""
+
+    def __init__(self, client: aioredis.Redis | AsyncCluster) -> None:
+        self._client = client
+        self.sharded = isinstance(client, AsyncCluster)
+        self._pubsub: Any = client.pubsub()
+
+    @classmethod
+    async def open(cls, url: str, timeout: float, name: str | None = None) -> AsyncTickListener:
+        """``name`` shows in the server's CLIENT LIST."""
+        connect: Callable[..., aioredis.Redis | AsyncCluster]
+        sharded = await is_cluster_async(url, timeout)
+        connect = AsyncCluster.from_url if sharded else aioredis.Redis.from_url
+        return cls(
+            connect(url, socket_connect_timeout=timeout, socket_timeout=None, client_name=name)
+        )
+
+    async def subscribe(self, *channels: str) -> None:
+        if self.sharded:
+            await self._pubsub.ssubscribe(*channels)
+        else:
+            await self._pubsub.subscribe(*channels)
+
+    async def get(self, timeout: float) -> tuple[str, bytes] | None:
+        if self.sharded:
+            return _tick(await self._pubsub.get_sharded_message(timeout=timeout))
+        return _tick(await self._pubsub.get_message(timeout=timeout))
+
+    async def ping(self) -> bool:
+        """Ask the server for a sign of life: True when the answer came now (a cluster,
+        asked directly), False when it comes later as a message (a plain subscription's
+        PONG). A cluster's per-node subscriptions are repaired by the reads themselves."""
+        if self.sharded:
+            await self._client.ping()
+            return True
+        await self._pubsub.ping()
+        return False
+
+    async def aclose(self) -> None:
+        await self._pubsub.aclose()
+        await self._client.aclose()
