@@ -125,4 +125,8 @@ def _cluster_args() -> tuple[str, ...]:
         str(free_port()),
         "--repl-diskless-sync-delay",
         "0",
+        # A lost shard must not stop the others (the default refuses every key while any
+        # slot has no master); docs/configuration.md asks the same of an operator's cluster.
+        "--cluster-require-full-coverage",
+        "no",
     )
