@@ -1,0 +1,320 @@
+"""Publishing six underlyings at once on one Redis and on a Redis Cluster, in one run.
+
+Throughput. ``--processes`` publishing processes (as stream processes would be), the six
+underlyings dealt round-robin among them. Each builds its publishing the way a stream
+does (``Publishing.build`` on the client ``stream_clients`` would make: one lane on one
+Redis, a lane per underlying with SPUBLISH on a cluster), a ``SharedBreaker`` per lane on
+the fleet's Redis, and keeps every lane busy with whole simulated chains of real option
+payloads (``bench.publish``) for ``--seconds``. Targets, rounds interleaved, medians
+reported: one redis-server, and a local cluster of three masters with a replica each
+(``tests.support.redis_cluster``), its slots placed so each master carries two of the six
+underlyings. Each master's share of the messages is read off the servers themselves
+(``INFO commandstats``: SPUBLISH calls made by the publish script).
+
+Shard failover. One process publishes all six underlyings at a steady pace on the
+cluster; ``--shard-kills`` times, the master carrying NIFTY is SIGKILLed: the gap in
+NIFTY's ticks a subscriber hears (SSUBSCRIBE), the largest gap of the other underlyings,
+and the killed node is started again (it rejoins as a replica).
+
+Stream failover. ``--failover-kills`` SIGKILLs of a stream worker with a standby, by
+``bench.failover`` (the option and underlying streams in turn): ``failover_median_s``,
+``failover_max_s``.
+
+The last line printed is one JSON object.
+
+    python bench/scale.py [--processes 2] [--seconds 3] [--rounds 3] [--shard-kills 3]
+                          [--failover-kills 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.crc import key_slot
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.publish import Chain, make_chains, superset  # noqa: E402
+from tests.support.failover import gap_around  # noqa: E402
+from tests.support.redis_cluster import RedisClusterServers  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.ticks import TickCollector  # noqa: E402
+from tickfleet.breaker import BreakerConfig, SharedBreaker  # noqa: E402
+from tickfleet.keyspace.keys import Keys  # noqa: E402
+from tickfleet.metrics.buffer import MetricsBuffer  # noqa: E402
+from tickfleet.runtime.clock import SystemClock  # noqa: E402
+from tickfleet.runtime.cluster import is_cluster_async  # noqa: E402
+from tickfleet.runtime.connections import (  # noqa: E402
+    cluster_async_client,
+    fail_fast_async_client,
+)
+from tickfleet.stream.publisher import Fence, PublisherConfig, TickPublisher  # noqa: E402
+from tickfleet.stream.publishing import Lane, Publishing, channels_of  # noqa: E402
+
+UNDERLYINGS = ("NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "SENSEX", "BANKEX")
+ROOT_CHANNEL = "ticker"
+LOST = "NIFTY"
+PACE_SECONDS = 0.1  # the shard-failover phase: a chain of each underlying every 0.1 s
+
+
+# --- one publishing process -----------------------------------------------------------------
+
+
+def publish_process(
+    url: str, fleet_url: str, names: Sequence[str], seconds: float, start_at: float,
+    paced: bool, conn: Connection,
+) -> None:  # fmt: skip
+    """Publish ``names``' chains on ``url`` until ``start_at + seconds``; send the count."""
+    chains = make_chains(200, 4)
+    conn.send(asyncio.run(_publish(url, fleet_url, names, chains, seconds, start_at, paced)))
+    conn.close()
+
+
+async def _publish(
+    url: str, fleet_url: str, names: Sequence[str], chains: list[Chain], seconds: float,
+    start_at: float, paced: bool,
+) -> int:  # fmt: skip
+    sharded = await is_cluster_async(url)
+    config = PublisherConfig()
+    client = (
+        cluster_async_client(url, config.timeout_seconds)
+        if sharded
+        else fail_fast_async_client(url, config.timeout_seconds, read_timeout=False)
+    )
+    store = fail_fast_async_client(fleet_url, 2.0)
+    channels = channels_of(ROOT_CHANNEL, sharded)
+    metrics = MetricsBuffer()
+
+    def lane(label: str, breaker_name: str) -> Lane:
+        breaker = SharedBreaker(store, breaker_name, BreakerConfig(), SystemClock(), metrics,
+                                keys=Keys("bench:"))  # fmt: skip
+        fence = Fence(channels(label[1:] or names[0]).fence("bench"), 1, lambda newer: None)
+        publisher = TickPublisher(client, "bench", metrics, config, breaker, lambda: True, fence)
+        return Lane(label, publisher, breaker)
+
+    publishing = Publishing.build(list(names), sharded, lane)
+    await publishing.sync_once()
+    tasks = [asyncio.create_task(p.publisher.run()) for p in publishing.lanes]
+    tasks += [asyncio.create_task(p.breaker.run()) for p in publishing.lanes]
+    payloads = [[superset(s, _stamp(chain)) for s in chain] for chain in chains]
+    try:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await _feed(publishing, names, channels, payloads, start_at + seconds, paced)
+        return publishing.published
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.aclose()
+        await store.aclose()
+
+
+def _stamp(chain: Chain) -> Any:
+    from bench.publish import stamp_of
+
+    return stamp_of(chain)
+
+
+async def _feed(
+    publishing: Publishing, names: Sequence[str], channels: Any, payloads: list[list[bytes]],
+    until: float, paced: bool,
+) -> None:  # fmt: skip
+    """Offer whole chains: as fast as each lane drains, or (``paced``) one each period."""
+    k = 0
+    while time.time() < until:
+        for name in names:
+            publisher, ch = publishing.publisher(name), channels(name)
+            if paced or publisher.backlog < 1000:
+                for i, payload in enumerate(payloads[k % len(payloads)]):
+                    publisher.offer(ch.options, ch.latest_options, str(i), payload)
+        k += 1
+        await asyncio.sleep(PACE_SECONDS if paced else 0)
+
+
+def run_processes(
+    url: str, fleet_url: str, groups: Sequence[Sequence[str]], seconds: float, paced: bool = False
+) -> int:
+    """Start one publishing process per group at once; the ticks they published in all."""
+    ctx = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3.0  # every process has imported and connected by then
+    pipes, procs = [], []
+    for names in groups:
+        here, there = ctx.Pipe(duplex=False)
+        args = (url, fleet_url, list(names), seconds, start_at, paced, there)
+        proc = ctx.Process(target=publish_process, args=args, daemon=True)
+        proc.start()
+        pipes.append(here)
+        procs.append(proc)
+    try:
+        return sum(int(pipe.recv()) for pipe in pipes if pipe.poll(seconds + 60))
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+
+# --- the cluster's placement and shares ----------------------------------------------------
+
+
+def slot_of(name: str) -> int:
+    return key_slot(channels_of(ROOT_CHANNEL, True)(name).options.encode())
+
+
+def place_two_per_master(cluster: RedisClusterServers) -> None:
+    """Move empty slots so that each master carries two underlyings (by hash alone, four
+    of the six fall on one master): ``CLUSTER SETSLOT … NODE`` on every master."""
+    masters = sorted(_masters(cluster), key=lambda n: n.port)
+    ids = {n.port: n.client().execute_command("CLUSTER", "MYID").decode() for n in masters}
+    for i, name in enumerate(UNDERLYINGS):
+        target = masters[i % len(masters)]
+        for node in masters:
+            node.client().execute_command("CLUSTER", "SETSLOT", slot_of(name), "NODE", ids[target.port])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(cluster.master_of(f"{{{n.lower()}}}").port == masters[i % 3].port
+               for i, n in enumerate(UNDERLYINGS)):  # fmt: skip
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the slots did not move")
+
+
+def _masters(cluster: RedisClusterServers) -> list[RedisServer]:
+    return [
+        n for n in cluster.nodes
+        if n.running and n.client().info("replication").get("role") == "master"
+    ]  # fmt: skip
+
+
+def spublish_calls(cluster: RedisClusterServers) -> dict[int, int]:
+    """SPUBLISH calls so far, per master port (INFO commandstats counts a script's calls)."""
+    calls = {}
+    for node in _masters(cluster):
+        stats = node.client().info("commandstats").get("cmdstat_spublish", {})
+        calls[node.port] = int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+    return calls
+
+
+def reset_stats(cluster: RedisClusterServers) -> None:
+    for node in _masters(cluster):
+        node.client().config_resetstat()
+
+
+# --- phases -------------------------------------------------------------------------------
+
+
+def throughput(
+    single: RedisServer, cluster: RedisClusterServers, processes: int, seconds: float, rounds: int
+) -> dict[str, Any]:
+    groups = [UNDERLYINGS[i::processes] for i in range(processes)]
+    single_rates, cluster_rates, shares = [], [], []
+    for r in range(rounds):
+        single_rates.append(run_processes(single.url, single.url, groups, seconds) / seconds)
+        reset_stats(cluster)
+        cluster_rates.append(run_processes(cluster.url, single.url, groups, seconds) / seconds)
+        calls = spublish_calls(cluster)
+        shares.append({port: n / max(1, sum(calls.values())) for port, n in calls.items()})
+        print(f"round {r + 1}: single {single_rates[-1]:,.0f}/s, cluster "
+              f"{cluster_rates[-1]:,.0f}/s, shard shares {_rounded(shares[-1])}")  # fmt: skip
+    one, many = statistics.median(single_rates), statistics.median(cluster_rates)
+    return {
+        "ticks_per_s_single": round(one),
+        "ticks_per_s_cluster": round(many),
+        "cluster_ratio": round(many / one, 3),
+        "shard_shares": sorted(round(statistics.median(s[p] for s in shares), 3) for p in shares[-1]),
+    }
+
+
+def _rounded(shares: dict[int, float]) -> list[float]:
+    return [round(v, 3) for v in shares.values()]
+
+
+def shard_failover(cluster: RedisClusterServers, fleet_url: str, kills: int) -> dict[str, Any]:
+    """Kill NIFTY's master ``kills`` times while one process publishes all six, paced."""
+    collectors = {n: TickCollector(cluster.url, n).start() for n in UNDERLYINGS}
+    lost_gaps, other_gaps = [], []
+    try:
+        for k in range(kills):
+            ctx = multiprocessing.get_context("spawn")
+            here, there = ctx.Pipe(duplex=False)
+            seconds = 15.0
+            args = (cluster.url, fleet_url, list(UNDERLYINGS), seconds, time.time() + 3, True, there)
+            proc = ctx.Process(target=publish_process, args=args, daemon=True)
+            proc.start()
+            try:
+                time.sleep(6.0)
+                lost = cluster.kill_master_of(f"{{{LOST.lower()}}}")
+                killed = time.time()
+                proc.join(timeout=seconds + 30)
+            finally:
+                if proc.is_alive():
+                    proc.kill()
+            gaps = {n: gap_around(c.snapshot(), c.channels.options, killed) for n, c in collectors.items()}
+            lost_gaps.append(gaps[LOST])
+            other_gaps.append(max(g for n, g in gaps.items() if n != LOST and g is not None))
+            print(f"shard kill {k + 1}: {LOST} gap {gaps[LOST]}, others' largest {other_gaps[-1]:.2f}s")
+            lost.start()  # it rejoins as its successor's replica
+            time.sleep(3.0)
+    finally:
+        for collector in collectors.values():
+            collector.stop()
+    heard = [g for g in lost_gaps if g is not None]
+    return {
+        "shard_kills": kills,
+        "shard_failover_median_s": round(statistics.median(heard), 2) if heard else None,
+        "shard_failover_max_s": round(max(heard), 2) if heard else None,
+        "shard_failover_unheard": kills - len(heard),
+        "other_shards_max_gap_s": round(max(other_gaps), 2) if other_gaps else None,
+    }
+
+
+def stream_failover(kills: int, logdir: Path) -> dict[str, Any]:
+    if kills <= 0:
+        return {}
+    from bench.failover import figures, run
+
+    measured = figures(run("standby", kills, 5.0, 0, logdir))
+    return {"failover_median_s": measured["median_s"], "failover_max_s": measured["max_s"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shard-kills", type=int, default=3)
+    parser.add_argument("--failover-kills", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tickfleet-scale-") as tmp:
+        workdir = Path(tmp)
+        single = RedisServer(workdir / "single").start()
+        cluster = RedisClusterServers(workdir / "cluster")
+        try:
+            cluster.start()
+            place_two_per_master(cluster)
+            figures = {"underlyings": len(UNDERLYINGS), "processes": args.processes}
+            figures |= throughput(single, cluster, args.processes, args.seconds, args.rounds)
+            figures |= shard_failover(cluster, single.url, args.shard_kills)
+        finally:
+            cluster.stop()
+            single.stop()
+        figures |= stream_failover(args.failover_kills, workdir)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
