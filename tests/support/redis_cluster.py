@@ -39,7 +39,7 @@ class RedisClusterServers:
                 node.start()
             self._create(timeout)
             self._wait_until_ok(timeout)
-            self._wait_until_replicated(timeout)
+            self.wait_until_replicated(timeout)
         except BaseException:
             self.stop()
             raise
@@ -63,7 +63,7 @@ class RedisClusterServers:
             time.sleep(0.1)
         raise TimeoutError("the cluster did not reach cluster_state:ok")
 
-    def _wait_until_replicated(self, timeout: float) -> None:
+    def wait_until_replicated(self, timeout: float = 30.0) -> None:
         """Until every replica has synced: one that never did has no data to take over
         with, and would never be promoted."""
         deadline = time.monotonic() + timeout

@@ -18,8 +18,8 @@ from typing import Protocol
 
 import hiredis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 Arg = bytes | str | int
 
@@ -64,7 +64,13 @@ class PackedScript:
 
 
 class ClusterScript:
-    """``source`` on the node of its keys' slot (every call's keys share one slot)."""
+    """``source`` on the node of its keys' slot (every call's keys share one slot).
+
+    Sent packed on a connection of the node the client maps the slot to, as
+    ``PackedScript`` does; anything but a reply (MOVED or ASK after a slot moved, a node
+    that stopped answering, a script the node has not seen) sends the call again through
+    the cluster client, which follows the redirect or maps the cluster again.
+    """
 
     def __init__(self, client: RedisCluster, source: str) -> None:
         self._client = client
@@ -73,6 +79,27 @@ class ClusterScript:
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Arg]) -> object:
         try:
+            node = self._client.get_node_from_key(keys[0])
+            if node is not None:
+                return await _packed(node, ("EVALSHA", self._sha, len(keys), *keys, *args))
+        except (RedisError, RedisClusterException, OSError):
+            pass
+        return await self._through_client(keys, args)
+
+    async def _through_client(self, keys: Sequence[str], args: Sequence[Arg]) -> object:
+        try:
             return await self._client.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
         except NoScriptError:  # this node has not seen it (a new or promoted one): send it
             return await self._client.execute_command("EVAL", self._source, len(keys), *keys, *args)
+
+
+async def _packed(node: ClusterNode, command: tuple[Arg, ...]) -> object:
+    connection = node.acquire_connection()
+    try:
+        await connection.send_packed_command(hiredis.pack_command(command), check_health=False)  # type: ignore[arg-type]
+        return await connection.read_response()
+    except BaseException:
+        await connection.disconnect()  # mid-reply or broken: its stream is in an unknown state
+        raise
+    finally:
+        node.release(connection)
