@@ -36,13 +36,16 @@ def read_shared(
     )
 
 
+SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
+"""How bad a breaker state is, for picking the worst of several."""
+
+
 def worst_local(reports: Iterable[Mapping[str, Any]]) -> BreakerSnapshot | None:
     """The most severe breaker any stream reported (open > half-open > closed)."""
-    severity = {"closed": 0, "half_open": 1, "open": 2}
-    seen = [r for r in reports if r.get("breaker_state") in severity]
+    seen = [r for r in reports if r.get("breaker_state") in SEVERITY]
     if not seen:
         return None
-    worst = max(seen, key=lambda r: (severity[r["breaker_state"]], r.get("breaker_failures") or 0))
+    worst = max(seen, key=lambda r: (SEVERITY[r["breaker_state"]], r.get("breaker_failures") or 0))
     opened = worst.get("breaker_opened_at")
     return BreakerSnapshot(
         state=worst["breaker_state"],

@@ -27,12 +27,12 @@ from tickfleet.accounts.config import Account
 from tickfleet.assignment.plan import Assignment
 from tickfleet.assignment.store import AssignmentStore
 from tickfleet.breaker import BreakerConfig, BreakerSnapshot
-from tickfleet.breaker.view import read_shared, worst_local
+from tickfleet.breaker.view import SEVERITY, read_shared, worst_local
 from tickfleet.control.presence import Capacity, fleet_capacity
 from tickfleet.control.reload import ReloadCoordinator
 from tickfleet.health.coverage import Coverage, Grace, coverage
 from tickfleet.instruments import InstrumentRegistry
-from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys
+from tickfleet.keyspace.keys import PUBLISH_BREAKER, Keys, publish_breaker
 from tickfleet.keyspace.streams import account_stream, stream_account, underlying_stream
 from tickfleet.market.hours import MarketHours
 from tickfleet.runtime.clock import Clock
@@ -182,19 +182,22 @@ def fleet_coverage(
 
 
 def _breaker(sources: HealthSources, streams: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The most severe publish breaker: ``publish`` on one Redis, and on a Redis Cluster
+    each underlying's own (``publish:nifty``), named in ``name``."""
+    names = [PUBLISH_BREAKER, *(publish_breaker(u) for u in sources.underlyings)]
+    now = sources.clock.time()
     try:
-        view = read_shared(
-            sources.breaker_store,
-            sources.keys,
-            PUBLISH_BREAKER,
-            sources.breaker,
-            sources.clock.time(),
-        )
+        views = [
+            (name, read_shared(sources.breaker_store, sources.keys, name, sources.breaker, now))
+            for name in names
+        ]
     except redis.RedisError:
         view = worst_local(streams) or BreakerSnapshot(
             state="unknown", failure_count=0, opened_at=None, source="local"
         )
-    return dict(view)
+        return {**view, "name": PUBLISH_BREAKER}
+    name, view = max(views, key=lambda nv: (SEVERITY[nv[1]["state"]], nv[1]["failure_count"]))
+    return {**view, "name": name}
 
 
 def _problems(
@@ -210,7 +213,7 @@ def _problems(
         )
     problems.extend(_session_problems(doc["sessions"]))
     if doc["breaker"]["state"] != "closed":
-        problems.append(f"publish breaker is {doc['breaker']['state']}")
+        problems.append(f"publish breaker {doc['breaker']['name']} is {doc['breaker']['state']}")
     if doc["reload"]["last_error"]:
         problems.append(f"last reload failed: {doc['reload']['last_error']}")
     for name, stream in doc["streams"].items():

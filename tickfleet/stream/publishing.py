@@ -15,11 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tickfleet.breaker import BreakerSnapshot, SharedBreaker
+from tickfleet.breaker.view import SEVERITY
 from tickfleet.keyspace.keys import publish_breaker
 from tickfleet.stream.publisher import TickPublisher
 from tickfleet.ticks.channels import Channels
-
-SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,12 +93,12 @@ def test_an_unreachable_redis_is_named() -> None:
 
 
 def test_the_public_summary_says_the_key_is_missing() -> None:
-    public = {"status": "degraded", "problems": ["publish breaker is open"], "warnings": []}
+    public = {"status": "degraded", "problems": ["publish breaker publish is open"], "warnings": []}
     summary = summarise(public, NOW)
     assert not summary.full
     assert summary.streams == []
     text = _text(public)
-    assert "problem: publish breaker is open" in text
+    assert "problem: publish breaker publish is open" in text
     assert "set TICKFLEET_API_KEY" in text
 
 
