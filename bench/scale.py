@@ -14,8 +14,7 @@ underlyings. Each master's share of the messages is read off the servers themsel
 Shard failover. One process publishes all six underlyings at a steady pace on the
 cluster; ``--shard-kills`` times, the master carrying NIFTY is SIGKILLed: the gap in
 NIFTY's ticks a subscriber hears (SSUBSCRIBE), the largest gap of the underlyings on the
-other masters,
-and the killed node is started again (it rejoins as a replica).
+other masters, and the killed node is started again (it rejoins as a replica).
 
 Stream failover. ``--failover-kills`` SIGKILLs of a stream worker with a standby, by
 ``bench.failover`` (the option and underlying streams in turn): ``failover_median_s``,
@@ -39,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -290,7 +290,7 @@ def largest_gap(collector: TickCollector, killed: float) -> float | None:
     )  # fmt: skip
     if not times or times[-1] <= killed + 2 * PACE_SECONDS:
         return None
-    return max(later - earlier for earlier, later in zip(times, times[1:], strict=False))
+    return max(later - earlier for earlier, later in pairwise(times))
 
 
 def _same_master(cluster: RedisClusterServers, one: str, other: str) -> bool:

@@ -28,7 +28,7 @@ from tests.support.redis_cluster import NODE_TIMEOUT_MS, RedisClusterServers
 from tests.support.seed import near_money, seed_universe
 from tests.support.ticks import TickCollector, collecting
 from tests.support.timing import FAST_FLEET
-from tickfleet.breaker import BreakerConfig
+from tickfleet.breaker import BreakerConfig, BreakerSnapshot
 from tickfleet.breaker.view import read_shared
 from tickfleet.config.settings import Settings
 from tickfleet.keyspace.keys import Keys, publish_breaker
@@ -103,18 +103,17 @@ def _lose_a_shard(
     assert states[LOST]["failure_count"] > 0  # its own breaker saw the outage
     for name in UNDERLYINGS:
         if name != LOST:  # never stopped: no gap longer than a few tick intervals
-            assert gaps[name] is not None and gaps[name] < 4 * TICK_SECONDS + 0.5, (name, gaps)
+            gap = gaps[name]
+            assert gap is not None and gap < 4 * TICK_SECONDS + 0.5, (name, gaps)
             assert states[name]["failure_count"] == 0, (name, states)
 
 
-def _breakers(settings: Settings) -> dict[str, dict[str, object]]:
+def _breakers(settings: Settings) -> dict[str, BreakerSnapshot]:
     """Each underlying's publish breaker, as the fleet shares it."""
     client = redis.Redis.from_url(settings.redis_url)
     config, keys = BreakerConfig.from_settings(settings), Keys(settings.key_prefix)
     now = clock_from_settings(settings).time()  # failures are stamped by the fleet's clock
     try:
-        return {
-            n: dict(read_shared(client, keys, publish_breaker(n), config, now)) for n in UNDERLYINGS
-        }
+        return {n: read_shared(client, keys, publish_breaker(n), config, now) for n in UNDERLYINGS}
     finally:
         client.close()
