@@ -14,7 +14,8 @@ underlyings. Each master's share of the messages is read off the servers themsel
 Shard failover. One process publishes all six underlyings at a steady pace on the
 cluster; ``--shard-kills`` times, the master carrying NIFTY is SIGKILLed: the gap in
 NIFTY's ticks a subscriber hears (SSUBSCRIBE), the largest gap of the underlyings on the
-other masters, and the killed node is started again (it rejoins as a replica).
+other masters, and the killed node is started again (it rejoins as a replica). The
+breakers' shared state is cleared between kills, so each is a first failover.
 
 Stream failover. ``--failover-kills`` SIGKILLs of a stream worker with a standby, by
 ``bench.failover`` (the option and underlying streams in turn): ``failover_median_s``,
@@ -254,6 +255,7 @@ def shard_failover(cluster: RedisClusterServers, fleet_url: str, kills: int) -> 
     other_gaps: list[float] = []
     try:
         for k in range(kills):
+            forget_breakers(fleet_url)
             with ThreadPoolExecutor(1) as pool:
                 published = pool.submit(run_processes, url, fleet_url, [UNDERLYINGS], 14.0, True)
                 time.sleep(8.0)  # 3 s to start, then 5 s of steady ticks
@@ -278,6 +280,18 @@ def shard_failover(cluster: RedisClusterServers, fleet_url: str, kills: int) -> 
         "shard_failover_unheard": kills - len(heard),
         "other_shards_max_gap_s": round(max(other_gaps), 2) if other_gaps else None,
     }
+
+
+def forget_breakers(fleet_url: str) -> None:
+    """Each kill a first failover: the breakers' shared failures of the last kill (a minute's
+    window) would add up, and 10 within it open a breaker for its recovery timeout, 60 s."""
+    client = redis.Redis.from_url(fleet_url)
+    try:
+        stale = list(client.scan_iter("bench:breaker:*"))
+        if stale:
+            client.delete(*stale)
+    finally:
+        client.close()
 
 
 def largest_gap(collector: TickCollector, killed: float) -> float | None:
