@@ -44,6 +44,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import redis
 from redis.crc import key_slot
 
 ROOT = Path(__file__).resolve().parents[1]
