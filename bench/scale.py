@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,13 +62,12 @@ from tickfleet.breaker import BreakerConfig, SharedBreaker  # noqa: E402
 from tickfleet.keyspace.keys import Keys  # noqa: E402
 from tickfleet.metrics.buffer import MetricsBuffer  # noqa: E402
 from tickfleet.runtime.clock import SystemClock  # noqa: E402
-from tickfleet.runtime.cluster import is_cluster_async  # noqa: E402
 from tickfleet.runtime.connections import (  # noqa: E402
-    cluster_async_client,
     fail_fast_async_client,
+    open_publish_client,
 )
 from tickfleet.stream.publisher import Fence, PublisherConfig, TickPublisher  # noqa: E402
-from tickfleet.stream.publishing import Lane, Publishing, channels_of  # noqa: E402
+from tickfleet.stream.publishing import Publishing, channels_of  # noqa: E402
 
 UNDERLYINGS = ("NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "SENSEX", "BANKEX")
 ROOT_CHANNEL = "ticker"
@@ -92,23 +92,20 @@ async def _publish(
     url: str, fleet_url: str, names: Sequence[str], chains: list[Chain], seconds: float,
     start_at: float, paced: bool,
 ) -> int:  # fmt: skip
-    sharded = await is_cluster_async(url)
     config = PublisherConfig()
-    client = (
-        cluster_async_client(url, config.timeout_seconds)
-        if sharded
-        else fail_fast_async_client(url, config.timeout_seconds, read_timeout=False)
-    )
+    client = await open_publish_client(url, config.timeout_seconds)
+    sharded = isinstance(client, RedisCluster)
     store = fail_fast_async_client(fleet_url, 2.0)
     channels = channels_of(ROOT_CHANNEL, sharded)
     metrics = MetricsBuffer()
 
-    def lane(label: str, breaker_name: str) -> Lane:
+    def lane(breaker_name: str, underlying: str) -> tuple[TickPublisher, SharedBreaker]:
         breaker = SharedBreaker(store, breaker_name, BreakerConfig(), SystemClock(), metrics,
                                 keys=Keys("bench:"))  # fmt: skip
-        fence = Fence(channels(label[1:] or names[0]).fence("bench"), 1, lambda newer: None)
-        publisher = TickPublisher(client, "bench", metrics, config, breaker, lambda: True, fence)
-        return Lane(label, publisher, breaker)
+        fence = Fence(channels(underlying).fence("bench"), 1, lambda newer: None)
+        return TickPublisher(
+            client, "bench", metrics, config, breaker, lambda: True, fence
+        ), breaker
 
     publishing = Publishing.build(list(names), sharded, lane)
     await publishing.sync_once()

@@ -133,7 +133,7 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
         "all": [channels.options, channels.underlying],
     }[args.channel]
     tokens = set(args.token or [])
-    listener = TickListener(services.settings.effective_publish_redis_url)
+    listener = TickListener.open(services.settings.effective_publish_redis_url)
     listener.subscribe(*wanted)
     printed, deadline = 0, time.monotonic() + args.seconds if args.seconds else None
     try:

@@ -60,7 +60,7 @@ class TickCollector:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                listener = TickListener(self.url, timeout=1)
+                listener = TickListener.open(self.url, timeout=1)
             except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(0.02)
                 continue

@@ -24,9 +24,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster as SyncCluster
 from redis.retry import Retry
 
-from tickfleet.runtime.cluster import is_cluster_async
+from tickfleet.runtime.cluster import is_cluster, is_cluster_async
 
 log = logging.getLogger("tickfleet.redis")
 
@@ -111,13 +112,9 @@ async def stream_clients(roles: RedisRoles, stream: str) -> AsyncIterator[Stream
 
 
 async def _publish_client(roles: RedisRoles, stream: str) -> aioredis.Redis | RedisCluster:
-    """The publish target's client. The publisher bounds every batch with its own timeout;
-    a per-read socket timeout on top would only add a timer per reply.
-
-    A publish Redis that does not answer at the start is taken for a plain one, so that an
-    outage never keeps a stream from starting; it is said in the log.
-    """
-    name = f"{stream}/publish"
+    """The publish target's client. A publish Redis that does not answer at the start is
+    taken for a plain one, so that an outage never keeps a stream from starting; it is
+    said in the log."""
     try:
         sharded = await is_cluster_async(roles.publish_url, roles.publish_timeout)
     except (redis.RedisError, OSError) as exc:
@@ -128,6 +125,33 @@ async def _publish_client(roles: RedisRoles, stream: str) -> aioredis.Redis | Re
             exc,
         )
         sharded = False
+    return async_publish_client(
+        roles.publish_url, roles.publish_timeout, sharded, f"{stream}/publish"
+    )
+
+
+def async_publish_client(
+    url: str, timeout: float, sharded: bool, name: str | None = None
+) -> aioredis.Redis | RedisCluster:
+    """A client of the publish Redis, a cluster client when it is one. No read timeout:
+    the publisher bounds every batch itself (a per-read timeout would only add a timer per
+    reply), and a subscriber waits on its own terms."""
     if sharded:
-        return cluster_async_client(roles.publish_url, roles.publish_timeout, name)
-    return fail_fast_async_client(roles.publish_url, roles.publish_timeout, False, name)
+        return cluster_async_client(url, timeout, name)
+    return fail_fast_async_client(url, timeout, False, name)
+
+
+async def open_publish_client(
+    url: str, timeout: float, name: str | None = None
+) -> aioredis.Redis | RedisCluster:
+    """``async_publish_client`` for what the server says it is; raises when it does not
+    answer."""
+    return async_publish_client(url, timeout, await is_cluster_async(url, timeout), name)
+
+
+def sync_publish_client(url: str, timeout: float) -> redis.Redis | SyncCluster:
+    """A blocking client of the publish Redis, a cluster client when the server says it is
+    one; raises when it does not answer."""
+    if is_cluster(url, timeout):
+        return SyncCluster.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return patient_client(url, timeout)

@@ -30,8 +30,9 @@ class Lane:
     breaker: SharedBreaker
 
 
-LaneFactory = Callable[[str, str], Lane]
-"""Makes a lane from its label and breaker name, fenced by the key the stream passes."""
+LaneFactory = Callable[[str, str], tuple[TickPublisher, SharedBreaker]]
+"""Makes a lane's publisher and breaker from the breaker's name and the underlying beside
+whose channels the lane's fence lives (the first one's on one Redis)."""
 
 
 class Publishing:
@@ -44,9 +45,9 @@ class Publishing:
     @classmethod
     def build(cls, underlyings: Sequence[str], sharded: bool, make: LaneFactory) -> Publishing:
         if not sharded:
-            one = make("", publish_breaker())
+            one = Lane("", *make(publish_breaker(), underlyings[0]))
             return cls(dict.fromkeys(underlyings, one))
-        return cls({u: make(f":{u.lower()}", publish_breaker(u)) for u in underlyings})
+        return cls({u: Lane(f":{u.lower()}", *make(publish_breaker(u), u)) for u in underlyings})
 
     def publisher(self, underlying: str) -> TickPublisher:
         return self._by_underlying[underlying].publisher

@@ -53,7 +53,7 @@ from tickfleet.stream.feed import Feed
 from tickfleet.stream.lease_keeper import LeaseKeeper
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.publisher import Fence, PublisherConfig, TickPublisher
-from tickfleet.stream.publishing import Lane, LaneFactory, Publishing, channels_of
+from tickfleet.stream.publishing import LaneFactory, Publishing, channels_of
 from tickfleet.stream.standby import Standby
 from tickfleet.stream.status import StatusWriter, StreamStatus
 from tickfleet.supervision import (
@@ -255,23 +255,22 @@ class StreamRunner:
         return supervisor
 
     def _lane_factory(self, clients: StreamClients, keeper: LeaseKeeper) -> LaneFactory:
-        """Lanes fenced by the stream's lease: on one Redis beside the first underlying's
-        channels, on a cluster beside each underlying's own (the fence shares their slot)."""
+        """Lanes fenced by the stream's lease, the fence beside the given underlying's
+        channels (on a cluster, in their slot)."""
         config = self.config
         channels = channels_of(config.channel_root, clients.sharded)
 
-        def lane(label: str, breaker_name: str) -> Lane:
+        def lane(breaker_name: str, underlying: str) -> tuple[TickPublisher, SharedBreaker]:
             breaker = SharedBreaker(
                 clients.breaker, breaker_name, config.breaker, self._clock, self.metrics,
                 keys=config.keys, worker=f"{self.hostname}:{self.name}",
             )  # fmt: skip
-            underlying = label[1:] or config.underlyings[0]
             fence = Fence(channels(underlying).fence(self.name), keeper.epoch, keeper.fenced)
             publisher = TickPublisher(
                 clients.publish, self.name, self.metrics, config.publisher, breaker,
                 keeper.may_publish, fence,
             )  # fmt: skip
-            return Lane(label, publisher, breaker)
+            return publisher, breaker
 
         return lane
 

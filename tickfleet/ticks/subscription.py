@@ -10,7 +10,6 @@ to its new master after a failover and re-subscribes there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -18,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster
 
-from tickfleet.runtime.cluster import is_cluster, is_cluster_async
+from tickfleet.runtime.connections import open_publish_client, sync_publish_client
 from tickfleet.ticks.channels import Channels
 
 TICK_MESSAGES = ("message", "smessage")
@@ -38,16 +37,14 @@ def _tick(message: dict[str, Any] | None) -> tuple[str, bytes] | None:
 class TickListener:
     """A blocking subscription to tick channels; ``close`` it (or use ``with``)."""
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
-        self.sharded = is_cluster(url, timeout)
-        self._client: redis.Redis | RedisCluster
-        if self.sharded:
-            self._client = RedisCluster.from_url(url, socket_timeout=timeout)
-        else:
-            self._client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
-        self._pubsub: Any = self._client.pubsub()
+    def __init__(self, client: redis.Redis | RedisCluster) -> None:
+        self._client = client
+        self.sharded = isinstance(client, RedisCluster)
+        self._pubsub: Any = client.pubsub()
+
+    @classmethod
+    def open(cls, url: str, timeout: float = 2.0) -> TickListener:
+        return cls(sync_publish_client(url, timeout))
 
     def channels(self, root: str, underlying: str) -> Channels:
         return Channels.for_underlying(root, underlying, self.sharded)
@@ -87,12 +84,7 @@ class AsyncTickListener:
     @classmethod
     async def open(cls, url: str, timeout: float, name: str | None = None) -> AsyncTickListener:
         """``name`` shows in the server's CLIENT LIST."""
-        connect: Callable[..., aioredis.Redis | AsyncCluster]
-        sharded = await is_cluster_async(url, timeout)
-        connect = AsyncCluster.from_url if sharded else aioredis.Redis.from_url
-        return cls(
-            connect(url, socket_connect_timeout=timeout, socket_timeout=None, client_name=name)
-        )
+        return cls(await open_publish_client(url, timeout, name))
 
     async def subscribe(self, *channels: str) -> None:
         if self.sharded:

@@ -40,8 +40,7 @@ from tickfleet.market.hours import MarketHours
 from tickfleet.metrics.buffer import MetricsBuffer
 from tickfleet.metrics.flush import MetricsFlusher
 from tickfleet.runtime.clock import Clock, clock_from_settings
-from tickfleet.runtime.cluster import is_cluster
-from tickfleet.runtime.connections import fail_fast_client, patient_client
+from tickfleet.runtime.connections import fail_fast_client, patient_client, sync_publish_client
 from tickfleet.storage.sql import SessionFactory, database_id, make_engine, make_session_factory
 from tickfleet.subscriptions.desk import Desk
 from tickfleet.subscriptions.events import EventChannel
@@ -83,9 +82,7 @@ class Services:
         url, timeout = self.settings.effective_publish_redis_url, self.settings.redis_socket_timeout
         if url == self.settings.redis_url:
             return self.redis  # the broker's Redis: never a cluster (kombu has no such transport)
-        if is_cluster(url, timeout):
-            return RedisCluster.from_url(url, socket_timeout=timeout)
-        return patient_client(url, timeout)
+        return sync_publish_client(url, timeout)
 
     @cached_property
     def redis(self) -> redis.Redis:

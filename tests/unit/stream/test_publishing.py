@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import pytest
 from redis.crc import key_slot
 
+from tickfleet.breaker import SharedBreaker
 from tickfleet.keyspace.keys import publish_breaker
-from tickfleet.stream.publisher import publish_batch
-from tickfleet.stream.publishing import Lane, Publishing, channels_of
+from tickfleet.stream.publisher import TickPublisher, publish_batch
+from tickfleet.stream.publishing import Publishing, channels_of
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -23,24 +24,25 @@ class Made:
 
     calls: list[tuple[str, str]] = field(default_factory=list)
 
-    def __call__(self, label: str, breaker: str) -> Lane:
-        self.calls.append((label, breaker))
-        return Lane(label, object(), object())  # type: ignore[arg-type]
+    def __call__(self, breaker: str, underlying: str) -> tuple[TickPublisher, SharedBreaker]:
+        self.calls.append((breaker, underlying))
+        return object(), object()  # type: ignore[return-value]
 
 
 def test_one_redis_has_one_lane_for_every_underlying() -> None:
     made = Made()
     publishing = Publishing.build(NAMES, False, made)
-    assert made.calls == [("", "publish")]
-    assert len(publishing.lanes) == 1
+    assert made.calls == [("publish", "NIFTY")]  # fenced beside the first underlying
+    assert [lane.label for lane in publishing.lanes] == [""]
     assert len({id(publishing.publisher(n)) for n in NAMES}) == 1
 
 
 def test_a_cluster_has_a_lane_and_a_breaker_per_underlying() -> None:
     made = Made()
     publishing = Publishing.build(NAMES, True, made)
-    assert made.calls == [(f":{n.lower()}", f"publish:{n.lower()}") for n in NAMES]
-    assert [publish_breaker(n) for n in NAMES] == [b for _, b in made.calls]
+    assert made.calls == [(f"publish:{n.lower()}", n) for n in NAMES]
+    assert [publish_breaker(n) for n in NAMES] == [b for b, _ in made.calls]
+    assert [lane.label for lane in publishing.lanes] == [f":{n.lower()}" for n in NAMES]
     assert len({id(publishing.publisher(n)) for n in NAMES}) == 3
 
 
