@@ -16,6 +16,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from tests.support.pubsub import subscribed
 from tickfleet.breaker import BreakerConfig, LocalBreaker
 from tickfleet.keyspace.keys import Keys
 from tickfleet.metrics.buffer import MetricsBuffer
@@ -50,11 +51,8 @@ def publisher(client: aioredis.Redis, holder: LeaseKeeper, metrics: MetricsBuffe
 
 @pytest.fixture
 def subscriber(redis_client: redis.Redis) -> Iterator[redis.client.PubSub]:
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(CH.options)
-    pubsub.get_message(timeout=1)
-    yield pubsub
-    pubsub.close()
+    with subscribed(redis_client, CH.options) as pubsub:
+        yield pubsub
 
 
 def heard(pubsub: redis.client.PubSub) -> list[str]:

@@ -16,18 +16,18 @@ import redis
 from redis.crc import key_slot
 
 from tests.conftest import Fleet
-from tests.integration.stream.test_underlyings import (
-    UNDERLYINGS,
-    _chain_pages,
-    _check_underlying,
-    _enough,
-)
 from tests.support.failover import gap_around
 from tests.support.polling import wait_until
 from tests.support.redis_cluster import NODE_TIMEOUT_MS, RedisClusterServers
 from tests.support.seed import near_money, seed_universe
 from tests.support.ticks import TickCollector, collecting
 from tests.support.timing import FAST_FLEET
+from tests.support.underlyings import (
+    UNDERLYINGS,
+    check_chain_pages,
+    check_underlying,
+    enough_chains,
+)
 from tickfleet.breaker import BreakerConfig, BreakerSnapshot
 from tickfleet.breaker.view import read_shared
 from tickfleet.config.settings import Settings
@@ -71,11 +71,11 @@ def test_three_underlyings_publish_on_a_cluster_and_a_lost_shard_stops_only_its_
             body = [{"instrument_token": o.instrument_token} for c in chosen.values() for o in c]
             assert api.post("/subscriptions", json=body).status_code == 200
             next(iter(collectors.values())).wait_for(
-                lambda _: _enough(collectors), 60, "whole chain ticks of each underlying"
+                lambda _: enough_chains(collectors), 60, "whole chain ticks of each underlying"
             )
-            _chain_pages(api, chosen)  # read off the cluster's latest-tick hashes
+            check_chain_pages(api, chosen)  # read off the cluster's latest-tick hashes
         for name, collector in collectors.items():
-            _check_underlying(
+            check_underlying(
                 settings, name, chosen[name], collector.options(), collector.underlying()
             )
         _lose_a_shard(settings, redis_cluster, collectors)

@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 
 from tests.support.proxy import StallingProxy
+from tests.support.pubsub import subscribed
 from tests.support.redis_server import RedisServer
 from tickfleet.breaker import BreakerConfig, CircuitState, LocalBreaker
 from tickfleet.metrics.buffer import MetricsBuffer
@@ -45,11 +46,8 @@ def make(
 
 @pytest.fixture
 def subscriber(redis_client: redis.Redis) -> Iterator[redis.client.PubSub]:
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(CH.options)
-    pubsub.get_message(timeout=1)
-    yield pubsub
-    pubsub.close()
+    with subscribed(redis_client, CH.options) as pubsub:
+        yield pubsub
 
 
 def drain(pubsub: redis.client.PubSub, expect: int, timeout: float = 5.0) -> list[dict[str, int]]:
