@@ -250,10 +250,8 @@ class Services:
     def close(self) -> None:
         if "flusher" in self.__dict__:
             self.flusher.stop()
-        for name in ("publish_redis", "redis", "breaker_store"):
-            if name in self.__dict__ and (
-                name != "publish_redis" or self.publish_redis is not self.redis
-            ):
+        for name in ("publish_redis", "redis", "breaker_store"):  # closing twice is harmless
+            if name in self.__dict__:
                 self.__dict__[name].close()
         if "engine" in self.__dict__:
             self.engine.dispose()
