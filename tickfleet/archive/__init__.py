@@ -1,0 +1,1 @@
+"""The tick archive: every published tick kept as Parquet, read back for export and replay."""
