@@ -41,8 +41,8 @@ def write_part(path: Path, table: pa.Table, row_group_size: int = 1 << 20) -> No
 def parts_of(root: Path, date: dt.date, underlying: str | None = None) -> Iterator[Path]:
     """The complete parts of a market date (one underlying's, or all), in name order."""
     day = day_dir(root, date)
-    pattern = f"underlying={underlying.upper()}/*{PART_SUFFIX}" if underlying else f"*/*{PART_SUFFIX}"
-    yield from sorted(day.glob(pattern))
+    partitions = f"underlying={underlying.upper()}" if underlying else "*"
+    yield from sorted(day.glob(f"{partitions}/*{PART_SUFFIX}"))
 
 
 def read_ticks(
