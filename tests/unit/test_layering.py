@@ -26,6 +26,7 @@ TIERS: tuple[tuple[str, frozenset[str]], ...] = (
         "domain",
         frozenset(
             {
+                "archive",
                 "subscriptions",
                 "assignment",
                 "history",

@@ -162,6 +162,22 @@ class Settings(BaseSettings):
     breaker_window_seconds: float = Field(60.0, gt=0)
     breaker_sync_seconds: float = Field(1.0, gt=0)
 
+    # --- tick archive (tickfleet.archive, docs/archive.md) --------------------------------------
+    # Where make run's processes keep their files (scripts/fleet-env.sh); the archive's
+    # default home is its ``archive/``.
+    run_dir: Path = PROJECT_VAR
+    archive: bool = True  # every published tick to Parquet; off: nothing written
+    archive_dir: Path | None = None  # default: <run_dir>/archive
+    archive_flush_seconds: float = Field(60.0, gt=0)  # a killed stream loses at most this
+    # Ticks a stream holds for the archive writer; past it (a slow or stuck disk) the
+    # newest batches are dropped and counted, publishing never waits.
+    archive_queue_max_ticks: int = Field(500_000, gt=0)
+    archive_part_max_ticks: int = Field(100_000, gt=0)  # a part is written early past this
+    archive_retention_days: int = Field(30, gt=0)
+    archive_compact_seconds: float = Field(3600.0, gt=0)  # beat: compaction and retention
+    archive_compact_zstd_level: int = Field(9, ge=1, le=22)
+    archive_min_free_mb: int = Field(1024, ge=0)  # /health warns below this free space
+
     # --- instruments refresh -------------------------------------------------------------
     instrument_refresh_time: time = time(8, 30)  # market timezone, before the open
 
@@ -241,6 +257,10 @@ class Settings(BaseSettings):
 
     def configured_underlyings(self) -> tuple[Underlying, ...]:
         return tuple(self.underlying(n) for n in self.underlying_names)
+
+    @property
+    def effective_archive_dir(self) -> Path:
+        return self.archive_dir if self.archive_dir is not None else self.run_dir / "archive"
 
     @property
     def effective_publish_redis_url(self) -> str:

@@ -91,6 +91,43 @@ CATALOG: dict[str, MetricSpec] = _specs(
         ("account",),
     ),
     MetricSpec(
+        "archive_ticks_written_total", "counter", "Ticks written to the archive.", ("stream",)
+    ),
+    MetricSpec(
+        "archive_dropped_total",
+        "counter",
+        "Published ticks the archive does not hold, by why.",
+        ("reason",),
+    ),
+    MetricSpec("archive_parts_written_total", "counter", "Archive parts written.", ("stream",)),
+    MetricSpec(
+        "archive_bytes_written_total", "counter", "Bytes of archive parts written.", ("stream",)
+    ),
+    MetricSpec(
+        "archive_write_seconds", "histogram", "Time to write one part.", (), DURATION_BUCKETS
+    ),
+    MetricSpec(
+        "archive_queue_ticks", "gauge", "Ticks waiting for the archive writer.", ("stream",)
+    ),
+    MetricSpec(
+        "archive_disk_free_bytes",
+        "gauge",
+        "Free space on the archive's filesystem, as a stream's writer sees it.",
+        ("stream",),
+    ),
+    MetricSpec(
+        "archive_disk_used_bytes",
+        "gauge",
+        "Bytes the archive's files take, as a stream's writer sees them.",
+        ("stream",),
+    ),
+    MetricSpec(
+        "archive_compacted_parts_total", "counter", "Small archive parts merged by compaction."
+    ),
+    MetricSpec(
+        "archive_days_removed_total", "counter", "Archived days removed past the retention."
+    ),
+    MetricSpec(
         "live_greeks_missing_total",
         "counter",
         "Live option ticks published without IV and greeks.",

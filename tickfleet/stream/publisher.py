@@ -9,7 +9,9 @@ flush timer put the tick→PUBLISH p99 at 28 to 36 ms for 20k ticks/s; a round t
 loopback is about 0.1 ms.) Every batch is bounded by a timeout. A circuit breaker guards
 every send: while it is open, batches are dropped without touching the network,
 counted, and the newest tick per token is kept so that consumers can resync the moment
-the breaker closes.
+the breaker closes. Each batch Redis took is handed to the ``tap``, if any: the tick
+archive records what consumers could hear, not what the feed offered
+(``tickfleet.archive.recorder``).
 
 The same script fences the stream's lease: each batch carries the holder's epoch and
 refuses to publish once a newer holder has published (``Fence``). ``may_publish``
@@ -128,6 +130,10 @@ class PendingTick(NamedTuple):
     created: float  # monotonic seconds, for tick-to-publish latency
 
 
+Tap = Callable[[list[PendingTick]], None]
+"""Hears each batch once Redis took it, in publish order (the tick archive's recorder).
+It runs on the event loop for every batch: it must return at once and never raise."""
+
 # A tick record per offer: tuple.__new__ builds the named tuple without the Python-level
 # constructor the class generates (a third of what ``offer`` cost).
 _tick = tuple.__new__
@@ -144,6 +150,7 @@ class TickPublisher:
         breaker: Breaker,
         may_publish: Callable[[], bool] = lambda: True,
         fence: Fence = UNFENCED,
+        tap: Tap | None = None,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -152,6 +159,7 @@ class TickPublisher:
         self._breaker = breaker
         self._may_publish = may_publish
         self._fence = fence
+        self._tap = tap
         self._buffer: deque[PendingTick] = deque()
         self._held: dict[tuple[str, str], PendingTick] = {}  # newest tick per token while open
         self._wake = asyncio.Event()
@@ -277,6 +285,8 @@ class TickPublisher:
             "tick_publish_latency_seconds", [now - tick.created for tick in batch]
         )
         self.published += len(batch)
+        if self._tap is not None:
+            self._tap(batch)
         self._metrics.inc("redis_publish_total", len(batch))
         self._metrics.inc("ticks_published_total", len(batch), labels={"stream": self._stream})
 

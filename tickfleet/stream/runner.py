@@ -4,12 +4,14 @@
 in reverse order on every way out (a normal stop, a lost lease, a failure past the
 restart budget, cancellation): the last status is written, the lease released, the last
 failures and metrics written, then the three Redis clients closed. In between, one
-supervisor runs the stream's coroutines on the one event loop, no thread anywhere:
+supervisor runs the stream's coroutines on the one event loop:
 
     lease      renews the lease (a refused renewal, or a batch the fence refused, fails
                the stream: another worker has it)
     status     reports the stream to Redis every second, for /health
-    publisher  sends ticks as soon as the connection is free, through the breaker
+    publisher  sends ticks as soon as the connection is free, through the breaker,
+               and hands each batch Redis took to the stream's archive recorder, whose
+               thread (the one thread) writes them to disk (tickfleet.archive.recorder)
     breaker    keeps the fleet-shared breaker in step with the others
                (on a Redis Cluster, a publisher and a breaker per underlying:
                ``tickfleet.stream.publishing``)
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 
 import redis
 
+from tickfleet.archive.recorder import RecorderConfig, Route, TickRecorder
 from tickfleet.assignment import channel as control
 from tickfleet.breaker import BreakerConfig, SharedBreaker
 from tickfleet.history.bars import BarBuilder, BarFlusher
@@ -89,6 +92,16 @@ class StreamConfig:
     standby: bool = True
     bar_seconds: float = 60.0
     bar_flush_seconds: float = 1.0
+    archive: ArchiveSpec | None = None  # None: TICKFLEET_ARCHIVE=off
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSpec:
+    """Where and how the stream records its ticks, and each underlying's index token (the
+    token of its underlying channel's ticks, whose field is the index's symbol)."""
+
+    recorder: RecorderConfig
+    index_tokens: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +226,9 @@ class StreamRunner:
         config, keys = self.config, self.config.keys
         writer = StatusWriter(clients.fleet, keys)
         stack.push_async_callback(self._last_status, writer)
+        recorder = self._recorder(stack, clients)
         publishing = Publishing.build(
-            config.underlyings, clients.sharded, self._lane_factory(clients, keeper)
+            config.underlyings, clients.sharded, self._lane_factory(clients, keeper, recorder)
         )
         await publishing.sync_once()
         bars = BarFlusher(
@@ -235,7 +249,7 @@ class StreamRunner:
             clients.fleet, keys.control_channel, self._handler(feed, follower),
             follower.sync, ASSIGNMENT_POLL_SECONDS,
         )  # fmt: skip
-        reporter = _Reporter(writer, self.status, publishing, self._clock)
+        reporter = _Reporter(writer, self.status, publishing, self._clock, recorder)
         restart = RestartPolicy(max_restarts=config.restart_limit)
         supervisor = Supervisor(records.monitor, self.name, on_error=self._note)
         supervisor.supervise("lease", keeper.run, FAIL)
@@ -254,7 +268,29 @@ class StreamRunner:
             supervisor.supervise(name, part, restart)
         return supervisor
 
-    def _lane_factory(self, clients: StreamClients, keeper: LeaseKeeper) -> LaneFactory:
+    def _recorder(self, stack: AsyncExitStack, clients: StreamClients) -> TickRecorder | None:
+        """The stream's archive recorder, its thread started; on the way out, after the
+        publishers stopped, it writes what it holds (in a thread: the loop never waits on a
+        disk, not even then)."""
+        spec = self.config.archive
+        if spec is None:
+            return None
+        channels = channels_of(self.config.channel_root, clients.sharded)
+        routes = {}
+        for u in self.config.underlyings:
+            on = channels(u)
+            routes[on.options] = Route(u, "options")
+            routes[on.underlying] = Route(u, "underlying", spec.index_tokens[u])
+        status = self.status
+        recorder = TickRecorder(
+            self.name, routes, spec.recorder, self._clock, self.metrics, lambda: status.mode
+        ).start()
+        stack.push_async_callback(asyncio.to_thread, recorder.close)
+        return recorder
+
+    def _lane_factory(
+        self, clients: StreamClients, keeper: LeaseKeeper, recorder: TickRecorder | None
+    ) -> LaneFactory:
         """Lanes fenced by the stream's lease, the fence beside the given underlying's
         channels (on a cluster, in their slot)."""
         config = self.config
@@ -268,7 +304,7 @@ class StreamRunner:
             fence = Fence(channels(underlying).fence(self.name), keeper.epoch, keeper.fenced)
             publisher = TickPublisher(
                 clients.publish, self.name, self.metrics, config.publisher, breaker,
-                keeper.may_publish, fence,
+                keeper.may_publish, fence, recorder.record if recorder else None,
             )  # fmt: skip
             return publisher, breaker
 
@@ -322,11 +358,13 @@ class _Reporter:
         status: StreamStatus,
         publishing: Publishing,
         clock: Clock,
+        recorder: TickRecorder | None = None,
     ) -> None:
         self._writer = writer
         self._status = status
         self._publishing = publishing
         self._clock = clock
+        self._recorder = recorder
 
     async def run(self) -> None:
         unreachable = False
@@ -349,4 +387,6 @@ class _Reporter:
         status.breaker_source = breaker["source"]
         status.breaker_failures = breaker["failure_count"]
         status.breaker_opened_at = breaker["opened_at"]
+        if self._recorder is not None:
+            status.archive = self._recorder.report()
         await self._writer.write(status, self._clock.time())

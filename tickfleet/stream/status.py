@@ -59,13 +59,15 @@ class StreamStatus:
     excluded: Mapping[int, str] = field(default_factory=dict)  # the running feed's
     session: str | None = None  # live: connecting, valid or refused
     connections: dict[int, ConnectionStatus] = field(default_factory=dict)  # live only
+    archive: dict[str, Any] | None = None  # the recorder's report; None: not archiving
 
     def fields(self, reported_at: float) -> dict[str, str]:
         values: dict[str, Any] = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("excluded", "connections")
+            if f.name not in ("excluded", "connections", "archive")
         }
+        values["archive"] = orjson.dumps(self.archive).decode() if self.archive else None
         values["reported_at"] = reported_at
         values["excluded_count"] = len(self.excluded)
         values["connections"] = orjson.dumps(
@@ -110,6 +112,7 @@ def _parse(raw: dict[bytes, bytes]) -> dict[str, Any]:
     for name in ("tokens", "ticks", "breaker_failures", "excluded_count"):
         out[name] = int(text.get(name) or 0)
     out["connections"] = orjson.loads(text["connections"]) if text.get("connections") else []
+    out["archive"] = orjson.loads(text["archive"]) if text.get("archive") else None
     out["assignment_version"] = (
         int(text["assignment_version"]) if text.get("assignment_version") else None
     )

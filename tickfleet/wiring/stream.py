@@ -15,6 +15,7 @@ import numpy as np
 
 from tickfleet.accounts.access_tokens import ConfiguredCredentials, Credentials, SessionStore
 from tickfleet.accounts.config import Account, AccountConfigError, find_account, index_account
+from tickfleet.archive.recorder import RecorderConfig
 from tickfleet.assignment.catalog import read_catalog
 from tickfleet.breaker import BreakerConfig
 from tickfleet.config.settings import Settings
@@ -38,7 +39,7 @@ from tickfleet.stream.feeds.simulated.pacing import Simulation
 from tickfleet.stream.feeds.simulated.seed import kite_last_price, no_seed
 from tickfleet.stream.outlet import Outlet
 from tickfleet.stream.publisher import PublisherConfig
-from tickfleet.stream.runner import StreamConfig, StreamParts, StreamRunner
+from tickfleet.stream.runner import ArchiveSpec, StreamConfig, StreamParts, StreamRunner
 
 log = logging.getLogger("tickfleet.stream")
 
@@ -64,7 +65,24 @@ def stream_config(settings: Settings) -> StreamConfig:
         breaker=BreakerConfig.from_settings(s),
         bar_seconds=s.history_bar_seconds,
         bar_flush_seconds=s.history_bar_flush_seconds,
+        archive=archive_spec(s),
     )
+
+
+def archive_spec(settings: Settings) -> ArchiveSpec | None:
+    """How the stream records its ticks (``TICKFLEET_ARCHIVE*``); None when it is off."""
+    s = settings
+    if not s.archive:
+        return None
+    recorder = RecorderConfig(
+        root=s.effective_archive_dir,
+        flush_seconds=s.archive_flush_seconds,
+        queue_max_ticks=s.archive_queue_max_ticks,
+        part_max_ticks=s.archive_part_max_ticks,
+        timezone=s.market_timezone,
+    )
+    tokens = {u.name: u.index_token for u in s.configured_underlyings()}
+    return ArchiveSpec(recorder, tokens)
 
 
 def build_account_stream(

@@ -1,0 +1,385 @@
+"""A stream's recorder: every batch Redis took, written to the archive by a thread of its own.
+
+The publisher hands each batch that reached Redis to ``record`` (``TickPublisher``'s tap):
+one deque append and two integer updates on the event loop, whatever the batch's size,
+so the tick path never waits on a disk. A thread drains the queue every flush period
+(sooner past ``part_max_ticks``, and once more on a clean stop), builds one Arrow table
+per market date and underlying, and writes each as a part (``parts.write_part``: a
+temporary name, then a rename). A killed process loses what waited in the queue: at
+most one flush period.
+
+Recording at the publisher, not from a subscription, is what makes the archive whole: a
+subscriber that loses its connection misses ticks, while every batch the publish script
+accepted passes through here, in the order Redis published it (a batch publishes channel
+by channel, in the order each channel first appears: ``batch_arguments``).
+
+The queue is bounded (``queue_max_ticks``): a disk that is slower than the ticks, full or
+failing costs archived ticks, counted by reason (``DROP_REASONS``), logged once per
+change of reason and reported for ``/health`` (``report``); it never costs a published one.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from tickfleet.archive.layout import PART_SUFFIX, SCHEMA, partition_dir
+from tickfleet.archive.parts import write_part
+from tickfleet.metrics.catalog import Metrics
+from tickfleet.runtime.clock import Clock
+
+log = logging.getLogger("tickfleet.archive")
+
+PublishedTick = tuple[str, str, str, bytes, float]
+"""A tick as the publisher's ``PendingTick`` holds it: channel, latest-tick hash, field
+(the token, or the index's symbol), payload, creation time. An empty channel is a
+retraction, never published: it is not recorded."""
+
+Batch = Sequence[PublishedTick]
+
+QUEUE_FULL = "queue_full"
+DISK_FULL = "disk_full"
+NOT_WRITABLE = "not_writable"
+WRITE_ERROR = "write_error"
+DROP_REASONS = (QUEUE_FULL, DISK_FULL, NOT_WRITABLE, WRITE_ERROR)
+
+_channel = itemgetter(0)
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_WRITABLE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+USAGE_EVERY_SECONDS = 60.0  # walking the archive for its size costs more than statvfs
+CLOSE_TIMEOUT_SECONDS = 30.0
+
+
+def drop_reason(exc: BaseException) -> str:
+    """What a failed part write means for the operator."""
+    code = getattr(exc, "errno", None)
+    if code in _DISK_FULL_ERRNOS:
+        return DISK_FULL
+    if code in _NOT_WRITABLE_ERRNOS:
+        return NOT_WRITABLE
+    return WRITE_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one channel's ticks are filed: its underlying, its kind, and the token of
+    its ticks when their field is not one (the index's, on the underlying channel)."""
+
+    underlying: str
+    kind: str  # "options" or "underlying"
+    token: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderConfig:
+    root: Path
+    flush_seconds: float = 60.0
+    queue_max_ticks: int = 500_000
+    part_max_ticks: int = 100_000
+    timezone: str = "Asia/Kolkata"
+
+
+@dataclass(slots=True)
+class _Columns:
+    """One part's rows, column by column, as plain lists (one append per batch)."""
+
+    ts_ns: list[int] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    channel: list[str] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    token: list[int] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    payload: list[bytes] = field(default_factory=list)
+
+    def add(
+        self, ticks: Batch, ts_ns: int, seq: int, channel: str, route: Route, source: str
+    ) -> int:
+        """Append one channel's run of ticks; returns the next sequence number."""
+        n = len(ticks)
+        _, _, fields, payloads, _ = zip(*ticks, strict=True)
+        self.ts_ns += [ts_ns] * n
+        self.seq += range(seq, seq + n)
+        self.channel += [channel] * n
+        self.kind += [route.kind] * n
+        self.token += [route.token] * n if route.token is not None else map(int, fields)
+        self.source += [source] * n
+        self.payload += payloads
+        return seq + n
+
+    def table(self, stream: str) -> pa.Table:
+        n = len(self.payload)
+        return pa.table(
+            {
+                "ts_ns": pa.array(self.ts_ns, pa.int64()),
+                "stream": pa.array([stream] * n, pa.string()),
+                "seq": pa.array(self.seq, pa.int64()),
+                "kind": pa.array(self.kind, pa.string()),
+                "channel": pa.array(self.channel, pa.string()),
+                "token": pa.array(self.token, pa.int64()),
+                "source": pa.array(self.source, pa.string()),
+                "payload": pa.array(self.payload, pa.binary()),
+            },
+            schema=SCHEMA,
+        )
+
+
+class _MarketDay:
+    """The market date of an instant, computed again only when a day boundary is crossed."""
+
+    def __init__(self, tz: str) -> None:
+        self._tz = ZoneInfo(tz)
+        self._start = self._end = 0
+        self._date = date.min
+
+    def of(self, ts_ns: int) -> date:
+        if not self._start <= ts_ns < self._end:
+            day = datetime.fromtimestamp(ts_ns / 1e9, self._tz).date()
+            midnight = datetime(day.year, day.month, day.day, tzinfo=self._tz)
+            self._date = day
+            self._start = int(midnight.timestamp() * 1e9)
+            self._end = int((midnight + timedelta(days=1)).timestamp() * 1e9)
+        return self._date
+
+
+def by_channel(batch: Batch) -> list[tuple[str, Batch]]:
+    """The batch in the order Redis published it: channel by channel, each channel where
+    it first appears, its ticks in their order (``batch_arguments``). Most batches carry
+    one channel: found by one C-level pass, without a Python loop over the ticks."""
+    channels = set(map(_channel, batch))
+    if len(channels) == 1:
+        return [(batch[0][0], batch)]
+    groups: dict[str, list[PublishedTick]] = {}
+    for tick in batch:
+        groups.setdefault(tick[0], []).append(tick)
+    return list(groups.items())
+
+
+class TickRecorder:
+    """Records one stream's published ticks into the archive (see the module's doc)."""
+
+    def __init__(
+        self,
+        stream: str,
+        routes: Mapping[str, Route],
+        config: RecorderConfig,
+        clock: Clock,
+        metrics: Metrics,
+        source: Callable[[], str],
+    ) -> None:
+        self.stream = stream
+        self._routes = dict(routes)
+        self._config = config
+        self._clock = clock
+        self._metrics = metrics
+        self._source = source
+        self._labels = {"stream": stream}
+        self._queue: deque[tuple[Batch, float, str]] = deque()
+        self._queued = 0  # ticks appended (the event loop's count)
+        self._taken = 0  # ticks drained (the writer thread's count)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._day = _MarketDay(config.timezone)
+        self._slug = stream.replace(":", "_").replace("/", "_")
+        self._run_id = uuid4().hex[:8]
+        self._parts = 0
+        self._seq = 0
+        self._queue_full_seen = 0
+        self._usage_at = float("-inf")
+        self.written = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.failing: str | None = None  # the reason of the last flush's losses, if any
+        self.last_error: str | None = None
+        self.free_bytes: int | None = None
+        self.used_bytes: int | None = None
+        self.last_write_at: float | None = None
+
+    # --- the event loop's side ------------------------------------------------------------
+
+    def record(self, batch: Batch) -> None:
+        """Queue a batch Redis took; O(1), never blocks, never raises for a full queue."""
+        n = len(batch)
+        if self._queued - self._taken + n > self._config.queue_max_ticks:
+            self._drop(QUEUE_FULL, n)
+            return
+        self._queue.append((batch, self._clock.time(), self._source()))
+        self._queued += n
+        if self._queued - self._taken >= self._config.part_max_ticks:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return self._queued - self._taken
+
+    def start(self) -> TickRecorder:
+        self._thread = threading.Thread(
+            target=self._run, name=f"archive {self.stream}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Write what is queued and stop the thread (a clean stop loses nothing). Blocks:
+        call it from a thread of its own (``asyncio.to_thread``) on a running loop."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning(
+                    "archive of %s: last write still running after %.0fs", self.stream, timeout
+                )
+
+    def report(self) -> dict[str, Any]:
+        """What ``/health`` shows of this recorder (through the stream's status)."""
+        return {
+            "dir": str(self._config.root),
+            "state": "failing" if self.failing else "ok",
+            "failing": self.failing,
+            "last_error": self.last_error,
+            "written": self.written,
+            "dropped": {r: n for r, n in self.dropped.items() if n},
+            "queued": self.pending,
+            "free_bytes": self.free_bytes,
+            "used_bytes": self.used_bytes,
+            "last_write_at": self.last_write_at,
+        }
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self._config.flush_seconds)
+            self._wake.clear()
+            self.flush()
+        self.flush()
+
+    def flush(self) -> int:
+        """Write every queued tick as parts; returns how many were written."""
+        batches = []
+        while self._queue:
+            batches.append(self._queue.popleft())
+        taken = sum(len(batch) for batch, _, _ in batches)
+        self._taken += taken
+        written, losses = 0, set()
+        for (day, underlying), columns in self._columns(batches).items():
+            try:
+                self._write(day, underlying, columns)
+            except OSError as exc:
+                losses.add(self._failed(exc, len(columns.payload)))
+            else:
+                written += len(columns.payload)
+        self.written += written
+        if written:
+            self._metrics.inc("archive_ticks_written_total", written, self._labels)
+            self.last_write_at = self._clock.time()
+        self._settle(losses)
+        self._measure()
+        return written
+
+    def _columns(self, batches: list[tuple[Batch, float, str]]) -> dict[tuple[date, str], _Columns]:
+        """Each (market date, underlying)'s rows, a channel's run of ticks at a time."""
+        parts: dict[tuple[date, str], _Columns] = {}
+        routes, day_of = self._routes, self._day.of
+        for batch, at, source in batches:
+            ts_ns = int(at * 1e9)
+            day = day_of(ts_ns)
+            for channel, ticks in by_channel(batch):
+                route = routes.get(channel)
+                if route is None:  # a retraction (""), or a channel this stream does not own
+                    continue
+                columns = parts.get((day, route.underlying))
+                if columns is None:
+                    columns = parts[(day, route.underlying)] = _Columns()
+                self._seq = columns.add(ticks, ts_ns, self._seq, channel, route, source)
+        return parts
+
+    def _write(self, day: date, underlying: str, columns: _Columns) -> None:
+        self._parts += 1
+        first = columns.ts_ns[0]
+        name = f"p-{first:019d}-{self._slug}-{self._run_id}-{self._parts:06d}{PART_SUFFIX}"
+        path = partition_dir(self._config.root, day, underlying) / name
+        started = time.perf_counter()
+        write_part(path, columns.table(self.stream))
+        self._metrics.observe("archive_write_seconds", time.perf_counter() - started)
+        self._metrics.inc("archive_parts_written_total", 1, self._labels)
+        self._metrics.inc("archive_bytes_written_total", path.stat().st_size, self._labels)
+
+    def _failed(self, exc: OSError, n: int) -> str:
+        reason = drop_reason(exc)
+        self._drop(reason, n)
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        return reason
+
+    def _drop(self, reason: str, n: int) -> None:
+        """Count ticks the archive will not hold (both threads call it: the counters are
+        the metrics buffer's, under its lock; ``dropped`` is informative)."""
+        self.dropped[reason] += n
+        self._metrics.inc("archive_dropped_total", n, {"reason": reason})
+
+    def _settle(self, losses: set[str]) -> None:
+        """Log a change of state once (not once a flush) and keep it for ``report``."""
+        if self.dropped[QUEUE_FULL] > self._queue_full_seen:
+            losses.add(QUEUE_FULL)
+            self._queue_full_seen = self.dropped[QUEUE_FULL]
+        failing = ",".join(sorted(losses)) or None
+        if failing != self.failing:
+            if failing:
+                log.error(
+                    "archive of %s at %s: ticks not archived (%s): %s; publishing goes on",
+                    self.stream, self._config.root, failing, self.last_error or "writer behind",
+                )  # fmt: skip
+            else:
+                log.info("archive of %s at %s: writing again", self.stream, self._config.root)
+        self.failing = failing
+        self._metrics.set_gauge("archive_queue_ticks", self.pending, self._labels)
+
+    def _measure(self) -> None:
+        """Free space every flush (statvfs is cheap); the archive's size once a minute."""
+        root = self._config.root
+        probe = root if root.exists() else _existing_parent(root)
+        try:
+            self.free_bytes = shutil.disk_usage(probe).free
+            now = time.monotonic()
+            if now - self._usage_at >= USAGE_EVERY_SECONDS:
+                self._usage_at = now
+                self.used_bytes = disk_use(root)
+        except OSError as exc:
+            log.debug("archive %s: usage not measured: %s", root, exc)
+            return
+        self._metrics.set_gauge("archive_disk_free_bytes", self.free_bytes, self._labels)
+        if self.used_bytes is not None:
+            self._metrics.set_gauge("archive_disk_used_bytes", self.used_bytes, self._labels)
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def disk_use(root: Path) -> int:
+    """Bytes the archive's files take (what ``du`` would count, roughly)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:  # compacted away meanwhile
+                continue
+    return total
