@@ -53,6 +53,7 @@ task_routes = {
     tasks.TASK_WATCHDOG: {"queue": tasks.QUEUE_MAINTENANCE},
     tasks.TASK_EVICT_EXPIRED: {"queue": tasks.QUEUE_MAINTENANCE},
     tasks.TASK_MOVE_BARS: {"queue": tasks.QUEUE_MAINTENANCE},
+    tasks.TASK_KEEP_ARCHIVE: {"queue": tasks.QUEUE_MAINTENANCE},
 }
 
 # Short control tasks: acknowledge after they finish and requeue them when their
@@ -190,6 +191,12 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": tasks.TASK_MOVE_BARS,
             "schedule": timedelta(seconds=settings.history_bar_move_seconds),
             "options": {"expires": settings.history_bar_move_seconds * 2},
+        },
+        # The tick archive's past days compacted and its retention applied.
+        "keep-archive": {
+            "task": tasks.TASK_KEEP_ARCHIVE,
+            "schedule": timedelta(seconds=settings.archive_compact_seconds),
+            "options": {"expires": settings.archive_compact_seconds},
         },
         "ensure-reload": {
             "task": tasks.TASK_ENSURE_RELOAD,

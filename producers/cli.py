@@ -18,7 +18,9 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import asdict
+from datetime import date, datetime
+from datetime import time as clock_time
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
@@ -33,8 +35,9 @@ from producers.console.failures import SETUP, explain
 from producers.console.status import render, render_watched, summarise, unreachable
 from producers.console.terminal import console, redraw, working
 from producers.kite_sim import command as kite_sim
+from tickfleet.archive.export import FORMATS, day_stats, export_ticks
 from tickfleet.chain.option_chain import read_chain
-from tickfleet.config.settings import get_settings
+from tickfleet.config.settings import Settings, get_settings
 from tickfleet.history.kite_source import HistoryError
 from tickfleet.history.service import HistoryRequest
 from tickfleet.instruments import choose_source, refresh_instruments
@@ -183,6 +186,30 @@ def _api(services: Services, args: argparse.Namespace) -> ApiClient:
     return ApiClient.from_settings(services.settings, args.api)
 
 
+def cmd_ticks(settings: Settings, args: argparse.Namespace) -> int:
+    """The archive's ticks of a day: ``export`` (payloads as published, in publish order)
+    or ``stats`` (a summary). Reads files only: no Redis, no database."""
+    root, tz = settings.effective_archive_dir, settings.market_timezone
+    if args.action == "stats":
+        days = day_stats(root, args.date, args.gap, tz)
+        summary = {u: asdict(d) for u, d in days.items()}
+        print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return 0 if days else 1
+    tokens = args.token or None
+    out = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")  # noqa: SIM115
+    try:
+        n = export_ticks(
+            root, args.date, out, args.format, args.underlying, tokens, args.start, args.end, tz
+        )
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        else:
+            out.flush()
+    log.info("%d ticks exported", n)
+    return 0 if n else 1
+
+
 def cmd_status(services: Services, args: argparse.Namespace) -> int:
     """The fleet's health in a screen; exit 0 only when it is ``ok``.
 
@@ -318,8 +345,27 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--csv", action="store_true", help="the candles as CSV")
     history.set_defaults(func=cmd_history)
     kite_sim.add_arguments(sub.add_parser("kite-sim", help="serve Kite's ticker and REST locally"))
+    _ticks_parser(sub)
     _api_parsers(sub)
     return parser
+
+
+def _ticks_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    ticks = sub.add_parser("ticks", help="export or summarise a day of the tick archive")
+    ticks.add_argument("action", choices=["export", "stats"])
+    ticks.add_argument(
+        "--date", type=date.fromisoformat, required=True, help="the market's date, YYYY-MM-DD"
+    )
+    ticks.add_argument("--underlying", help="export: only this underlying's ticks")
+    ticks.add_argument("--token", type=int, action="append", help="export: only this token")
+    market_time = "export: market time HH:MM"
+    ticks.add_argument("--from", dest="start", type=clock_time.fromisoformat, help=market_time)
+    ticks.add_argument(
+        "--to", dest="end", type=clock_time.fromisoformat, help=f"{market_time}, excluded"
+    )
+    ticks.add_argument("--format", choices=FORMATS, default="jsonl", help="export's format")
+    ticks.add_argument("--output", help="export: a file (default: standard output)")
+    ticks.add_argument("--gap", type=float, default=60.0, help="stats: seconds that make a gap")
 
 
 def _api_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -369,6 +415,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "kite-sim":  # no database, no Redis: only the settings
         return kite_sim.run(settings, args)
+    if args.command == "ticks":  # the archive's files only
+        return cmd_ticks(settings, args)
     services = Services(settings)
     try:
         func: Command = args.func

@@ -1,11 +1,17 @@
-"""Maintenance tasks run by beat: the stream watchdog, expired-contract eviction, and
-moving the streams' bars to SQL."""
+"""Maintenance tasks run by beat: the stream watchdog, expired-contract eviction, moving
+the streams' bars to SQL, and the tick archive's compaction and retention."""
 
 from __future__ import annotations
 
+from tickfleet.archive.upkeep import keep_archive as keep_archive_files
 from tickfleet.control.watchdog import watch
 from tickfleet.history.bar_store import BarStore, keep_bars
-from tickfleet.keyspace.tasks import TASK_EVICT_EXPIRED, TASK_MOVE_BARS, TASK_WATCHDOG
+from tickfleet.keyspace.tasks import (
+    TASK_EVICT_EXPIRED,
+    TASK_KEEP_ARCHIVE,
+    TASK_MOVE_BARS,
+    TASK_WATCHDOG,
+)
 from workers.app import app
 from workers.runtime import reload_scheduler, services, stream_starter
 
@@ -36,3 +42,20 @@ def move_bars() -> int:
     settings = svc.settings
     store = BarStore(svc.sessions)
     return keep_bars(svc.redis, svc.keys, store, svc.clock.time(), settings.history_retention_days)
+
+
+@app.task(name=TASK_KEEP_ARCHIVE, ignore_result=True)
+def keep_archive() -> int:
+    """Past days of the tick archive compacted, days past the retention removed."""
+    svc = services()
+    settings = svc.settings
+    if not settings.archive:
+        return 0
+    report = keep_archive_files(
+        settings.effective_archive_dir,
+        svc.hours.at(svc.clock.time()).date(),
+        settings.archive_retention_days,
+        settings.archive_compact_zstd_level,
+        svc.metrics,
+    )
+    return report.compacted_parts

@@ -66,6 +66,7 @@ class HealthSources:
     database_id: Callable[[], str]
     stale_seconds: float
     grace: Grace
+    archive_min_free_bytes: int = 0  # below it on a stream's archive disk: a warning
 
 
 CALENDAR_WARNING_DAYS = 30
@@ -133,7 +134,10 @@ def health_document(sources: HealthSources, coordinator: ReloadCoordinator) -> d
     doc["problems"] = _problems(doc, sources.database_id, assignment) + covered.problems()
     waiting = sum(1 for s in doc["streams"].values() if s["expected"] and not s["lease_holder"])
     doc["problems"] += [p for p in [room.problem(waiting)] if p]
+    doc["archive"] = {n: s["archive"] for n, s in doc["streams"].items() if s.get("archive")}
+    doc["problems"] += archive_problems(doc["archive"])
     doc["warnings"] = _warnings(sources.hours, now) + room.warnings(now)
+    doc["warnings"] += archive_warnings(doc["archive"], sources.archive_min_free_bytes)
     doc["status"] = "degraded" if doc["problems"] else "ok"
     return doc
 
@@ -228,6 +232,34 @@ def _session_problems(sessions: dict[str, dict[str, Any]]) -> list[str]:
         f"access token to /admin/accounts/{account_id}/token"
         for account_id, session in sessions.items()
         if session["state"] == "refused"
+    ]
+
+
+def archive_problems(archives: dict[str, dict[str, Any]]) -> list[str]:
+    """A stream whose last archive flush lost ticks: published, not archived."""
+    problems = []
+    for stream, report in sorted(archives.items()):
+        if report.get("failing"):
+            lost = sum(report.get("dropped", {}).values())
+            why = report.get("last_error") or "the writer fell behind"
+            problems.append(
+                f"stream {stream}: archive at {report['dir']} is losing ticks "
+                f"({report['failing']}: {why}); {lost} not archived so far, publishing goes on"
+            )
+    return problems
+
+
+def archive_warnings(archives: dict[str, dict[str, Any]], floor: int) -> list[str]:
+    """Each archive directory whose filesystem has less free space than ``floor``."""
+    low: dict[str, int] = {}
+    for report in archives.values():
+        free = report.get("free_bytes")
+        if free is not None and free < floor:
+            low[report["dir"]] = min(free, low.get(report["dir"], free))
+    return [
+        f"archive at {folder}: {free / 2**20:.0f} MiB free, under the "
+        f"{floor / 2**20:.0f} MiB floor (TICKFLEET_ARCHIVE_MIN_FREE_MB)"
+        for folder, free in sorted(low.items())
     ]
 
 

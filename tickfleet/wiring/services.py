@@ -177,6 +177,7 @@ class Services:
                 pending=s.stream_stale_seconds + s.reload_max_wait_seconds,
                 expired=s.mock_expiry_sweep_seconds + s.stream_stale_seconds,
             ),
+            archive_min_free_bytes=s.archive_min_free_mb * 1024 * 1024,
         )
 
     def history(self) -> HistoryService:
