@@ -297,7 +297,7 @@ class TickRecorder:
         parts: dict[tuple[date, str], _Columns] = {}
         routes, day_of = self._routes, self._day.of
         for batch, at, source in batches:
-            ts_ns = int(at * 1e9)
+            ts_ns = round(at * 1e6) * 1000  # a float of epoch seconds holds microseconds
             day = day_of(ts_ns)
             for channel, ticks in by_channel(batch):
                 route = routes.get(channel)
