@@ -25,6 +25,7 @@ class Received:
     at: float
     channel: str
     tick: dict[str, Any]
+    raw: bytes = b""  # the payload as heard
 
 
 @dataclass
@@ -78,7 +79,7 @@ class TickCollector:
         while not self._stop.is_set():
             heard = listener.get(timeout=0.2)
             if heard is not None and heard is not NOT_A_TICK:
-                received = Received(time.time(), heard[0], orjson.loads(heard[1]))
+                received = Received(time.time(), heard[0], orjson.loads(heard[1]), heard[1])
                 with self._lock:
                     self._ticks.append(received)
 
