@@ -246,6 +246,10 @@ class TickRecorder:
         if self._queued - self._taken >= self._config.part_max_ticks:
             self._wake.set()
 
+    def flush_soon(self) -> None:
+        """Have the thread write what is queued now, not at the end of its period."""
+        self._wake.set()
+
     @property
     def pending(self) -> int:
         return self._queued - self._taken

@@ -121,7 +121,7 @@ def test_every_tick_heard_is_archived_and_exported_as_published(
         assert set(heard_all) <= set(exported)
         sources = set(table["source"].to_pylist())
         assert sources == {"mock"}
-        kinds = {k: t for k, t in zip(table["kind"].to_pylist(), table["token"].to_pylist())}
+        kinds = dict(zip(table["kind"].to_pylist(), table["token"].to_pylist(), strict=True))
         assert kinds["underlying"] == settings.underlying("NIFTY").index_token
 
 
@@ -153,7 +153,8 @@ def full_disk(path: Path) -> Iterator[tuple[Path, str, Path | None]]:
     filler to delete to free it); where mounting is refused, a read-only folder instead."""
     path.mkdir(parents=True)
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)],
+        capture_output=True, check=False,
     ).returncode == 0  # fmt: skip
     try:
         if mounted:

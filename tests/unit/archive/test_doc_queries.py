@@ -67,7 +67,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(library: str, root: Path) -> dict[str, Any]:
     scope: dict[str, Any] = {"ARCHIVE": str(root), "DAY": DAY.isoformat(), "TOKEN": TOKEN}
-    exec(queries()[library], scope)  # noqa: S102 - the manual's own code
+    exec(queries()[library], scope)  # the manual's own code
     return scope
 
 
@@ -81,7 +81,9 @@ def test_duckdb_a_tokens_ticks_between_two_times(archive: Path) -> None:
     end = datetime(2026, 6, 9, 11, 30, tzinfo=IST).timestamp() * 1e9
     expected = read_ticks(archive, DAY, tokens=[TOKEN], start_ns=int(start), end_ns=int(end))
     assert len(ticks) == expected.num_rows == 60  # 30 minutes, a tick every 30 s
-    assert [t[2] for t in ticks] == [json.loads(p)["last_price"] for p in expected["payload"].to_pylist()]
+    assert [t[2] for t in ticks] == [
+        json.loads(p)["last_price"] for p in expected["payload"].to_pylist()
+    ]
 
 
 def test_polars_a_days_ticks_per_minute(archive: Path) -> None:
@@ -89,7 +91,9 @@ def test_polars_a_days_ticks_per_minute(archive: Path) -> None:
     table = read_ticks(archive, DAY)
     expected = Counter(
         (channel.split(":")[1].upper(), datetime.fromtimestamp(ts // 10**9 // 60 * 60, IST))
-        for channel, ts in zip(table["channel"].to_pylist(), table["ts_ns"].to_pylist(), strict=True)
+        for channel, ts in zip(
+            table["channel"].to_pylist(), table["ts_ns"].to_pylist(), strict=True
+        )
     )
     found = {(u, m): n for u, m, n in frame.iter_rows()}
     assert sum(found.values()) == table.num_rows == 320
