@@ -146,7 +146,7 @@ async def overhead_rounds(
                 for name in order[r % 2 :] + order[: r % 2]:
                     runs[name].append(await variants[name]())
     finally:
-        await asyncio.to_thread(recorder.close)
+        await recorder.aclose()
     pairs = list(zip(runs["archived"], runs["plain"], strict=True))
     lost = [1.0 - a[0] / p[0] for a, p in pairs]
     cpu = [a[1] / p[1] - 1.0 for a, p in pairs]

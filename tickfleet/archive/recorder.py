@@ -20,6 +20,7 @@ change of reason and reported for ``/health`` (``report``); it never costs a pub
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -263,15 +264,28 @@ class TickRecorder:
 
     def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Write what is queued and stop the thread (a clean stop loses nothing). Blocks:
-        call it from a thread of its own (``asyncio.to_thread``) on a running loop."""
+        on an event loop, ``aclose``."""
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning(
-                    "archive of %s: last write still running after %.0fs", self.stream, timeout
-                )
+            self._still_writing(timeout)
+
+    async def aclose(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """``close`` for an event loop: the loop waits without blocking and without a
+        thread of its own (an executor's would outlive the stream)."""
+        self._stopping = True
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self._thread is not None and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        self._still_writing(timeout)
+
+    def _still_writing(self, timeout: float) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            log.warning("archive of %s: still writing after %.0fs", self.stream, timeout)
 
     def report(self) -> dict[str, Any]:
         """What ``/health`` shows of this recorder (through the stream's status)."""

@@ -270,8 +270,8 @@ class StreamRunner:
 
     def _recorder(self, stack: AsyncExitStack, clients: StreamClients) -> TickRecorder | None:
         """The stream's archive recorder, its thread started; on the way out, after the
-        publishers stopped, it writes what it holds (in a thread: the loop never waits on a
-        disk, not even then)."""
+        publishers stopped, its thread writes what it holds while the loop waits without
+        blocking (it never waits on a disk, not even then)."""
         spec = self.config.archive
         if spec is None:
             return None
@@ -285,7 +285,7 @@ class StreamRunner:
         recorder = TickRecorder(
             self.name, routes, spec.recorder, self._clock, self.metrics, lambda: status.mode
         ).start()
-        stack.push_async_callback(asyncio.to_thread, recorder.close)
+        stack.push_async_callback(recorder.aclose)
         return recorder
 
     def _lane_factory(
