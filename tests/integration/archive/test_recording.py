@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -86,6 +88,13 @@ def heard_by_channel(heard: list[Received]) -> dict[str, list[bytes]]:
     return out
 
 
+def ticks_command(settings: Settings, *args: str) -> bytes:
+    """``tickfleet ticks <args> --date DAY`` as an operator runs it; its standard output."""
+    argv = [str(BIN / "tickfleet"), "ticks", *args, "--date", DAY.isoformat()]
+    env = {**os.environ, **settings.to_env()}
+    return subprocess.run(argv, env=env, capture_output=True, timeout=60, check=True).stdout
+
+
 def contains_run(whole: list[bytes], run: list[bytes]) -> bool:
     """``run`` appears in ``whole`` as one stretch, in its order."""
     if not run:
@@ -110,19 +119,20 @@ def test_every_tick_heard_is_archived_and_exported_as_published(
 
         wait_until(all_archived, 4 * FLUSH + 5, 0.2, "every heard tick in the archive")
         fleet.stop()  # a clean stop writes what the streams held: the archive stays put now
-        exported = subprocess.run(
-            [str(BIN / "tickfleet"), "ticks", "export", "--date", DAY.isoformat(),
-             "--format", "jsonl"],
-            env={**os.environ, **settings.to_env()}, capture_output=True, timeout=60, check=True,
-        ).stdout.splitlines()  # fmt: skip
+        exported = ticks_command(settings, "export", "--format", "jsonl").splitlines()
         table = read_ticks(root, DAY)
         assert exported == table["payload"].to_pylist()
+        stats = orjson.loads(ticks_command(settings, "stats"))
+        kinds = Counter(table["kind"].to_pylist())
+        assert stats["NIFTY"]["ticks"] == table.num_rows
+        assert stats["NIFTY"]["by_kind"] == dict(kinds)
+        assert stats["NIFTY"]["sources"] == {"mock": table.num_rows}
         heard_all = [p for run in heard.values() for p in run]
         assert set(heard_all) <= set(exported)
         sources = set(table["source"].to_pylist())
         assert sources == {"mock"}
-        kinds = dict(zip(table["kind"].to_pylist(), table["token"].to_pylist(), strict=True))
-        assert kinds["underlying"] == settings.underlying("NIFTY").index_token
+        tokens = dict(zip(table["kind"].to_pylist(), table["token"].to_pylist(), strict=True))
+        assert tokens["underlying"] == settings.underlying("NIFTY").index_token
 
 
 def test_a_killed_stream_worker_loses_at_most_one_flush_period(
