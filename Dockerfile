@@ -11,6 +11,8 @@ RUN pip install --no-cache-dir .
 # and a compromised task would own the container. The code stays root's, read-only to it.
 RUN groupadd --gid 10001 tickfleet \
     && useradd --uid 10001 --gid tickfleet --create-home --shell /usr/sbin/nologin tickfleet
+# The tick archive's folder, the fleet user's: a named volume mounted there takes its owner.
+RUN mkdir -p /var/lib/tickfleet/archive && chown -R tickfleet:tickfleet /var/lib/tickfleet
 USER tickfleet
 EXPOSE 8000 5555
 # The API on every interface of the container: it refuses to start without TICKFLEET_API_KEY.
