@@ -1,12 +1,12 @@
 """A stream's recorder: every batch Redis took, written to the archive by a thread of its own.
 
-The publisher hands each batch that reached Redis to ``record`` (``TickPublisher``'s tap):
-one deque append and two integer updates on the event loop, whatever the batch's size,
-so the tick path never waits on a disk. A thread drains the queue every flush period
-(sooner past ``part_max_ticks``, and once more on a clean stop), builds one Arrow table
-per market date and underlying, and writes each as a part (``parts.write_part``: a
-temporary name, then a rename). A killed process loses what waited in the queue: at
-most one flush period.
+The publisher hands each batch that reached Redis to ``record`` (``TickPublisher``'s tap),
+which copies its payloads into one buffer (``pack``: a few C-level passes, no Python step
+a tick) and appends it to a queue, so the tick path never waits on a disk. A thread
+drains the queue every flush period (sooner past ``part_max_ticks``, and once more on a
+clean stop), builds one Arrow table per market date and underlying, and writes each as a
+part (``parts.write_part``: a temporary name, then a rename). A killed process loses what
+waited in the queue: at most one flush period.
 
 Recording at the publisher, not from a subscription, is what makes the archive whole: a
 subscriber that loses its connection misses ticks, while every batch the publish script
@@ -27,13 +27,14 @@ import os
 import shutil
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -60,7 +61,7 @@ NOT_WRITABLE = "not_writable"
 WRITE_ERROR = "write_error"
 DROP_REASONS = (QUEUE_FULL, DISK_FULL, NOT_WRITABLE, WRITE_ERROR)
 
-_channel = itemgetter(0)
+_channel, _field, _payload = itemgetter(0), itemgetter(2), itemgetter(3)
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _NOT_WRITABLE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
 USAGE_EVERY_SECONDS = 60.0  # walking the archive for its size costs more than statvfs
@@ -113,14 +114,22 @@ class _Columns:
     kind: list[str] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
     token: list[str] = field(default_factory=list)  # a tick's field, or its route's token
-    payload: list[bytes] = field(default_factory=list)
+    payload: list[pa.Array] = field(default_factory=list)  # binary chunks
+    rows: int = 0
 
     def add(
-        self, ticks: Batch, ts_ns: int, seq: int, channel: str, route: Route, source: str
+        self,
+        payloads: pa.Array,
+        fields: list[str],
+        ts_ns: int,
+        seq: int,
+        channel: str,
+        route: Route,
+        source: str,
     ) -> int:
         """Append one channel's run of ticks; returns the next sequence number."""
-        n = len(ticks)
-        _, _, fields, payloads, _ = zip(*ticks, strict=True)
+        n = len(payloads)
+        self.rows += n
         self.counts.append(n)
         self.ts_ns.append(ts_ns)
         self.seq.append(seq)
@@ -128,12 +137,8 @@ class _Columns:
         self.kind.append(route.kind)
         self.source.append(source)
         self.token += fields if route.token is None else [str(route.token)] * n
-        self.payload += payloads
+        self.payload.append(payloads)
         return seq + n
-
-    @property
-    def rows(self) -> int:
-        return len(self.payload)
 
     def table(self, stream: str) -> pa.Table:
         counts = np.asarray(self.counts, np.int64)
@@ -149,7 +154,7 @@ class _Columns:
                 "channel": _repeated(self.channel, counts),
                 "token": pa.array(self.token, pa.string()).cast(pa.int64()),
                 "source": _repeated(self.source, counts),
-                "payload": pa.array(self.payload, pa.binary()),
+                "payload": pa.concat_arrays(self.payload),
             }
         ).cast(SCHEMA)
 
@@ -181,17 +186,54 @@ class _MarketDay:
         return self._date
 
 
-def by_channel(batch: Batch) -> list[tuple[str, Batch]]:
-    """The batch in the order Redis published it: channel by channel, each channel where
-    it first appears, its ticks in their order (``batch_arguments``). Most batches carry
-    one channel: found by one C-level pass, without a Python loop over the ticks."""
-    channels = set(map(_channel, batch))
-    if len(channels) == 1:
-        return [(batch[0][0], batch)]
-    groups: dict[str, list[PublishedTick]] = {}
-    for tick in batch:
-        groups.setdefault(tick[0], []).append(tick)
-    return list(groups.items())
+class _Packed(NamedTuple):
+    """A batch as the recorder keeps it until it is written: its payloads copied into one
+    buffer and its fields into one string, so that the publisher's tick objects are freed
+    at once. Holding them for a flush period cost the event loop as much CPU as writing
+    them (the allocator no longer reuses their memory while it is warm)."""
+
+    n: int
+    at: float
+    source: str
+    channels: str | list[str]  # the batch's one channel, or each tick's
+    fields: str  # "\0"-joined
+    payloads: bytes
+    lengths: array[int]
+
+
+def pack(batch: Batch, at: float, source: str) -> _Packed:
+    """Four C-level passes over the batch, no Python code a tick."""
+    payloads = list(map(_payload, batch))
+    one = len(set(map(_channel, batch))) == 1
+    channels = batch[0][0] if one else list(map(_channel, batch))
+    return _Packed(
+        len(batch), at, source, channels, "\0".join(map(_field, batch)), b"".join(payloads),
+        array("I", map(len, payloads)),
+    )  # fmt: skip
+
+
+def unpack(packed: _Packed) -> list[tuple[str, pa.Array, list[str]]]:
+    """Each channel's run of the batch, in the order Redis published it: channel by
+    channel, each where it first appears, its ticks in their order (``batch_arguments``)."""
+    n = packed.n
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.frombuffer(packed.lengths, np.uint32), out=offsets[1:])
+    payloads = pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(packed.payloads)]
+    )
+    fields = packed.fields.split("\0")
+    if isinstance(packed.channels, str):
+        return [(packed.channels, payloads, fields)]
+    codes = {c: i for i, c in enumerate(dict.fromkeys(packed.channels))}
+    code_of = np.fromiter((codes[c] for c in packed.channels), np.int32, n)
+    order = np.argsort(code_of, kind="stable")
+    ordered, fields = payloads.take(pa.array(order)), [fields[i] for i in order]
+    ends = np.cumsum(np.bincount(code_of, minlength=len(codes)))
+    runs, start = [], 0
+    for channel, end in zip(codes, ends.tolist(), strict=True):
+        runs.append((channel, ordered.slice(start, end - start), fields[start:end]))
+        start = end
+    return runs
 
 
 class TickRecorder:
@@ -213,7 +255,7 @@ class TickRecorder:
         self._metrics = metrics
         self._source = source
         self._labels = {"stream": stream}
-        self._queue: deque[tuple[Batch, float, str]] = deque()
+        self._queue: deque[_Packed] = deque()
         self._queued = 0  # ticks appended (the event loop's count)
         self._taken = 0  # ticks drained (the writer thread's count)
         self._wake = threading.Event()
@@ -237,12 +279,13 @@ class TickRecorder:
     # --- the event loop's side ------------------------------------------------------------
 
     def record(self, batch: Batch) -> None:
-        """Queue a batch Redis took; O(1), never blocks, never raises for a full queue."""
+        """Queue a batch Redis took: its bytes copied (``pack``, C-level passes), never a
+        Python step a tick; never blocks, never raises for a full queue."""
         n = len(batch)
         if self._queued - self._taken + n > self._config.queue_max_ticks:
             self._drop(QUEUE_FULL, n)
             return
-        self._queue.append((batch, self._clock.time(), self._source()))
+        self._queue.append(pack(batch, self._clock.time(), self._source()))
         self._queued += n
         if self._queued - self._taken >= self._config.part_max_ticks:
             self._wake.set()
@@ -316,7 +359,7 @@ class TickRecorder:
         batches = []
         while self._queue:
             batches.append(self._queue.popleft())
-        taken = sum(len(batch) for batch, _, _ in batches)
+        taken = sum(packed.n for packed in batches)
         self._taken += taken
         written, losses = 0, set()
         for (day, underlying), columns in self._columns(batches).items():
@@ -334,21 +377,23 @@ class TickRecorder:
         self._measure()
         return written
 
-    def _columns(self, batches: list[tuple[Batch, float, str]]) -> dict[tuple[date, str], _Columns]:
+    def _columns(self, batches: list[_Packed]) -> dict[tuple[date, str], _Columns]:
         """Each (market date, underlying)'s rows, a channel's run of ticks at a time."""
         parts: dict[tuple[date, str], _Columns] = {}
         routes, day_of = self._routes, self._day.of
-        for batch, at, source in batches:
-            ts_ns = round(at * 1e6) * 1000  # a float of epoch seconds holds microseconds
+        for packed in batches:
+            ts_ns = round(packed.at * 1e6) * 1000  # a float of epoch seconds holds microseconds
             day = day_of(ts_ns)
-            for channel, ticks in by_channel(batch):
+            for channel, payloads, fields in unpack(packed):
                 route = routes.get(channel)
                 if route is None:  # a retraction (""), or a channel this stream does not own
                     continue
                 columns = parts.get((day, route.underlying))
                 if columns is None:
                     columns = parts[(day, route.underlying)] = _Columns()
-                self._seq = columns.add(ticks, ts_ns, self._seq, channel, route, source)
+                self._seq = columns.add(
+                    payloads, fields, ts_ns, self._seq, channel, route, packed.source
+                )
         return parts
 
     def _write(self, day: date, underlying: str, columns: _Columns) -> None:
