@@ -282,6 +282,8 @@ class TickRecorder:
         """Queue a batch Redis took: its bytes copied (``pack``, C-level passes), never a
         Python step a tick; never blocks, never raises for a full queue."""
         n = len(batch)
+        if not n:
+            return
         if self._queued - self._taken + n > self._config.queue_max_ticks:
             self._drop(QUEUE_FULL, n)
             return

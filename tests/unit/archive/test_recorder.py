@@ -74,6 +74,7 @@ def test_every_batch_is_filed_by_underlying_in_publish_order(tmp_path: Path) -> 
     mixed = [option(101, 1), option(201, 1, BANK), index(1), option(102, 1), option(202, 1, BANK)]
     rec.record(mixed)
     rec.record([PendingTick("", NIFTY.latest_options, "101", b"", 0.0)])  # a retraction
+    rec.record([])
     assert rec.flush() == 8
 
     nifty = read_ticks(tmp_path, date(2026, 6, 10), "NIFTY")
