@@ -27,6 +27,7 @@ TIERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "subscriptions",
+                "archive",
                 "assignment",
                 "history",
                 "instruments",
