@@ -33,7 +33,6 @@ def _fanout(
 ) -> TickFanout:
     return TickFanout(
         lambda: AsyncTickListener.open(url, 2.0, "test/chain"),
-        CHANNELS,
         lambda: dict(status),
         reported.append,
         config,
@@ -50,7 +49,7 @@ def _subscribers(client: redis.Redis) -> int:
 
 
 def _watch(fanout: TickFanout) -> AsyncGenerator[Frame, None]:
-    seat = fanout.admit()
+    seat = fanout.admit(CHANNELS)
     assert seat is not None
     return fanout.watch(seat)
 
@@ -96,7 +95,7 @@ def test_many_watchers_share_one_subscription_and_see_the_latest_tick_of_each_to
 
 
 def _ready(fanout: TickFanout) -> bool:
-    return fanout.subscribed
+    return CHANNELS in fanout.subscribed
 
 
 def _heard(seen: list[list[Frame]], token: int) -> bool:
@@ -176,7 +175,7 @@ def test_seats_are_counted_when_admitted_not_when_read_and_freed_once(redis_url:
         reported: list[Exception] = []
         fanout = _fanout(redis_url, reported, {}, replace(FAST, max_watchers=3))
         try:
-            seats = [fanout.admit() for _ in range(5)]  # no frame read by any of them
+            seats = [fanout.admit(CHANNELS) for _ in range(5)]  # no frame read by any of them
             assert [s is not None for s in seats] == [True, True, True, False, False]
             assert fanout.watchers == 3
             await await_until(lambda: _ready(fanout), 5, what="the subscription of seats")
@@ -185,8 +184,8 @@ def test_seats_are_counted_when_admitted_not_when_read_and_freed_once(redis_url:
             first.release()
             first.release()  # a second release frees nothing more
             assert fanout.watchers == 2
-            again = fanout.admit()
-            assert again is not None and fanout.admit() is None
+            again = fanout.admit(CHANNELS)
+            assert again is not None and fanout.admit(CHANNELS) is None
             frames = fanout.watch(again)
             await anext(frames)
             await frames.aclose()  # the end of watching releases its seat
