@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -90,11 +91,6 @@ class Seat:
     def __init__(self, subscription: _Subscription, leave: Callable[[], None]) -> None:
         self._subscription = subscription
         self._leave: Callable[[], None] | None = leave
-
-    @property
-    def channels(self) -> Channels:
-        """The channels of the underlying this seat watches."""
-        return self._subscription.channels
 
     def release(self) -> None:
         leave, self._leave = self._leave, None
@@ -174,7 +170,7 @@ class TickFanout:
 
     def _leave(self, subscription: _Subscription) -> None:
         self._watchers -= 1
-        subscription.watchers -= 1
+        subscription.leave()
 
     def _forget(self, subscription: _Subscription) -> None:
         """The subscription ended with nobody watching: the next watcher makes a new one."""
@@ -189,8 +185,9 @@ class TickFanout:
         iterating; then ``seat`` is released (its holder may also release it earlier, e.g.
         when never iterated)."""
         try:
-            async for frame in seat._subscription.frames():
-                yield frame
+            async with aclosing(seat._subscription.frames()) as frames:
+                async for frame in frames:
+                    yield frame
         finally:
             seat.release()
 
@@ -250,6 +247,10 @@ class _Subscription:
             loop = asyncio.get_running_loop()
             name = f"fanout/{self.channels.prefix}"
             self._task = loop.create_task(self._run(), name=name)
+
+    def leave(self) -> None:
+        """One watcher fewer; the last one's leaving ends the subscription once idle."""
+        self.watchers -= 1
 
     async def frames(self) -> AsyncGenerator[Frame, None]:
         seen = self._frame.seq
