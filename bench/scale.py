@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import statistics
 import sys
@@ -39,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from itertools import pairwise
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -55,6 +57,7 @@ if str(ROOT) not in sys.path:
 from bench.failover import figures as failover_figures  # noqa: E402
 from bench.failover import run as failover_run  # noqa: E402
 from bench.publish import Chain, make_chains, stamp_of, superset  # noqa: E402
+from tests.support.heard_at import heard_at  # noqa: E402
 from tests.support.redis_cluster import RedisClusterServers  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.ticks import TickCollector  # noqa: E402
@@ -68,6 +71,7 @@ from tickfleet.runtime.connections import (  # noqa: E402
 )
 from tickfleet.stream.publisher import Fence, PublisherConfig, TickPublisher  # noqa: E402
 from tickfleet.stream.publishing import Publishing, channels_of  # noqa: E402
+from tickfleet.ticks.channels import Channels  # noqa: E402
 
 UNDERLYINGS = ("NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "SENSEX", "BANKEX")
 ROOT_CHANNEL = "ticker"
@@ -246,30 +250,24 @@ def shard_failover(cluster: RedisClusterServers, fleet_url: str, kills: int) -> 
     """Kill NIFTY's master ``kills`` times while one process publishes all six, paced.
 
     Everyone names the cluster by a node that stays up (SENSEX's master): a client given
-    only the killed node could not find the cluster again after a restart."""
+    only the killed node could not find the cluster again after a restart. The other
+    shards' silences are heard by a listener process each (``tests.support.heard_at``):
+    in this process they would include its own stalls while NIFTY's collector reconnects."""
     url = cluster.master_of("{sensex}").url
-    collectors = {n: TickCollector(url, n).start() for n in UNDERLYINGS}
+    collector = TickCollector(url, LOST).start()
     lost_gaps: list[float | None] = []
     other_gaps: list[float] = []
     try:
-        for k in range(kills):
-            forget_breakers(fleet_url)
-            with ThreadPoolExecutor(1) as pool:
-                published = pool.submit(run_processes, url, fleet_url, [UNDERLYINGS], 14.0, True)
-                time.sleep(8.0)  # 3 s to start, then 5 s of steady ticks
-                beside = {n for n in UNDERLYINGS if _same_master(cluster, n, LOST)}
-                lost = cluster.kill_master_of(f"{{{LOST.lower()}}}")
-                killed = time.time()
-                published.result(timeout=60)
-            gaps = {n: largest_gap(c, killed) for n, c in collectors.items()}
-            lost_gaps.append(gaps[LOST])
-            other_gaps.append(max(g for n, g in gaps.items() if n not in beside and g))
-            print(f"shard kill {k + 1}: {LOST} {gaps[LOST]}, others' largest {other_gaps[-1]:.2f}s")
-            lost.start()  # it rejoins as its successor's replica
-            cluster.wait_until_replicated()
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in range(kills):
+                lost_gap, others_gap = _kill_once(
+                    cluster, fleet_url, url, collector, Path(tmp, str(k))
+                )
+                lost_gaps.append(lost_gap)
+                other_gaps.append(others_gap)
+                print(f"shard kill {k + 1}: {LOST} {lost_gap}, others' largest {others_gap:.2f}s")
     finally:
-        for collector in collectors.values():
-            collector.stop()
+        collector.stop()
     heard = [g for g in lost_gaps if g is not None]
     return {
         "shard_kills": kills,
@@ -278,6 +276,39 @@ def shard_failover(cluster: RedisClusterServers, fleet_url: str, kills: int) -> 
         "shard_failover_unheard": kills - len(heard),
         "other_shards_max_gap_s": round(max(other_gaps), 2) if other_gaps else None,
     }
+
+
+def _kill_once(
+    cluster: RedisClusterServers, fleet_url: str, url: str, collector: TickCollector, out: Path
+) -> tuple[float | None, float]:
+    """One kill: NIFTY's gap as its collector heard it, and the largest silence of the
+    underlyings on the other masters."""
+    forget_breakers(fleet_url)
+    out.mkdir()
+    with ThreadPoolExecutor(1) as pool, ExitStack() as stack:
+        published = pool.submit(run_processes, url, fleet_url, [UNDERLYINGS], 14.0, True)
+        time.sleep(8.0)  # 3 s to start, then 5 s of steady ticks
+        channel = {
+            n: Channels.for_underlying("ticker", n, sharded=True).options for n in UNDERLYINGS
+        }
+        others = [n for n in UNDERLYINGS if not _same_master(cluster, n, LOST)]
+        heard = {
+            n: stack.enter_context(
+                heard_at(cluster.master_of(channel[n]).port, [channel[n]], out / n)
+            )
+            for n in others
+        }
+        lost = cluster.kill_master_of(channel[LOST])
+        killed = time.time()
+        published.result(timeout=60)
+        gaps = [heard[n].largest_gap(channel[n], killed, killed + 4.0) for n in others]
+    lost.start()  # it rejoins as its successor's replica
+    cluster.wait_until_replicated()
+    return largest_gap(collector, killed), max(g if g is not None else math.inf for g in gaps)
+
+
+def _sharded_options(underlying: str) -> str:
+    return Channels.for_underlying(ROOT_CHANNEL, underlying, sharded=True).options
 
 
 def forget_breakers(fleet_url: str) -> None:

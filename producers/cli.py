@@ -25,6 +25,7 @@ from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import orjson
+import redis
 from rich.console import RenderableType
 from rich.table import Table
 
@@ -136,14 +137,21 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
         "all": [channels.options, channels.underlying],
     }[args.channel]
     tokens = set(args.token or [])
-    listener = TickListener.open(services.settings.effective_publish_redis_url)
-    listener.subscribe(*wanted)
+    url = services.settings.effective_publish_redis_url
+    listener = _listen(url, wanted)
     printed, deadline = 0, time.monotonic() + args.seconds if args.seconds else None
     try:
         while args.limit is None or printed < args.limit:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            heard = listener.get(timeout=0.5)
+            try:
+                heard = listener.get(timeout=0.5)
+            except redis.ConnectionError as exc:  # lost, or the slot moved: listen again
+                print(f"tail: listening again ({exc})", file=sys.stderr)
+                listener.close()
+                time.sleep(0.2)
+                listener = _listen(url, wanted)
+                continue
             if heard is None or heard is NOT_A_TICK:
                 continue
             tick = orjson.loads(heard[1])
@@ -156,6 +164,16 @@ def cmd_tail(services: Services, args: argparse.Namespace) -> int:
     finally:
         listener.close()
     return 0 if printed else 1
+
+
+def _listen(url: str, channels: list[str]) -> TickListener:
+    listener = TickListener.open(url)
+    try:
+        listener.subscribe(*channels)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
 def cmd_history(services: Services, args: argparse.Namespace) -> int:

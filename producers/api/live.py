@@ -1,8 +1,9 @@
-"""The API process's one tick subscription for live chain pages (``tickfleet.chain.fanout``).
+"""The API process's tick subscriptions for live chain pages, one per watched underlying
+(``tickfleet.chain.fanout``).
 
-The lifespan owns it: an async Redis client named ``api/chain`` in ``CLIENT LIST``, the
-failure log its failures go to (as ``chain_fanout`` in ``/health`` and
-``task_failures_total``), and the fan-out itself; all are closed on the way out.
+The lifespan owns them: an async Redis client per subscription, named ``api/chain`` in
+``CLIENT LIST``, the failure log their failures go to (as ``chain_fanout`` in ``/health``
+and ``task_failures_total``), and the fan-out itself; all are closed on the way out.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ async def open_fanout(
     writer = asyncio.get_running_loop().create_task(failures.run(), name="api/failures")
     fanout = TickFanout(
         lambda: AsyncTickListener.open(settings.effective_publish_redis_url, timeout, "api/chain"),
-        services.channels(),
         lambda: public_status(health_document(services.health_sources(), coordinator)),
         lambda exc: monitor.report(FANOUT_TASK, exc),
         FanoutConfig(

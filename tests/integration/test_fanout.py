@@ -1,6 +1,7 @@
 """``TickFanout`` against a real redis-server: one subscription for every watcher, frames
 that keep the latest tick of each token, a resync for a watcher that fell behind or a
-changed chain, and a Redis stop reported, told to watchers and recovered from."""
+changed chain, and a Redis stop reported, told to watchers and recovered from; on a Redis
+Cluster, each underlying's watchers hear its own sharded channels."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 import redis
 
 from tests.support.polling import await_until
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 from tickfleet.chain.fanout import FanoutConfig, Frame, TickFanout
+from tickfleet.runtime.connections import sync_publish_client
 from tickfleet.ticks.channels import Channels
 from tickfleet.ticks.subscription import AsyncTickListener
 
@@ -33,7 +36,6 @@ def _fanout(
 ) -> TickFanout:
     return TickFanout(
         lambda: AsyncTickListener.open(url, 2.0, "test/chain"),
-        CHANNELS,
         lambda: dict(status),
         reported.append,
         config,
@@ -50,7 +52,7 @@ def _subscribers(client: redis.Redis) -> int:
 
 
 def _watch(fanout: TickFanout) -> AsyncGenerator[Frame, None]:
-    seat = fanout.admit()
+    seat = fanout.admit(CHANNELS)
     assert seat is not None
     return fanout.watch(seat)
 
@@ -96,7 +98,7 @@ def test_many_watchers_share_one_subscription_and_see_the_latest_tick_of_each_to
 
 
 def _ready(fanout: TickFanout) -> bool:
-    return fanout.subscribed
+    return CHANNELS in fanout.subscribed
 
 
 def _heard(seen: list[list[Frame]], token: int) -> bool:
@@ -176,7 +178,7 @@ def test_seats_are_counted_when_admitted_not_when_read_and_freed_once(redis_url:
         reported: list[Exception] = []
         fanout = _fanout(redis_url, reported, {}, replace(FAST, max_watchers=3))
         try:
-            seats = [fanout.admit() for _ in range(5)]  # no frame read by any of them
+            seats = [fanout.admit(CHANNELS) for _ in range(5)]  # no frame read by any of them
             assert [s is not None for s in seats] == [True, True, True, False, False]
             assert fanout.watchers == 3
             await await_until(lambda: _ready(fanout), 5, what="the subscription of seats")
@@ -185,8 +187,8 @@ def test_seats_are_counted_when_admitted_not_when_read_and_freed_once(redis_url:
             first.release()
             first.release()  # a second release frees nothing more
             assert fanout.watchers == 2
-            again = fanout.admit()
-            assert again is not None and fanout.admit() is None
+            again = fanout.admit(CHANNELS)
+            assert again is not None and fanout.admit(CHANNELS) is None
             frames = fanout.watch(again)
             await anext(frames)
             await frames.aclose()  # the end of watching releases its seat
@@ -198,6 +200,46 @@ def test_seats_are_counted_when_admitted_not_when_read_and_freed_once(redis_url:
             assert fanout.watchers == 0
         finally:
             await fanout.aclose()
+        assert reported == []
+
+    asyncio.run(scenario())
+
+
+def test_on_a_redis_cluster_each_underlyings_watchers_hear_its_own_sharded_channels(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    nifty, bank = (
+        Channels.for_underlying("ticker", n, sharded=True) for n in ("NIFTY", "BANKNIFTY")
+    )
+
+    async def scenario() -> None:
+        reported: list[Exception] = []
+        fanout = TickFanout(
+            lambda: AsyncTickListener.open(redis_cluster.url, 2.0, "test/chain"),
+            dict,
+            reported.append,
+            FAST,
+        )
+        heard: dict[Channels, list[Frame]] = {nifty: [], bank: []}
+        tasks = []
+        for channels, got in heard.items():
+            seat = fanout.admit(channels)
+            assert seat is not None
+            tasks.append(asyncio.create_task(_collect(fanout.watch(seat), got)))
+        publisher = sync_publish_client(redis_cluster.url, 2.0)
+        try:
+            await await_until(lambda: fanout.subscribed == {nifty, bank}, 10, what="both")
+            for channels, token in ((nifty, 1), (bank, 2)):
+                await asyncio.to_thread(publisher.spublish, channels.options, _tick(token, 1.0))
+            await await_until(lambda: _has(heard[nifty], 1) and _has(heard[bank], 2), 5)
+            assert not _has(heard[nifty], 2) and not _has(heard[bank], 1)
+        finally:
+            publisher.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await await_until(lambda: not fanout.subscriptions, 5, what="both to go once idle")
+        await fanout.aclose()
         assert reported == []
 
     asyncio.run(scenario())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import redis
 from redis.cluster import RedisCluster as SyncCluster
+from redis.crc import key_slot
 
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
@@ -102,6 +103,30 @@ class RedisClusterServers:
         finally:
             cluster.close()
         return next(n for n in self.nodes if n.port == port)
+
+    def masters(self) -> list[RedisServer]:
+        def role(node: RedisServer) -> str:
+            with node.client() as client:
+                return str(client.info("replication")["role"])
+
+        return [n for n in self.nodes if n.running and role(n) == "master"]
+
+    def move_slot_of(self, key: str, to: RedisServer, pause: float = 0.0) -> None:
+        """Move ``key``'s slot, keys and all, to the master ``to`` as ``redis-cli --cluster
+        reshard`` does: IMPORTING and MIGRATING, MIGRATE a key at a time (``pause``
+        seconds between them, so writers meet the ASK and TRYAGAIN of a slot half
+        moved), then the new owner told to every master."""
+        slot = key_slot(key.encode())
+        with self.master_of(key).client() as src, to.client() as dst:
+            src_id, dst_id = (c.execute_command("CLUSTER", "MYID").decode() for c in (src, dst))
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+                time.sleep(pause)
+        for master in self.masters():
+            with master.client() as client:
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     def kill_master_of(self, key: str) -> RedisServer:
         master = self.master_of(key)

@@ -5,7 +5,11 @@ SPUBLISH on the sharded ``ticker:{<u>}:options``, which only SSUBSCRIBE hears, o
 that owns the slot. ``tickfleet tail``, the chain page's fan-out and the tests read ticks
 through one of these listeners, which ask the server which it is (as the streams do) and
 then name the channels to match (``channels``). redis-py's cluster pub/sub follows a slot
-to its new master after a failover and re-subscribes there.
+to its new master after a failover and re-subscribes there. A slot moved by a reshard is
+another matter: the old master ends the subscription with an SUNSUBSCRIBE, and redis-py
+moves it only on its next refresh of the slot map, which a client that only listens never
+makes; so the listeners raise ``SubscriptionDropped`` (a ``ConnectionError``) and their
+callers listen again on a new client, as after any lost connection.
 """
 
 from __future__ import annotations
@@ -25,13 +29,23 @@ NOT_A_TICK = ("", b"")
 """What ``get`` returns for anything heard that is no tick (a PONG, a confirmation)."""
 
 
-def _tick(message: dict[str, Any] | None) -> tuple[str, bytes] | None:
+DROPPED_MESSAGES = ("unsubscribe", "sunsubscribe")
+
+
+class SubscriptionDropped(redis.ConnectionError):
+    """The server ended a subscription the listener never ended (its slot moved)."""
+
+
+def _tick(message: dict[str, Any] | None, wanted: set[str]) -> tuple[str, bytes] | None:
     if message is None:
         return None
-    if message["type"] not in TICK_MESSAGES:
-        return NOT_A_TICK
     channel = message["channel"]
-    return (channel.decode() if isinstance(channel, bytes) else channel), message["data"]
+    name = channel.decode() if isinstance(channel, bytes) else str(channel)
+    if message["type"] not in TICK_MESSAGES:
+        if message["type"] in DROPPED_MESSAGES and name in wanted:
+            raise SubscriptionDropped(f"the server ended the subscription to {name}")
+        return NOT_A_TICK
+    return name, message["data"]
 
 
 class TickListener:
@@ -41,6 +55,7 @@ class TickListener:
         self._client = client
         self.sharded = isinstance(client, RedisCluster)
         self._pubsub: Any = client.pubsub()
+        self._wanted: set[str] = set()
 
     @classmethod
     def open(cls, url: str, timeout: float = 2.0) -> TickListener:
@@ -50,6 +65,7 @@ class TickListener:
         return Channels.for_underlying(root, underlying, self.sharded)
 
     def subscribe(self, *channels: str) -> None:
+        self._wanted.update(channels)
         if self.sharded:
             self._pubsub.ssubscribe(*channels)
         else:
@@ -57,10 +73,11 @@ class TickListener:
 
     def get(self, timeout: float) -> tuple[str, bytes] | None:
         """The next message as (channel, payload), ``NOT_A_TICK`` for one that is no tick,
-        or None when nothing came within ``timeout`` seconds."""
+        or None when nothing came within ``timeout`` seconds; raises ``SubscriptionDropped``
+        when the server ended one of its subscriptions."""
         if self.sharded:
-            return _tick(self._pubsub.get_sharded_message(timeout=timeout))
-        return _tick(self._pubsub.get_message(timeout=timeout))
+            return _tick(self._pubsub.get_sharded_message(timeout=timeout), self._wanted)
+        return _tick(self._pubsub.get_message(timeout=timeout), self._wanted)
 
     def close(self) -> None:
         self._pubsub.close()
@@ -80,6 +97,7 @@ class AsyncTickListener:
         self._client = client
         self.sharded = isinstance(client, AsyncCluster)
         self._pubsub: Any = client.pubsub()
+        self._wanted: set[str] = set()
 
     @classmethod
     async def open(cls, url: str, timeout: float, name: str | None = None) -> AsyncTickListener:
@@ -87,6 +105,7 @@ class AsyncTickListener:
         return cls(await open_publish_client(url, timeout, name))
 
     async def subscribe(self, *channels: str) -> None:
+        self._wanted.update(channels)
         if self.sharded:
             await self._pubsub.ssubscribe(*channels)
         else:
@@ -94,8 +113,8 @@ class AsyncTickListener:
 
     async def get(self, timeout: float) -> tuple[str, bytes] | None:
         if self.sharded:
-            return _tick(await self._pubsub.get_sharded_message(timeout=timeout))
-        return _tick(await self._pubsub.get_message(timeout=timeout))
+            return _tick(await self._pubsub.get_sharded_message(timeout=timeout), self._wanted)
+        return _tick(await self._pubsub.get_message(timeout=timeout), self._wanted)
 
     async def ping(self) -> bool:
         """Ask the server for a sign of life: True when the answer came now (a cluster,

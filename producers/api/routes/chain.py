@@ -1,5 +1,6 @@
-"""The live option chain: ``/chain`` (the page), ``/chain/data`` (the chain now) and
-``/chain/events`` (server-sent events from the process's one tick subscription).
+"""The live option chain of each configured underlying: ``/chain`` (the page),
+``/chain/underlyings`` (what its selector lists), ``/chain/data`` (the chain now) and
+``/chain/events`` (server-sent events from the process's subscription to that underlying).
 
 Read policy (README, "Security"): the chain is market data and the fleet's verdict, no
 internals, so like ``GET /subscriptions`` it needs no key; the status it shows is the
@@ -27,6 +28,7 @@ from tickfleet.chain.fanout import Frame, Seat, TickFanout
 from tickfleet.chain.option_chain import cells, chain_document, read_chain, underlying_cells
 from tickfleet.config.underlyings import UnknownUnderlyingError
 from tickfleet.health.document import health_document
+from tickfleet.ticks.channels import Channels
 
 router = APIRouter(tags=["chain"])
 PING_SECONDS = 15  # a comment line this often keeps proxies from closing a quiet stream
@@ -45,15 +47,41 @@ Underlying = Annotated[
 ]
 
 
+def chosen_channels(services: ServicesDep, underlying: Underlying = None) -> Channels:
+    """The channels of the underlying a request names (the first configured when it names
+    none); another name is 422 naming the configured ones, before anything is read or a
+    seat is taken. (A plain function: FastAPI runs it in a thread, as the first call asks
+    the publish Redis whether it is a cluster.)"""
+    try:
+        return services.channels(underlying)
+    except UnknownUnderlyingError as exc:
+        problem = {"type": "value_error", "loc": ("query", "underlying"), "msg": str(exc)}
+        raise RequestValidationError([{**problem, "input": underlying}]) from None
+
+
+ChannelsDep = Annotated[Channels, Depends(chosen_channels)]
+
+
 @cache
 def _page() -> str:
     return (files("producers.api") / "static" / "chain.html").read_text(encoding="utf-8")
 
 
-@router.get("/chain", response_class=HTMLResponse)
+@router.get("/chain", response_class=HTMLResponse, dependencies=[Depends(chosen_channels)])
 async def chain_page() -> HTMLResponse:
-    """The chain as a live page (plain HTML and a little JS)."""
+    """The chain as a live page (plain HTML and a little JS); it reads ``underlying`` and
+    ``expiry`` from its own address, so an unknown underlying is refused here first."""
     return HTMLResponse(_page())
+
+
+@router.get("/chain/underlyings")
+def chain_underlyings(services: ServicesDep) -> list[dict[str, Any]]:
+    """The configured underlyings in order (the first is every chain route's default),
+    each with the exchange its options trade on, for the page's selector and header."""
+    return [
+        {"name": u.name, "exchange": u.exchange, "index": u.index_symbol, "step": u.strike_step}
+        for u in services.settings.configured_underlyings()
+    ]
 
 
 @router.get("/chain/data")
@@ -61,16 +89,11 @@ def chain_data(
     services: ServicesDep,
     fanout: FanoutDep,
     coordinator: CoordinatorDep,
+    channels: ChannelsDep,
     expiry: Expiry = None,
-    underlying: Underlying = None,
 ) -> dict[str, Any]:
     """One expiry's streamed strikes of one underlying from the latest ticks, and the
     fleet's status."""
-    try:
-        channels = services.channels(underlying)
-    except UnknownUnderlyingError as exc:
-        problem = {"type": "value_error", "loc": ("query", "underlying"), "msg": str(exc)}
-        raise RequestValidationError([{**problem, "input": underlying}]) from None
     chain = read_chain(services.publish_redis, channels, _iso(expiry))
     known = fanout.status
     if known is None:
@@ -86,12 +109,16 @@ class Watcher:
     expiry: str | None
 
 
-async def admit_watcher(fanout: FanoutDep, expiry: Expiry = None) -> AsyncIterator[Watcher]:
-    """A live page's seat, taken before the response starts and released after it ends,
-    however it ends (a page gone before its first frame, a HEAD that never streams); a
-    page over ``TICKFLEET_CHAIN_MAX_WATCHERS`` gets 503 with ``Retry-After``. The expiry is
-    read here so that a malformed one is refused (422) before any seat is taken."""
-    seat = fanout.admit()
+async def admit_watcher(
+    fanout: FanoutDep, channels: ChannelsDep, expiry: Expiry = None
+) -> AsyncIterator[Watcher]:
+    """A live page's seat on its underlying's subscription, taken before the response
+    starts and released after it ends, however it ends (a page gone before its first
+    frame, a HEAD that never streams); a page over ``TICKFLEET_CHAIN_MAX_WATCHERS`` (pages
+    of every underlying together) gets 503 with ``Retry-After``. The underlying and the
+    expiry are read here so that an unknown or malformed one is refused (422) before any
+    seat is taken."""
+    seat = fanout.admit(channels)
     if seat is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -109,9 +136,9 @@ WatcherDep = Annotated[Watcher, Depends(admit_watcher)]
 
 @router.get("/chain/events", response_class=EventSourceResponse)
 async def chain_events(fanout: FanoutDep, watcher: WatcherDep) -> EventSourceResponse:
-    """``ticks`` (the latest of each strike that ticked, every frame), ``status`` (when the
-    fleet's was read again) and ``resync`` (reload ``/chain/data``: rows changed or frames
-    were missed)."""
+    """Of one underlying: ``ticks`` (the latest of each strike that ticked, every frame,
+    and its index), ``status`` (when the fleet's was read again) and ``resync`` (reload
+    ``/chain/data``: rows changed or frames were missed)."""
     frames = fanout.watch(watcher.seat)
     return EventSourceResponse(_events(frames, watcher.expiry), ping=PING_SECONDS)
 
