@@ -26,8 +26,8 @@ TIERS: tuple[tuple[str, frozenset[str]], ...] = (
         "domain",
         frozenset(
             {
-                "archive",
                 "subscriptions",
+                "archive",
                 "assignment",
                 "history",
                 "instruments",
