@@ -36,6 +36,7 @@ TIERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "market",
                 "ticks",
                 "supervision",
+                "archive",
             }
         ),
     ),
