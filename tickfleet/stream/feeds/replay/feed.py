@@ -45,7 +45,7 @@ log = logging.getLogger("tickfleet.stream")
 
 WINDOW_SECONDS = 5.0  # recorded time read at once
 STEP_MAX = 2000  # ticks offered between two yields to the publisher
-BACKLOG_MAX = 20_000  # unpaced: ticks waiting to be sent before the feed waits
+BACKLOG_MAX = 5000  # unpaced: ticks waiting to be sent before the feed waits (10 batches)
 PAUSE_SECONDS = 0.05  # the lease is uncertain, or the publisher is behind
 RETRY_SECONDS = 10.0  # no recorded day yet: look again
 REPLAYED = b',"is_replay":true}'
