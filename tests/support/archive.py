@@ -62,8 +62,9 @@ def record_session(
         stamp = Stamp.of(at / NS, start.tzinfo)  # type: ignore[arg-type]
         level = 24000.0 + step
         quote = IndexQuote(level, 24000.0, level, 24000.0, 23990.0, step, step + 1, True)
-        rows.append(_row(at, underlying_stream(name), seqs, "underlying", "ticker:nifty:underlying",
-                         index_token, source, index_tick(name, symbol, index_token, quote, stamp)))  # fmt: skip
+        index = index_tick(name, symbol, index_token, quote, stamp)
+        rows.append(_row(at, underlying_stream(name), seqs, "underlying",
+                         "ticker:nifty:underlying", index_token, source, index))  # fmt: skip
         for i, (token, payload) in enumerate(payloads.items()):
             price = 100.0 + step + i
             tick = payload.tick(

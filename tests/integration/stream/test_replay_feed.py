@@ -70,13 +70,15 @@ async def replaying(
     replay: ReplaySpec,
     tokens: Tokens,
     assignment: Assignment | None = None,
-    config: PublisherConfig = PublisherConfig(),
+    config: PublisherConfig | None = None,
 ) -> AsyncIterator[Running]:
     """A feed with its own publisher and client, both running; all stopped on the way out
     (the publisher after what the feed offered went out)."""
     client = aioredis.Redis.from_url(url)
     breaker = LocalBreaker("publish", BreakerConfig())
-    publisher = TickPublisher(client, "account:sim-1", MetricsBuffer(), config, breaker)
+    publisher = TickPublisher(
+        client, "account:sim-1", MetricsBuffer(), config or PublisherConfig(), breaker
+    )
     outlet = Outlet(publisher, CH, BarBuilder(60))
     status = StreamStatus("account:sim-1", "owner", "host")
     feed = ReplayFeed(

@@ -117,6 +117,11 @@ class ReplayFeed:
         self._run = ""
         self._last: Key | None = None  # the last tick offered, of any underlying
         self._noted_at = 0.0
+        # An account's replay starts once it knows its tokens: a window read before would
+        # hold none of their ticks. The index needs no assignment.
+        self._assigned = asyncio.Event()
+        if tokens.account_id is None:
+            self._assigned.set()
 
     # --- the Feed seam ----------------------------------------------------------------
 
@@ -124,6 +129,7 @@ class ReplayFeed:
         if self._which.account_id is None:
             return  # the index is replayed whatever the assignment
         wanted = self._which.of(assignment)
+        self._assigned.set()
         removed = self.tokens - wanted
         self.tokens = wanted
         if removed:
@@ -143,6 +149,7 @@ class ReplayFeed:
         status = self._status
         status.replay_speed = self._spec.speed
         try:
+            await self._assigned.wait()
             day = await self._day()
             start_ns, end_ns = self._spec.window_ns(day.date)
             self._run = run_of(day.date.isoformat(), start_ns, end_ns)
