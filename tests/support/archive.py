@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -26,7 +27,7 @@ class Session:
 
     table: pa.Table
 
-    def rows(self, kind: str | None = None, tokens: set[int] | None = None) -> list[dict]:
+    def rows(self, kind: str | None = None, tokens: set[int] | None = None) -> list[dict[str, Any]]:
         return [
             r
             for r in self.table.to_pylist()
@@ -36,7 +37,7 @@ class Session:
     @property
     def span_seconds(self) -> float:
         ts = self.table["ts_ns"].to_pylist()
-        return (max(ts) - min(ts)) / NS
+        return float(max(ts) - min(ts)) / NS
 
 
 def record_session(
@@ -54,7 +55,7 @@ def record_session(
     apart; written as parts of ``part_steps`` steps per stream, under NIFTY."""
     payloads = {o.instrument_token: OptionPayload(o) for o in options}
     name, symbol, index_token = NIFTY_INDEX
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     seqs = {"options": 0, "underlying": 0}
     t0 = int(start.timestamp() * NS)
     for step in range(steps):
@@ -80,16 +81,16 @@ def record_session(
 def _row(
     ts_ns: int, stream: str, seqs: dict[str, int], kind: str, channel: str, token: int,
     source: str, payload: bytes,
-) -> dict:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     seq = seqs[kind]
     seqs[kind] += 1
     return {"ts_ns": ts_ns, "stream": stream, "seq": seq, "kind": kind, "channel": channel,
             "token": token, "source": source, "payload": payload}  # fmt: skip
 
 
-def _write_parts(root: Path, rows: list[dict], per_part: int, source: str) -> None:
+def _write_parts(root: Path, rows: list[dict[str, Any]], per_part: int, source: str) -> None:
     """Each stream's rows in parts of ``per_part`` rows, as one recorder per stream would."""
-    by_stream: dict[str, list[dict]] = {}
+    by_stream: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_stream.setdefault(row["stream"], []).append(row)
     for stream, own in by_stream.items():
