@@ -2,10 +2,13 @@
 
 A day of a busy stream is tens of millions of rows, far more than a stream may hold in
 memory, so the replay never reads a day whole: ``RecordedDay`` learns each part's time
-span once (from the Parquet statistics, without reading rows), then reads only the parts
-that overlap the window asked for, only the rows of the kind and tokens asked for. Parts
-of several recording processes overlap in time; a window's rows are sorted back into
-publish order, ``(ts_ns, stream, seq)``, across them.
+span (and each row group's) once from the Parquet statistics, without reading rows, and
+its ``Reader`` walks the day window after window, decoding each row group once, when the
+first window overlapping it is asked for, and keeping its rows of the kind replayed (as
+Arrow columns, sorted) only until the windows have passed it: a row group is the unit of
+decoding (a part written whole is often one), so reading it again for every window would
+decode it once per window. Parts of several recording processes overlap in time; a
+window's rows are sorted back into publish order, ``(ts_ns, stream, seq)``, across them.
 
 Rows the recorder marked ``replay`` (a replay's own ticks, heard by the recorder) are never
 replayed again: a replay gives back what the market gave that day.
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -36,6 +40,17 @@ Key = tuple[int, str, int]
 class Part(NamedTuple):
     path: Path
     underlying: str
+    first_ns: int
+    last_ns: int
+    groups: tuple[tuple[int, int], ...] = ()  # each row group's span; () unknown: one
+
+
+class _Piece(NamedTuple):
+    """What a reader decodes at once: a row group of a part (a whole part whose row
+    groups' spans are unknown, ``group`` None)."""
+
+    part: Part
+    group: int | None
     first_ns: int
     last_ns: int
 
@@ -123,15 +138,73 @@ class RecordedDay:
 
     def rows(self, start_ns: int, end_ns: int, kind: str, tokens: Collection[int]) -> Rows:
         """The market's rows ``start_ns <= ts_ns < end_ns`` of ``kind`` and ``tokens``."""
-        tables = [
-            _read(p, start_ns, end_ns, kind, tokens)
-            for p in self.parts
-            if p.first_ns < end_ns and p.last_ns >= start_ns
+        return Reader(self, kind).rows(start_ns, end_ns, tokens)
+
+    def reader(self, kind: str, ending: bytes | None = None) -> Reader:
+        """Windows of this day's rows of ``kind``, read in time order (``Reader``)."""
+        return Reader(self, kind, ending)
+
+
+class _Decoded(NamedTuple):
+    table: pa.Table  # a piece's market rows of the kind read, in publish order
+    ts_ns: np.ndarray  # its ts_ns column, to find a window's rows by bisection
+
+
+class Reader:
+    """A day's rows of one kind, window after window (``rows``, in a thread).
+
+    Each row group is decoded once, by the first window that overlaps it, and dropped
+    once a window has ended after its last tick: windows asked in time order (as a replay
+    asks them) hold at most the row groups that overlap the current one. A window asked
+    again earlier is read again, never wrong. ``ending``: each payload's last byte (its
+    closing brace) replaced by these bytes, in Arrow, before any Python object is made.
+    """
+
+    def __init__(self, day: RecordedDay, kind: str, ending: bytes | None = None) -> None:
+        self._kind = kind
+        self._ending = ending
+        self._pieces = [
+            _Piece(part, g, first, last)
+            for part in day.parts
+            for g, (first, last) in enumerate(part.groups)
+        ] + [
+            _Piece(part, None, part.first_ns, part.last_ns) for part in day.parts if not part.groups
         ]
+        self._decoded: dict[tuple[Path, int | None], _Decoded] = {}
+
+    def rows(self, start_ns: int, end_ns: int, tokens: Collection[int]) -> Rows:
+        """The market's rows ``start_ns <= ts_ns < end_ns`` of ``tokens``, in publish order."""
+        value_set = pa.array(sorted(tokens), pa.int64())
+        tables = []
+        for piece in self._pieces:
+            if piece.first_ns >= end_ns or piece.last_ns < start_ns:
+                continue
+            key = (piece.part.path, piece.group)
+            decoded = self._decoded.get(key)
+            if decoded is None:
+                decoded = self._decoded[key] = self._decode(piece)
+            lo, hi = np.searchsorted(decoded.ts_ns, [start_ns, end_ns])
+            window = decoded.table.slice(lo, hi - lo)
+            tables.append(window.filter(pc.is_in(window["token"], value_set=value_set)))
+        for piece in self._pieces:
+            if piece.last_ns < end_ns:  # windows go on from end_ns: past this piece
+                self._decoded.pop((piece.part.path, piece.group), None)
         if not tables:
             return Rows([], [], [], [], [], [])
-        table = pa.concat_tables(tables).sort_by(ORDER)
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).sort_by(ORDER)
         return Rows._make(table[name].to_pylist() for name in Rows._fields)
+
+    def _decode(self, piece: _Piece) -> _Decoded:
+        table = _read(piece.part, self._kind, piece.group)
+        if self._ending is not None:
+            payload = pc.binary_replace_slice(
+                table["payload"], start=-1, stop=_END, replacement=self._ending
+            )
+            table = table.set_column(table.schema.get_field_index("payload"), "payload", payload)
+        return _Decoded(table, table["ts_ns"].to_numpy())
+
+
+_END = 2**31 - 1  # a slice's end past any payload
 
 
 def _part(path: Path, underlying: str) -> Part | None:
@@ -142,21 +215,22 @@ def _part(path: Path, underlying: str) -> Part | None:
     column = meta.schema.names.index("ts_ns")
     stats = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
     if all(s is not None and s.has_min_max for s in stats):
-        return Part(path, underlying, min(s.min for s in stats), max(s.max for s in stats))
+        groups = tuple((s.min, s.max) for s in stats)
+        return Part(path, underlying, min(s.min for s in stats), max(s.max for s in stats), groups)
     ts = pq.read_table(path, columns=["ts_ns"])["ts_ns"]
     bounds = pc.min_max(ts)
     return Part(path, underlying, bounds["min"].as_py(), bounds["max"].as_py())
 
 
-def _read(part: Part, start_ns: int, end_ns: int, kind: str, tokens: Collection[int]) -> pa.Table:
-    table = pq.read_table(
-        part.path,
-        schema=SCHEMA,
-        filters=[("ts_ns", ">=", start_ns), ("ts_ns", "<", end_ns), ("kind", "=", kind)],
-    )
-    mask = pc.and_(
-        pc.is_in(table["token"], value_set=pa.array(sorted(tokens), pa.int64())),
-        pc.not_equal(table["source"], REPLAY_SOURCE),
-    )
-    table = table.filter(mask)
-    return table.append_column("underlying", pa.array([part.underlying] * len(table), pa.string()))
+def _read(part: Part, kind: str, group: int | None) -> pa.Table:
+    """A part's (or one row group's) market rows of ``kind``, in publish order, with the
+    part's underlying."""
+    columns = [name for name in Rows._fields if name != "underlying"]
+    if group is None:
+        table = pq.read_table(part.path, columns=[*columns, "kind", "source"], schema=SCHEMA)
+    else:
+        table = pq.ParquetFile(part.path).read_row_group(group, [*columns, "kind", "source"])
+    mask = pc.and_(pc.equal(table["kind"], kind), pc.not_equal(table["source"], REPLAY_SOURCE))
+    table = table.filter(mask).select(columns).sort_by(ORDER)
+    underlying = pa.repeat(pa.scalar(part.underlying, pa.string()), len(table))
+    return table.append_column("underlying", underlying)

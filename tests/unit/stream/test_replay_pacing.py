@@ -100,3 +100,31 @@ def test_a_position_reads_back_as_written_and_garbage_as_none() -> None:
     position = Position(run_of("2026-06-09", None, 42), (T0, "account:a-1", 7), 1234.5)
     assert Position.decode(position.encode()) == position
     assert Position.decode(b"not a position") is None
+
+
+class TurnSleep(LateSleep):
+    """``LateSleep``, a ``sleep(0)`` being one turn of a loop whose other tasks take
+    ``turn`` seconds."""
+
+    def __init__(self, clock: ManualClock, turn: float) -> None:
+        super().__init__(clock)
+        self.turn = turn
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        self.clock.advance(seconds or self.turn)
+
+
+def test_with_spin_the_last_of_a_wait_yields_to_the_loop_until_the_tick_is_due() -> None:
+    """A timer may wake late: a wait sleeps until ``spin`` before the due time, and the
+    next yields a turn of the loop at a time (``sleep(0)``) until the clock reaches it."""
+    clock = ManualClock(0.0)
+    sleep = TurnSleep(clock, turn=2**-12)  # binary fractions: exact sums
+    pacer = Pacer(1, clock, sleep, spin=2**-10)
+    pacer.anchor(T0)
+    due = T0 + NS // 8
+    asyncio.run(pacer.wait(due, at_most=5))
+    assert sleep.asked == [2**-3 - 2**-10]
+    asyncio.run(pacer.wait(due, at_most=5))
+    assert sleep.asked[1:] == [0, 0, 0, 0]  # 4 turns cover the spin
+    assert clock.monotonic() >= pacer.due(due)

@@ -2,13 +2,17 @@
 
 Each tick goes out on the channel it was recorded on, in recorded order, its payload the
 recorded bytes with ``"is_replay":true`` spliced before the closing brace (no parse, no
-new serialisation: the unpaced replay runs at the publisher's pace, ``bench/replay.py``).
+new serialisation; spliced in Arrow as a row group is decoded, not a tick at a time: the
+unpaced replay runs at the publisher's pace, ``bench/replay.py``).
 An account stream replays the options assigned to it, the underlying stream its index.
 
 The day is read a window of recorded time ahead (``WINDOW_SECONDS``, in a thread), so the
-disk never holds up a due tick and a stream holds seconds of the day, not the day.
-Unpaced, the feed waits on the publisher's backlog instead of the clock: a replay never
-drops a tick to go faster.
+disk never holds up a due tick; each row group of the archive is decoded once, and a
+stream holds the row groups the current window overlaps, not the day (``Reader``).
+Paced, a tick is waited for asleep until a millisecond before it is due, then by yielding
+to the loop (``Pacer``'s spin): a timer's wake-up is late by about that much. Unpaced, the
+feed waits on the publisher's backlog instead of the clock: a replay never drops a tick
+to go faster.
 
 Without a recorded day to replay the stream streams nothing, and says so in /health: a
 trader who asked for a replay must not be shown simulated prices instead. A token added
@@ -28,7 +32,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from tickfleet.archive.replay_source import Key, RecordedDay, Rows, latest_session
+from tickfleet.archive.replay_source import Key, Reader, RecordedDay, Rows, latest_session
 from tickfleet.assignment.plan import Assignment
 from tickfleet.runtime.clock import Clock
 from tickfleet.stream.feeds.replay.pacing import NS, Pacer, Sleep
@@ -46,6 +50,7 @@ log = logging.getLogger("tickfleet.stream")
 WINDOW_SECONDS = 5.0  # recorded time read at once
 STEP_MAX = 2000  # ticks offered between two yields to the publisher
 BACKLOG_MAX = 5000  # unpaced: ticks waiting to be sent before the feed waits (10 batches)
+SPIN_SECONDS = 0.001  # paced: the end of a wait spent yielding, not asleep (``Pacer``)
 PAUSE_SECONDS = 0.05  # the lease is uncertain, or the publisher is behind
 RETRY_SECONDS = 10.0  # no recorded day yet: look again
 REPLAYED = b',"is_replay":true}'
@@ -110,7 +115,7 @@ class ReplayFeed:
         self._clock = clock
         self._may_publish = may_publish
         self._sleep = sleep
-        self._pacer = Pacer(spec.speed, clock, sleep)
+        self._pacer = Pacer(spec.speed, clock, sleep, SPIN_SECONDS)
         self.tokens = tokens.of(None)
         self.excluded: dict[int, str] = {}  # assigned, never recorded that day
         self._recorded: set[int] | None = None
@@ -214,10 +219,11 @@ class ReplayFeed:
             log.info("stream %s: replay resumes after %s", self._status.stream, done)
             self._last = max(done.values())
         anchored = False
-        pending = self._read_ahead(day, cursor, end_ns)
+        reader = day.reader(self._which.kind, REPLAYED)
+        pending = self._read_ahead(day, reader, cursor, end_ns)
         while pending is not None:
             rows, hi = await pending
-            pending = self._read_ahead(day, hi, end_ns)
+            pending = self._read_ahead(day, reader, hi, end_ns)
             if done:
                 rows = _after(rows, done)
                 done = {u: k for u, k in done.items() if k[0] >= hi}
@@ -229,7 +235,7 @@ class ReplayFeed:
             await self._publish(rows)
 
     def _read_ahead(
-        self, day: RecordedDay, after_ns: int, end_ns: int | None
+        self, day: RecordedDay, reader: Reader, after_ns: int, end_ns: int | None
     ) -> asyncio.Task[tuple[Rows, int]] | None:
         """The next window's rows, read in a thread meanwhile; None at the end."""
         lo = day.next_start(after_ns)
@@ -237,10 +243,10 @@ class ReplayFeed:
             return None
         hi = lo + int(WINDOW_SECONDS * NS)
         hi = min(hi, end_ns) if end_ns is not None else hi
-        kind, tokens = self._which.kind, frozenset(self.tokens)
+        tokens = frozenset(self.tokens)
 
         def read() -> tuple[Rows, int]:
-            return day.rows(lo, hi, kind, tokens), hi
+            return reader.rows(lo, hi, tokens), hi
 
         return asyncio.ensure_future(asyncio.to_thread(read))
 
@@ -275,9 +281,9 @@ class ReplayFeed:
                 continue
             name = underlying[k]
             if kind == "options":
-                outlets[name].publish_option(t, payload[k][:-1] + REPLAYED)
+                outlets[name].publish_option(t, payload[k])  # spliced as read: REPLAYED
             else:
-                outlets[name].publish_index(name, payload[k][:-1] + REPLAYED)
+                outlets[name].publish_index(name, payload[k])
             last[name] = k
         now = self._clock.time()
         for name, k in last.items():

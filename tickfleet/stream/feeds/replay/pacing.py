@@ -3,6 +3,12 @@
 Every due time is computed from one anchor, never from the previous tick's, so the
 sleeps' own lateness does not add up: a six-hour replay ends when it should, and each
 tick is late only by what one wake-up costs (measured in ``bench/replay.py``).
+
+A timer wakes late by up to a millisecond or more (the event loop rounds its timeout up
+to the millisecond, and the process must then get a core back), so a pacer with ``spin``
+sleeps until ``spin`` seconds before the due time and spends the rest yielding to the
+event loop (``sleep(0)``, so the publisher and every other task still run) until the
+clock reaches it.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ class Pacer:
     ``speed`` 0 releases everything at once (the caller paces itself on the publisher).
     """
 
-    def __init__(self, speed: float, clock: Clock, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self, speed: float, clock: Clock, sleep: Sleep = asyncio.sleep, spin: float = 0.0
+    ) -> None:
         if speed < 0:
             raise ValueError("a replay's speed is 0 (unpaced) or more")
         self.speed = speed
         self._clock = clock
         self._sleep = sleep
+        self._spin = spin
         self._start = 0.0
         self._t0 = 0
 
@@ -56,7 +65,13 @@ class Pacer:
         return bisect_right(ts_ns, now_ns, lo, hi)
 
     async def wait(self, ts_ns: int, at_most: float) -> None:
-        """Sleep until ``ts_ns`` is due, or ``at_most`` seconds, whichever comes first."""
-        left = self.due(ts_ns) - self._clock.monotonic()
-        if left > 0:
-            await self._sleep(min(left, at_most))
+        """Sleep until ``ts_ns`` is due, or ``at_most`` seconds, whichever comes first
+        (the last ``spin`` seconds yielding to the event loop, not asleep)."""
+        due = self.due(ts_ns)
+        left = due - self._clock.monotonic()
+        if left > at_most or left > self._spin:
+            await self._sleep(min(left - self._spin, at_most))
+            return
+        while left > 0:
+            await self._sleep(0)
+            left = due - self._clock.monotonic()
