@@ -8,8 +8,12 @@
   them unpaced through the same kind of publisher: ``replay_ticks_per_s`` from the first
   offer to the last tick sent, ``replay_ratio`` = replay / simulated, target >= 0.8.
 - ``pacing_p99_ms``: a session of irregular ticks replayed at 1x, each tick's lateness
-  as a subscriber (a thread of this process) hears it against its due time
-  ``start + (t - t0) / speed``; target <= 5 ms.
+  as a subscriber hears it against its due time ``start + (t - t0) / speed``; target
+  <= 5 ms. The subscriber is a process of its own, as consumers are (the system's
+  monotonic clock is the same in both): a thread of this process would wait for the
+  replay's GIL to note when it heard a tick, and time its own wait as the replay's.
+  ``pacing_offer_*``: the same ticks' lateness as the feed offered them to the publisher
+  (the feed's own part of it; the rest is the publish, Redis and the subscriber waking).
 
 redis-server is started on a free loopback port and stopped by this script. The last
 line printed is one JSON object.
@@ -22,9 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +38,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
-import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -118,44 +121,47 @@ def archive(root: Path, rows: list[tuple[int, bytes]], gaps_ns: list[int]) -> li
     return ts
 
 
+class Stamping(Outlet):
+    """An outlet that notes when each option tick was offered (monotonic)."""
+
+    def __init__(self, publisher: TickPublisher) -> None:
+        super().__init__(publisher, CHANNELS, BarBuilder(BAR_SECONDS))
+        self.at: list[float] = []
+
+    def publish_option(self, token: int, payload: bytes) -> None:
+        self.at.append(time.monotonic())
+        super().publish_option(token, payload)
+
+
 @dataclass
 class Heard:
-    """A subscriber thread: when each tick of the options channel arrived (monotonic)."""
+    """A subscriber in a process of its own (``bench/subscriber.py``): when each tick of
+    the options channel arrived (``time.monotonic``, the system's clock, as the replay's)."""
 
     url: str
     expect: int
 
     def __post_init__(self) -> None:
         self.at: list[float] = []
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
-
-    def _run(self) -> None:
-        client = redis.Redis.from_url(self.url)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNELS.options)
-        pubsub.get_message(timeout=1)
-        self._ready.set()
-        deadline = time.monotonic() + 600
-        while len(self.at) < self.expect and time.monotonic() < deadline:
-            if pubsub.get_message(timeout=0.5):
-                self.at.append(time.monotonic())
-        pubsub.close()
-        client.close()
+        script = Path(__file__).with_name("subscriber.py")
+        args = [sys.executable, str(script), self.url, CHANNELS.options, str(self.expect)]
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the subscriber process did not subscribe")
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        out, _ = self._process.communicate(timeout=timeout)
+        self.at = json.loads(out)
 
 
 async def replay(
     url: str, root: Path, tokens: set[int], speed: float, heard: Heard | None
-) -> tuple[ReplayFeed, float, float]:
+) -> tuple[ReplayFeed, list[float], float, float]:
     """Replay the archived day at ``speed``; the feed, its first offer and last send."""
     recorder = Recorder()
     async with publishing(url, recorder) as (publisher, fleet):
-        outlet = Outlet(publisher, CHANNELS, BarBuilder(BAR_SECONDS))
+        outlet = Stamping(publisher)
         # a stream of its own per replay: a finished one's position would end the next
         status = StreamStatus(f"account:bench-{root.name}", "bench", "bench")
         spec = ReplaySpec(root, START.date(), speed, None, None, TZ)
@@ -175,10 +181,10 @@ async def replay(
                 await asyncio.sleep(0.001)
             ended = time.perf_counter()
             if heard is not None:
-                await asyncio.to_thread(heard.join, 30)
+                await asyncio.to_thread(heard.join, 60)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    return feed, began, ended
+    return feed, outlet.at, began, ended
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -190,7 +196,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         per_chain = args.options
         gaps = [NS if i % per_chain == 0 else 1 for i in range(len(rows))]
         archive(workdir / "fast", rows, gaps)
-        _, began, ended = await replay(server.url, workdir / "fast", tokens, 0, None)
+        _, _, began, ended = await replay(server.url, workdir / "fast", tokens, 0, None)
         replay_rate = len(rows) / (ended - began)
         # paced at 1x: irregular gaps (0.1 to 50 ms) over about --pacing-seconds
         rng = np.random.default_rng(3)
@@ -199,11 +205,12 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         gaps = [int(g) for g in rng.uniform(0.0001, 0.02, len(paced)) * NS]
         ts = archive(workdir / "paced", paced, gaps)
         heard = Heard(server.url, len(paced))
-        feed, _, _ = await replay(server.url, workdir / "paced", tokens, 1, heard)
+        feed, offered, _, _ = await replay(server.url, workdir / "paced", tokens, 1, heard)
         pacer = feed._pacer
         late_ms = np.array(
             [(at - pacer.due(t)) * 1000 for at, t in zip(heard.at, ts, strict=False)]
         )
+        offer_ms = np.array([(at - pacer.due(t)) * 1000 for at, t in zip(offered, ts, strict=True)])
     finally:
         server.stop()
     return {
@@ -217,6 +224,8 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "pacing_max_ms": round(float(late_ms.max()), 3),
         "pacing_p99_target_ms": TARGET_PACING_MS,
         "pacing_heard_all": len(late_ms) == len(paced),
+        "pacing_offer_p50_ms": round(float(np.percentile(offer_ms, 50)), 3),
+        "pacing_offer_p99_ms": round(float(np.percentile(offer_ms, 99)), 3),
     }
 
 
