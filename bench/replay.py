@@ -161,7 +161,10 @@ async def replay(
     """Replay the archived day at ``speed``; the feed, its first offer and last send."""
     recorder = Recorder()
     async with publishing(url, recorder) as (publisher, fleet):
-        outlet = Stamping(publisher)
+        # paced: each offer's instant noted; unpaced: nothing but the feed's own work
+        outlet = (
+            Stamping(publisher) if heard else Outlet(publisher, CHANNELS, BarBuilder(BAR_SECONDS))
+        )
         # a stream of its own per replay: a finished one's position would end the next
         status = StreamStatus(f"account:bench-{root.name}", "bench", "bench")
         spec = ReplaySpec(root, START.date(), speed, None, None, TZ)
@@ -184,7 +187,7 @@ async def replay(
                 await asyncio.to_thread(heard.join, 60)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    return feed, outlet.at, began, ended
+    return feed, outlet.at if isinstance(outlet, Stamping) else [], began, ended
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
