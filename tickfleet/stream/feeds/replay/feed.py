@@ -230,6 +230,8 @@ class ReplayFeed:
             if not rows.ts_ns:
                 continue
             if not anchored:
+                if pending is not None:  # decoded before the clock starts, not during
+                    await asyncio.wait({pending})
                 self._pacer.anchor(rows.ts_ns[0])
                 anchored = True
             await self._publish(rows)
