@@ -86,7 +86,7 @@ def _stream(name: str, s: dict[str, Any], now: float) -> StreamLine:
     return StreamLine(
         name,
         s.get("lease_holder"),
-        s.get("mode"),
+        s.get("replay") or s.get("mode"),  # a replay says its day and speed
         int(s.get("tokens") or 0),
         int(s.get("ticks") or 0),
         age,

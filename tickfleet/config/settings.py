@@ -9,7 +9,7 @@ breaker and mock-state knobs inherited from the predecessor service) keep them.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import time
+from datetime import date, time
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from tickfleet.config.stream_mode import FeedSetting
+from tickfleet.config.stream_mode import FeedSetting, OffHours
 from tickfleet.config.underlyings import KNOWN, Underlying, parse_underlyings
 
 # The project's own folder for local state (``make run``'s SQLite file and Redis files).
@@ -233,7 +233,9 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
             env[str(key).upper()] = (
-                value.strftime("%H:%M") if isinstance(value, time) else str(value)
+                value.isoformat("seconds" if value.second else "minutes")
+                if isinstance(value, time)
+                else str(value)
             )
         return env
 
@@ -269,6 +271,21 @@ class Settings(BaseSettings):
     @property
     def effective_breaker_redis_url(self) -> str:
         return self.breaker_redis_url or self.redis_url
+
+    # --- replay ------------------------------------------------------------------------
+    # TICKFLEET_FEED=replay, or auto with TICKFLEET_OFF_HOURS=replay while the market is
+    # closed, republishes a recorded day from the tick archive (docs/replay.md).
+    off_hours: OffHours = "mock"  # what auto runs while the market is closed
+    replay_date: date | None = None  # the market date replayed; None: the latest recorded
+    replay_speed: float = Field(1.0, ge=0)  # 1 real time, 5 five times faster, 0 unpaced
+    replay_from: time | None = None  # market time: replay from here (None: the first tick)
+    replay_to: time | None = None  # market time: replay up to here (None: the last tick)
+
+    @model_validator(mode="after")
+    def _check_replay_window(self) -> Settings:
+        if self.replay_from and self.replay_to and self.replay_to <= self.replay_from:
+            raise ValueError("TICKFLEET_REPLAY_TO must be after TICKFLEET_REPLAY_FROM")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from tickfleet.config.stream_mode import FeedSetting, StreamMode
+from tickfleet.config.stream_mode import FeedSetting, OffHours, StreamMode
 from tickfleet.market.calendar import WEEKDAYS_ONLY, TradingCalendar, load_calendar
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ class MarketHours:
         override: FeedSetting,
         has_credentials: bool,
         mock_enabled: bool,
+        off_hours: OffHours = "mock",
     ) -> StreamMode:
         """What a stream should do now.
 
@@ -88,10 +89,15 @@ class MarketHours:
         Under ``auto`` the live feed runs in market hours of a trading day when
         credentials exist; the simulation runs otherwise (also in market hours without
         credentials, which is what a developer's machine needs) when enabled; else the
-        stream idles.
+        stream idles. ``off_hours="replay"`` replays the last recorded session instead
+        while the market is closed (in market hours without credentials it simulates as
+        before: a replay then would pass old prices off as the day's).
         """
         if override != "auto":
             return override
-        if has_credentials and self.is_open(now):
+        is_open = self.is_open(now)
+        if has_credentials and is_open:
             return "live"
+        if off_hours == "replay" and not is_open:
+            return "replay"
         return "mock" if mock_enabled else "idle"

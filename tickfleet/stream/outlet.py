@@ -58,6 +58,20 @@ class Outlet:
         self._publisher.offer(channels.underlying, channels.latest_underlying, symbol, payload)
         self._bar(token, ts, price, volume, None, mock)
 
+    def publish_index(self, symbol: str, payload: bytes) -> None:
+        """One index tick without a bar (a replay's: the day's bars were made when recorded)."""
+        channels = self._channels
+        self._publisher.offer(channels.underlying, channels.latest_underlying, symbol, payload)
+
+    def note(self, key: str, field: str, value: bytes) -> None:
+        """A feed's progress, set with the ticks offered before it (``TickPublisher.note``)."""
+        self._publisher.note(key, field, value)
+
+    @property
+    def backlog(self) -> int:
+        """Ticks offered and not yet sent (an unpaced feed waits on it: none is dropped)."""
+        return self._publisher.backlog
+
     def retract_options(self, tokens: Iterable[int]) -> None:
         """Tokens no longer streamed leave the latest-tick hash (after their last tick),
         and the stream's bars."""

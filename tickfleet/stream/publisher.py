@@ -18,6 +18,9 @@ refuses to publish once a newer holder has published (``Fence``). ``may_publish`
 alone cannot say that: a holder frozen between the check and the send would publish
 after its successor. A refused batch ends the stream as a lost lease.
 
+A feed may also ``note`` its progress (the replay's position): a hash field set by the
+same script call as the ticks offered before it, so it says exactly which ticks went out.
+
 On a Redis Cluster the script calls SPUBLISH on sharded channels: a publisher then carries
 one underlying, whose channels, latest-tick hashes and fence share one hash slot, so each
 batch is one single-slot call (``tickfleet.stream.publishing``).
@@ -49,9 +52,10 @@ log = logging.getLogger("tickfleet.publisher")
 # KEYS: the stream's fence, then one latest-tick hash per group. ARGV: the holder's
 # epoch, then per group: channel, count, then (field, payload) pairs. HSET applies pairs
 # in order, so the newest tick of a field wins. A group with an empty channel is a
-# retraction: its fields leave the hash (payloads ignored). A fence newer than the epoch
-# refuses the whole batch, returned negated; epoch 0 publishes unfenced. PUBLISH_COMMAND is
-# PUBLISH, or SPUBLISH on a Redis Cluster (``publish_batch``).
+# retraction: its fields leave the hash (payloads ignored); one whose channel is NOTE
+# ("=") sets its fields without publishing (a feed's progress, ``TickPublisher.note``). A
+# fence newer than the epoch refuses the whole batch, returned negated; epoch 0 publishes
+# unfenced. PUBLISH_COMMAND is PUBLISH, or SPUBLISH on a Redis Cluster (``publish_batch``).
 PUBLISH_BATCH = """
 local fence, epoch = KEYS[1], tonumber(ARGV[1])
 if epoch > 0 then
@@ -67,6 +71,10 @@ for g = 2, #KEYS do
   if channel == '' then
     for i = first, first + 2 * n - 1, 2 do
       redis.call('HDEL', KEYS[g], ARGV[i])
+    end
+  elseif channel == '=' then
+    for i = first, first + 2 * n - 1, 2 do
+      redis.call('HSET', KEYS[g], ARGV[i], ARGV[i + 1])
     end
   else
     for i = first, first + 2 * n - 1, 2 do
@@ -84,6 +92,10 @@ for g = 2, #KEYS do
 end
 return pos
 """
+
+
+NOTE = "="
+"""The channel of a note: a hash field set, published to no one (see ``PUBLISH_BATCH``)."""
 
 
 def publish_batch(sharded: bool) -> str:
@@ -166,6 +178,7 @@ class TickPublisher:
         self._idle = False  # run() waits on _wake; offers wake it only then
         self._script = script_for(client, publish_batch(isinstance(client, RedisCluster)))
         breaker.add_listener(self._on_transition)
+        self._notes = False  # whether a feed notes its progress: batches hold notes then
         self.published = 0
         self.dropped = 0
 
@@ -176,6 +189,14 @@ class TickPublisher:
             buffer.popleft()
             self._metrics.inc("publish_buffer_drops_total")
         buffer.append(_tick(PendingTick, (channel, latest_key, field, payload, _monotonic())))
+        if self._idle:
+            self._kick()
+
+    def note(self, key: str, field: str, value: bytes | str) -> None:
+        """Set ``field`` of the hash ``key`` in the same script call as the ticks offered
+        before it (or a later one): a feed's progress, true exactly when they went out."""
+        self._notes = True
+        self._buffer.append(_tick(PendingTick, (NOTE, key, field, value, _monotonic())))
         if self._idle:
             self._kick()
 
@@ -280,6 +301,8 @@ class TickPublisher:
         if self._held:  # a held tick is now older than what consumers just received
             for tick in batch:
                 self._held.pop((tick.latest_key, tick.field), None)
+        if self._notes:  # notes are no ticks: neither counted nor timed
+            batch = [tick for tick in batch if tick.channel != NOTE]
         now = time.monotonic()
         self._metrics.observe_many(
             "tick_publish_latency_seconds", [now - tick.created for tick in batch]

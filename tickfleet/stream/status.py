@@ -22,13 +22,27 @@ EXCLUDED_EXPIRED = "expired"
 EXCLUDED_NOT_SIMULATED = "not_simulated"
 EXCLUDED_NOT_CATALOGUED = "not_catalogued"  # live: no registry row in the stream's catalog
 EXCLUDED_NOT_CONFIGURED = "underlying_not_configured"  # not in TICKFLEET_UNDERLYINGS
+EXCLUDED_NOT_RECORDED = "not_recorded"  # replay: no tick of it in the replayed day
 EXCLUDED_REASONS = (
     EXCLUDED_MOCK_CAP,
     EXCLUDED_EXPIRED,
     EXCLUDED_NOT_SIMULATED,
     EXCLUDED_NOT_CATALOGUED,
     EXCLUDED_NOT_CONFIGURED,
+    EXCLUDED_NOT_RECORDED,
 )
+
+
+def replay_words(date: str | None, speed: float | None, finished: bool = False) -> str:
+    """``replay of 2026-06-05 at 5x`` (a multiplication sign for the x): the words /health
+    and ``tickfleet status`` show for a replaying stream."""
+    day = f"of {date}" if date else "of a recorded day"
+    pace = (
+        ""
+        if speed is None
+        else (", unpaced" if speed == 0 else f" at {speed:g}\N{MULTIPLICATION SIGN}")
+    )
+    return f"replay {day}{pace}{' (finished)' if finished else ''}"
 
 
 @dataclass(slots=True)
@@ -58,6 +72,9 @@ class StreamStatus:
     breaker_opened_at: float | None = None
     excluded: Mapping[int, str] = field(default_factory=dict)  # the running feed's
     session: str | None = None  # live: connecting, valid or refused
+    replay_date: str | None = None  # replay: the market date replayed (YYYY-MM-DD)
+    replay_speed: float | None = None  # replay: times real time (0: unpaced)
+    replay_finished_at: float | None = None  # replay: when its last tick went out
     connections: dict[int, ConnectionStatus] = field(default_factory=dict)  # live only
     archive: dict[str, Any] | None = None  # the recorder's report; None: not archiving
 
@@ -122,8 +139,14 @@ def _parse(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "reported_at",
         "breaker_opened_at",
         "assignment_saved_at",
+        "replay_speed",
+        "replay_finished_at",
     ):
         out[name] = float(text[name]) if text.get(name) else None
+    out["replay"] = None
+    if out.get("mode") == "replay":
+        finished = out["replay_finished_at"] is not None
+        out["replay"] = replay_words(out.get("replay_date"), out["replay_speed"], finished)
     return out
 
 

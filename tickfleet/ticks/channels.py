@@ -51,3 +51,10 @@ class Channels:
         ``tickfleet.stream.publisher``). Beside the channels, on the publish Redis, so the
         publish script checks it in the same call that publishes."""
         return f"{self.prefix}:fence:{stream}"
+
+    @property
+    def replay_position(self) -> str:
+        """Hash stream → the last replayed tick of the underlying that reached consumers
+        (see ``tickfleet.stream.feeds.replay``). Beside the channels, like the fence: the
+        publish script sets it in the call that publishes those ticks."""
+        return f"{self.prefix}:replay:position"

@@ -33,6 +33,7 @@ from tickfleet.stream.feed import Feed, FeedSwitch
 from tickfleet.stream.feeds.live.index import LiveIndex
 from tickfleet.stream.feeds.live.options import LiveOptions, LiveSide, SpotWatch
 from tickfleet.stream.feeds.live.session import LiveSession
+from tickfleet.stream.feeds.replay.feed import ReplayFeed, ReplaySpec, Tokens
 from tickfleet.stream.feeds.simulated.index import Index, SimulatedIndex
 from tickfleet.stream.feeds.simulated.options import Chain, ChainFor, RowLookup, SimulatedOptions
 from tickfleet.stream.feeds.simulated.pacing import Simulation
@@ -118,8 +119,9 @@ def build_account_stream(
             ZoneInfo(settings.market_timezone),
             parts.metrics,
         )
+        replay = _replay(settings, Tokens("options", account.account_id), parts, clock)
         decide = _feed_mode(settings, hours, clock, account.has_credentials)
-        return FeedSwitch({"mock": options, "live": live}, decide, parts.status)
+        return FeedSwitch({"mock": options, "live": live, "replay": replay}, decide, parts.status)
 
     name = account_stream(account.account_id)
     return StreamRunner(name, hostname, config, feed, clock, {"account": account.account_id})
@@ -194,7 +196,11 @@ def build_underlying_stream(
             parts.may_publish,
         )
         parts.status.tokens = 1  # the index itself
-        feeds: dict[StreamMode, Feed] = {"mock": simulated}
+        index_only = Tokens("underlying", fixed=frozenset({index.token}))
+        feeds: dict[StreamMode, Feed] = {
+            "mock": simulated,
+            "replay": _replay(settings, index_only, parts, clock),
+        }
         if session is not None:
             feeds["live"] = LiveIndex(
                 index,
@@ -265,9 +271,25 @@ def _feed_mode(
 ) -> Callable[[], StreamMode]:
     def decide() -> StreamMode:
         now = hours.at(clock.time())
-        return hours.feed_mode(now, settings.feed, credentials, settings.mock_enabled)
+        return hours.feed_mode(
+            now, settings.feed, credentials, settings.mock_enabled, settings.off_hours
+        )
 
     return decide
+
+
+def _replay(settings: Settings, tokens: Tokens, parts: StreamParts, clock: Clock) -> ReplayFeed:
+    spec = ReplaySpec(
+        settings.effective_archive_dir,
+        settings.replay_date,
+        settings.replay_speed,
+        settings.replay_from,
+        settings.replay_to,
+        ZoneInfo(settings.market_timezone),
+    )
+    return ReplayFeed(
+        spec, tokens, parts.outlets, parts.clients.publish, parts.status, clock, parts.may_publish
+    )
 
 
 def _row_lookup(parts: StreamParts, keys: Keys) -> RowLookup:

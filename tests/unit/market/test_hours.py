@@ -65,6 +65,24 @@ def test_feed_mode(
     assert MarketHours().feed_mode(now, override, credentials, mock_enabled) == mode
 
 
+@pytest.mark.parametrize(
+    ("now", "override", "credentials", "mock_enabled", "mode"),
+    [
+        (CLOSED, "auto", True, True, "replay"),  # the last session, not a simulation
+        (CLOSED, "auto", False, False, "replay"),
+        (OPEN, "auto", True, True, "live"),
+        (OPEN, "auto", False, True, "mock"),  # old prices never pass for the day's
+        (OPEN, "replay", True, True, "replay"),  # forced, whatever the hours
+        (CLOSED, "mock", False, True, "mock"),
+    ],
+)
+def test_feed_mode_with_replay_off_hours(
+    now: datetime, override: FeedSetting, credentials: bool, mock_enabled: bool, mode: StreamMode
+) -> None:
+    hours = MarketHours()
+    assert hours.feed_mode(now, override, credentials, mock_enabled, "replay") == mode
+
+
 def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
         MarketHours().is_open(datetime(2025, 1, 6, 10, 0))

@@ -1,0 +1,1 @@
+"""The replay feed: a recorded day from the tick archive, republished at N times real time."""
