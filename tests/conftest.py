@@ -179,8 +179,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def make_settings(redis_url: str, sqlite_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Settings for this test: its Redis and database, its clock reading ``FLEET_NOW`` as
-    the test starts (whatever the real date), its own tick archive, Kite on a closed
-    local port, with any field overridden."""
+    the test starts (whatever the real date), its own tick archive (off unless asked), Kite
+    on a closed local port, with any field overridden."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -191,6 +191,9 @@ def make_settings(redis_url: str, sqlite_url: str, tmp_path: Path) -> Callable[.
             # points these at its local Kite servers.
             "kite_ticker_url": "ws://127.0.0.1:9",
             "kite_api_url": "http://127.0.0.1:9",
+            # The recorder costs a fleet test a tenth more CPU and tells it nothing: on
+            # where a test is about it (tests/integration/archive, stream resources).
+            "archive": False,
             "archive_dir": tmp_path / "archive",
         }
         values.update(overrides)

@@ -52,7 +52,7 @@ def recorded_fleet(
     """A simulated fleet archiving every ``FLUSH`` seconds, four NIFTY options subscribed,
     and a subscriber on both of NIFTY's channels."""
     settings = make_settings(
-        feed="mock", mock_tick_interval_seconds=TICK, archive_flush_seconds=FLUSH,
+        feed="mock", archive=True, mock_tick_interval_seconds=TICK, archive_flush_seconds=FLUSH,
         **{**FAST_FLEET, **overrides},
     )  # fmt: skip
     options = seed_universe(settings, with_expired=False)

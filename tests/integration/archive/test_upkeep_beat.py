@@ -43,7 +43,7 @@ def part(ts_ns: int, n: int) -> pa.Table:
 def test_beat_compacts_yesterday_and_applies_the_retention(
     make_settings: Callable[..., Settings], fleet_factory: Callable[..., Fleet]
 ) -> None:
-    settings = make_settings(archive_compact_seconds=1.0, archive_retention_days=3)
+    settings = make_settings(archive=True, archive_compact_seconds=1.0, archive_retention_days=3)
     init_database(settings)
     root = settings.effective_archive_dir
     yesterday, old = TODAY - timedelta(days=1), TODAY - timedelta(days=4)

@@ -78,6 +78,7 @@ def fleet_api(
     """A simulated fleet after subscriptions, ticks and an immediate reload; its API."""
     settings = make_settings(
         feed="mock",
+        archive=True,  # its metrics are listed too
         api_key=API_KEY,
         mock_tick_interval_seconds=TICK,
         watchdog_interval_seconds=1.0,

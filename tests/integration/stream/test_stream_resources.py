@@ -136,6 +136,7 @@ def test_fifty_stream_lifetimes_leave_no_connection_fd_or_thread_behind(
     make_settings: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     settings = make_settings(
+        archive=True,  # its writer thread is one of the stream's, counted below
         mock_tick_interval_seconds=0.05,
         lease_ttl_seconds=1.0,
         lease_renew_seconds=0.2,
