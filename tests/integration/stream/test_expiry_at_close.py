@@ -31,7 +31,7 @@ from tickfleet.ticks.channels import Channels
 pytestmark = pytest.mark.timeout(120)
 
 CLOSE = ist(2026, 6, 16, 15, 30)
-LEAD = 30.0  # seconds of fleet time before the close when the test starts
+LEAD = 40.0  # fleet seconds before the close at the start: a fleet loaded 2x starts in 25 s
 SWEEP = 2.0
 
 

@@ -138,7 +138,10 @@ def test_a_publish_outage_never_stops_the_stream_and_consumers_resync(
         after.stop()
     latest = outage.target.client().hkeys(outage.channels.latest_options)
     assert {int(k) for k in latest} == outage.tokens
-    # counted in the stream's memory, in Redis after its next metrics flush (every second)
-    replayed = lambda: counter(redis_client, "redis_circuit_replayed_total") >= len(outage.tokens)  # noqa: E731
-    wait_until(replayed, 15, 0.2, "the replayed ticks counted")
+    # How many held ticks were replayed depends on which probe closed the breaker: this
+    # stream's own probe batch carries a chain tick of every token, which supersedes the
+    # held ones (none replayed); another stream's probe closes it with the held ones still
+    # the newest (all replayed). Consumers resync either way, as heard above; the replay
+    # itself, counted exactly, is test_publisher's
+    # test_open_breaker_drops_without_io_and_replays_the_newest_tick_per_token.
     assert redis_client.get(outage.keys.stream_lease("account:sim-1")) == owner
