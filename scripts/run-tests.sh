@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # once here, they need not compile the project again each, even where
 # PYTHONDONTWRITEBYTECODE keeps them from writing what they compile.
 .venv/bin/python -m compileall -q -j 0 tickfleet workers producers tests celeryconfig.py >/dev/null
-.venv/bin/python -m pytest -n "${TEST_WORKERS:-6}" --dist loadgroup "$@"
+.venv/bin/python -m pytest -n "${TEST_WORKERS:-5}" --dist loadgroup "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then echo "no tests collected"; exit 0; fi
 exit "$rc"
