@@ -6,9 +6,7 @@ that does. The failures tickfleet expects (a dependency down or refusing, a data
 set up, a missing file, a bad setting or argument) are listed here, each with its message,
 its remedy and its exit status. Anything not listed is a bug and keeps its traceback.
 
-Exit status: 1 when the work failed and may succeed later as it is (a dependency down or
-refusing); 2 when the command or the setup must change first (arguments, settings, files,
-a database missing or never initialised); 130 on Ctrl-C.
+Exit statuses: ``producers.console.exit_codes``.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from producers.api_client import ApiError
 from producers.console.contracts import SelectionError
+from producers.console.exit_codes import FAILED, INTERRUPTED, SETUP
 from tickfleet.accounts.config import AccountConfigError
 from tickfleet.config.underlyings import UnknownUnderlyingError
 from tickfleet.control.rebalance import RefusedReloadError
@@ -31,9 +30,6 @@ from tickfleet.control.reload import ReloadBusyError
 from tickfleet.instruments import InstrumentError
 from tickfleet.storage.sql import DatabaseNotReadyError, is_unavailable
 
-FAILED: Final = 1
-SETUP: Final = 2
-INTERRUPTED: Final = 130
 LONGEST: Final = 300  # characters of a cause quoted; a driver's paragraph is cut
 
 

@@ -18,8 +18,8 @@ from functools import cache
 import pytest
 from pydantic import AliasChoices
 
-from producers import cli
 from producers.api import create_app
+from producers.cli.parser import build_parser
 from tests.support.manual import DOCS, listed_metrics, page, table
 from tickfleet.config.settings import Settings
 from tickfleet.metrics.catalog import CATALOG
@@ -83,7 +83,7 @@ def parsed_commands() -> set[str]:
     """Every subcommand of ``tickfleet`` and each of its long options, as "name --option"."""
     subparsers = next(
         action
-        for action in cli._parser()._actions
+        for action in build_parser()._actions
         if isinstance(action, argparse._SubParsersAction)
     )
     found = set()

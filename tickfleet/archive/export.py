@@ -14,18 +14,17 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tickfleet.archive.formats import Format
 from tickfleet.archive.layout import COMPRESSION
 from tickfleet.archive.parts import parts_of, read_ticks
 
-Format = Literal["jsonl", "csv", "parquet"]
-FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet")
 CSV_COLUMNS = ("time", "stream", "seq", "kind", "channel", "token", "source", "payload")
 
 

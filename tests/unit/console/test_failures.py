@@ -12,7 +12,9 @@ from sqlalchemy import exc as sa_exc
 
 from producers import cli
 from producers.api_client import ApiError
-from producers.console.failures import FAILED, SETUP, explain
+from producers.cli import live
+from producers.console.exit_codes import FAILED, SETUP
+from producers.console.failures import explain
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import InstrumentSourceError
 
@@ -75,12 +77,12 @@ def test_main_says_an_expected_failure_and_lets_a_bug_raise(
     def bug(*_args: object) -> int:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "cmd_tail", redis_down)
+    monkeypatch.setattr(live, "tail", redis_down)
     assert cli.main(["tail"]) == FAILED
     assert capsys.readouterr().err.splitlines() == [
         "tickfleet tail: Redis did not answer: Error 111 connecting to 127.0.0.1:9.",
         "  start redis-server, or check REDIS_URL",
     ]
-    monkeypatch.setattr(cli, "cmd_tail", bug)
+    monkeypatch.setattr(live, "tail", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["tail"])

@@ -32,7 +32,7 @@ from celery.bin.base import CLIContext
 from celery.bin.celery import celery as celery_cli
 from flower.command import default_options as flower_options
 
-from producers.cli import _parser as tickfleet_parser
+from producers.cli.parser import build_parser as tickfleet_parser
 from tickfleet.keyspace import tasks
 
 Doc = dict[str, Any]
