@@ -36,6 +36,10 @@ OUTAGE = 3.0
 EARLY = 0.1  # a send this much before a period has passed is a double-fire
 LATE = 0.6  # a beat wakes at the due time; allow this much for ticks and a busy machine
 TAKEOVER = celeryconfig.redbeat_lock_timeout + celeryconfig.beat_max_loop_interval
+# A warm stop half a period after a send releases the lock; the standby takes it at its next
+# poll, up to a loop interval later, and sends what is due from then on. A period late (a
+# gap of two) stays well above this bound.
+HANDOVER = max(PERIOD, PERIOD / 2 + celeryconfig.beat_max_loop_interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,7 @@ def test_two_beats_fire_once_per_period_across_leader_changes(
     standby.stop()
     found = beats.wait_for(2, timeout=PERIOD + 15, pid=restarted.pid)
     handed = next(s for s in found if s.pid == restarted.pid)
-    assert PERIOD - EARLY <= handed.at - last.at <= PERIOD + LATE
+    assert PERIOD - EARLY <= handed.at - last.at <= HANDOVER + LATE
 
     beats.wait_for(len(found) + 1, timeout=PERIOD + 10)
     beats.wait_mid_period()  # a beat stopped between recording a send and sending it loses it
@@ -129,7 +133,10 @@ def test_two_beats_fire_once_per_period_across_leader_changes(
 
     all_gaps = gaps(found)
     assert min(all_gaps) >= PERIOD - EARLY, f"double-fire: gaps {all_gaps}"
-    assert sorted(all_gaps)[-2] <= PERIOD + LATE, f"a period skipped: gaps {all_gaps}"
+    # The two leader changes' gaps are bounded above; every other gap is one period.
+    changes = {taken.task_id, handed.task_id}
+    steady = [b.at - a.at for a, b in pairwise(found) if b.task_id not in changes]
+    assert max(steady) <= PERIOD + LATE, f"a period skipped: gaps {all_gaps}"
     runs = entries(redis_client, RUNS_KEY)
     assert sorted(runs) == sorted(s.task_id for s in found)
     print(
