@@ -15,7 +15,8 @@ Shard failover. One process publishes all six underlyings at a steady pace on th
 cluster; ``--shard-kills`` times, the master carrying NIFTY is SIGKILLed: the gap in
 NIFTY's ticks a subscriber hears (SSUBSCRIBE), the largest gap of the underlyings on the
 other masters, and the killed node is started again (it rejoins as a replica). The
-breakers' shared state is cleared between kills, so each is a first failover.
+breakers keep their shared state from kill to kill: a failover's failures end with its
+first success, so ten kills within a minute never add up to an open breaker.
 
 Stream failover. ``--failover-kills`` SIGKILLs of a stream worker with a standby, by
 ``bench.failover`` (the option and underlying streams in turn): ``failover_median_s``,
@@ -46,7 +47,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -283,7 +283,6 @@ def _kill_once(
 ) -> tuple[float | None, float]:
     """One kill: NIFTY's gap as its collector heard it, and the largest silence of the
     underlyings on the other masters."""
-    forget_breakers(fleet_url)
     out.mkdir()
     with ThreadPoolExecutor(1) as pool, ExitStack() as stack:
         published = pool.submit(run_processes, url, fleet_url, [UNDERLYINGS], 14.0, True)
@@ -309,18 +308,6 @@ def _kill_once(
 
 def _sharded_options(underlying: str) -> str:
     return Channels.for_underlying(ROOT_CHANNEL, underlying, sharded=True).options
-
-
-def forget_breakers(fleet_url: str) -> None:
-    """Each kill a first failover: the breakers' shared failures of the last kill (a minute's
-    window) would add up, and 10 within it open a breaker for its recovery timeout, 60 s."""
-    client = redis.Redis.from_url(fleet_url)
-    try:
-        stale = list(client.scan_iter("bench:breaker:*"))
-        if stale:
-            client.delete(*stale)
-    finally:
-        client.close()
 
 
 def largest_gap(collector: TickCollector, killed: float) -> float | None:

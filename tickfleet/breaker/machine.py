@@ -67,16 +67,19 @@ class Report:
     claim: Claim | None
     failures: tuple[Failure, ...]
     successes: int
+    last_success_at: float | None = None  # wall time: the store drops failures before it
 
 
 # --- the parts of one worker's state ------------------------------------------------------------
 
 
 class _FailureWindow:
-    """Monotonic times of the newest failures, at most ``threshold`` of them.
+    """Monotonic times of the newest failures since the last success, at most ``threshold``.
 
     Keeping only the newest ``threshold`` is enough to decide a trip (the threshold-th
     newest failure is inside the window or it is not) and bounds memory in a failure storm.
+    A success ends the outage its failures belonged to: two short outages a minute apart
+    (a cluster shard failing over twice, each over in seconds) never add up to a trip.
     """
 
     def __init__(self, threshold: int, seconds: float) -> None:
@@ -104,7 +107,8 @@ class _Outbox:
     Only the newest ``cap`` failures are kept: more than a threshold's worth trips the fleet
     anyway, so older ones cannot change a decision. The sequence number makes every failure
     a distinct member of the store's window, so a report that is retried after a lost reply
-    cannot count a failure twice.
+    cannot count a failure twice. A success drops the failures before it, here and (through
+    ``last_success_at``) in the store's window.
     """
 
     def __init__(self, cap: int) -> None:
@@ -112,24 +116,34 @@ class _Outbox:
         self._failures: deque[Failure] = deque(maxlen=cap)
         self._successes = 0
         self._sequence = 0
+        self._last_success_at: float | None = None
 
-    def success(self) -> None:
+    def success(self, at: float) -> None:
         self._successes += 1
+        if self._failures:
+            self._failures.clear()
+        self._last_success_at = at
 
     def failure(self, at: float) -> None:
         self._sequence += 1
         self._failures.append((at, self._sequence))
 
-    def drain(self) -> tuple[tuple[Failure, ...], int]:
+    def drain(self) -> tuple[tuple[Failure, ...], int, float | None]:
         failures, successes = tuple(self._failures), self._successes
+        last_success_at, self._last_success_at = self._last_success_at, None
         self._failures.clear()
         self._successes = 0
-        return failures, successes
+        return failures, successes, last_success_at
 
-    def restore(self, failures: tuple[Failure, ...], successes: int) -> None:
-        """Put back what a round could not write, keeping the newest failures."""
-        self._failures = deque(sorted((*failures, *self._failures)), maxlen=self._cap)
-        self._successes += successes
+    def restore(self, report: Report) -> None:
+        """Put back what a round could not write. Its failures go out again unless a
+        success came since, which ended their outage."""
+        ended = self._last_success_at is not None
+        older = () if ended else report.failures
+        if not ended:
+            self._last_success_at = report.last_success_at
+        self._failures = deque(sorted((*older, *self._failures)), maxlen=self._cap)
+        self._successes += report.successes
 
 
 class _ProbeGate:
@@ -233,9 +247,12 @@ class BreakerMachine:
         return True
 
     def succeeded(self) -> None:
-        self._outbox.success()
+        self._outbox.success(self._clock.time())
         if self.state is HALF_OPEN:
             self._close(claim=True)
+        elif self.state is CLOSED:
+            self._window.clear()
+            self.fleet_failures = 0  # the store drops them too, at the next round
 
     def failed(self, exc: BaseException | None) -> None:
         if exc is not None:
@@ -263,12 +280,12 @@ class BreakerMachine:
     # --- keeping in step with the fleet ---------------------------------------------------
 
     def take_report(self) -> Report:
-        failures, successes = self._outbox.drain()
-        return Report(self.claim, failures, successes)
+        failures, successes, last_success_at = self._outbox.drain()
+        return Report(self.claim, failures, successes, last_success_at)
 
     def restore(self, report: Report) -> None:
         """A round that may not have reached the store: its outcomes go out with the next."""
-        self._outbox.restore(report.failures, report.successes)
+        self._outbox.restore(report)
 
     def set_source(self, source: Source) -> bool:
         """Switch between deciding alone and following the fleet; True if it changed."""

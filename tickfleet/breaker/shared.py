@@ -75,6 +75,7 @@ def _raise_if_cancelled(
 SYNC = """
 local state_key = KEYS[1]     -- hash: state, version, opened_at, changed_at, changed_by, counters
 local failures_key = KEYS[2]  -- zset: the fleet's failure window (member holder:seq, score time)
+                              -- since the fleet's last success
 local probes_key = KEYS[3]    -- zset: half-open probe reservations
 local channel = ARGV[1]
 local holder = ARGV[2]
@@ -86,7 +87,8 @@ local claim = ARGV[7]         -- '' | 'open' | 'closed'
 local claim_at = tonumber(ARGV[8])
 local claim_opened_at = ARGV[9]
 local successes = tonumber(ARGV[10])
-local first_failure = 11      -- ARGV[11..]: failures as (time, member) pairs
+local last_success = tonumber(ARGV[11])  -- 0: none this round
+local first_failure = 12      -- ARGV[12..]: failures as (time, member) pairs
 local now = tonumber(now_text)
 
 local h = redis.call('HMGET', state_key, 'state', 'version', 'opened_at', 'changed_at')
@@ -124,7 +126,8 @@ if n > 0 then redis.call('HINCRBY', state_key, 'failures', n) end
 
 local count = 0
 if state == 'closed' then
-  local oldest = now - window
+  -- A success ends an outage: its failures, and older ones, no longer count.
+  local oldest = math.max(now - window, last_success)
   for i = first_failure, #ARGV, 2 do
     if tonumber(ARGV[i]) > oldest then redis.call('ZADD', failures_key, ARGV[i], ARGV[i + 1]) end
   end
@@ -216,6 +219,7 @@ class BreakerStore:
             str(config.failure_threshold),
             *_claim_args(report),
             str(report.successes),
+            "0" if report.last_success_at is None else repr(report.last_success_at),
         ]
         for at, sequence in report.failures:
             args += [repr(at), f"{self.holder}:{sequence}"]

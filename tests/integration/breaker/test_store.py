@@ -97,6 +97,19 @@ def test_failures_older_than_the_window_do_not_count(redis_url: str) -> None:
     on_redis(redis_url, scenario)
 
 
+def test_a_success_from_any_worker_ends_the_fleets_outage(redis_url: str) -> None:
+    async def scenario(store: Stores) -> None:
+        now = time.time()
+        assert (await store("a").sync(failures(now - 2.0, now - 1.5), now)).failures == 2
+        success = Report(None, failures(now - 0.5).failures, 1, now - 1.0)
+        view = await store("b").sync(success, now)  # b's failure came after its success
+        assert view.failures == 1
+        view = await store("a").sync(failures(now, now), now)
+        assert view.state is CircuitState.OPEN  # three since the success
+
+    on_redis(redis_url, scenario)
+
+
 def test_a_retried_report_does_not_count_its_failures_twice(redis_url: str) -> None:
     async def scenario(store: Stores) -> None:
         a = store("a")

@@ -85,6 +85,24 @@ def test_failures_older_than_the_window_age_out(breaker: LocalBreaker, clock: Ma
     assert fresh.failure_count == 2
 
 
+def test_outages_ended_by_a_success_never_add_up_to_a_trip(
+    breaker: LocalBreaker, clock: ManualClock
+) -> None:
+    """A cluster shard failing over twice within the window: each outage ends in a success."""
+    for _ in range(2):
+        breaker.record_failure()
+        breaker.record_failure()
+        clock.advance(1.0)
+        breaker.record_success()
+        assert breaker.failure_count == 0
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state is CLOSED  # six failures in 3 s, but never three in one outage
+
+    breaker.record_failure()
+    assert breaker.state is OPEN
+
+
 def test_stays_open_for_the_recovery_timeout(breaker: LocalBreaker, clock: ManualClock) -> None:
     trip(breaker)
     clock.advance(4.99)
@@ -295,7 +313,7 @@ def test_interleaved_mixed_calls_announce_a_consistent_chain() -> None:
 
     async def churn() -> None:
         for i in range(3000):
-            if breaker.can_execute() and i % 3 == 0:
+            if breaker.can_execute() and i % 8 == 0:  # runs of failures long enough to trip
                 breaker.record_success()
             else:
                 breaker.record_failure()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tickfleet.breaker import BreakerConfig, CircuitState
-from tickfleet.breaker.machine import BreakerMachine, Claim, StoreView
+from tickfleet.breaker.machine import BreakerMachine, Claim, Report, StoreView
 from tickfleet.runtime.clock import ManualClock
 
 pytestmark = pytest.mark.timeout(10)
@@ -212,8 +212,8 @@ def test_deciding_alone_in_half_open_uses_what_is_left_of_the_budget(
 def test_a_failed_sync_round_keeps_its_outcomes_for_the_next(
     machine: BreakerMachine,
 ) -> None:
-    machine.failed(None)
     machine.succeeded()
+    machine.failed(None)
     report = machine.take_report()
     machine.failed(None)
 
@@ -222,7 +222,30 @@ def test_a_failed_sync_round_keeps_its_outcomes_for_the_next(
     again = machine.take_report()
     assert [sequence for _, sequence in again.failures] == [1, 2]
     assert again.successes == 1
-    assert machine.take_report().failures == ()
+    assert again.last_success_at == report.last_success_at is not None
+    assert machine.take_report() == Report(None, (), 0, None)
+
+
+def test_a_success_drops_the_failures_before_it_from_every_report(
+    machine: BreakerMachine, clock: ManualClock
+) -> None:
+    machine.failed(None)
+    machine.failed(None)
+    machine.succeeded()  # the outage those two belonged to is over
+    clock.advance(1.0)
+    machine.failed(None)
+    report = machine.take_report()
+    assert [sequence for _, sequence in report.failures] == [3]
+    assert report.last_success_at == clock.time() - 1.0
+
+    machine.failed(None)
+    machine.succeeded()  # after the round that failed: its failure is over too
+    machine.restore(report)
+
+    again = machine.take_report()
+    assert again.failures == ()
+    assert again.successes == 2
+    assert again.last_success_at == clock.time()
 
 
 def test_fleet_failures_count_towards_the_failure_count(
