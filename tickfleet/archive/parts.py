@@ -16,7 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tickfleet.archive.layout import COMPRESSION, ORDER, PART_SUFFIX, SCHEMA, day_dir
+from tickfleet.archive.layout import (
+    COMPRESSION,
+    DICTIONARY_COLUMNS,
+    ORDER,
+    PART_SUFFIX,
+    SCHEMA,
+    STATISTICS_COLUMNS,
+    day_dir,
+)
 
 TMP_SUFFIX = ".tmp"
 
@@ -28,8 +36,9 @@ def write_part(path: Path, table: pa.Table, row_group_size: int = 1 << 20) -> No
     try:
         with tmp.open("wb") as sink:
             pq.write_table(
-                table.cast(SCHEMA), sink, compression=COMPRESSION, row_group_size=row_group_size
-            )
+                table.cast(SCHEMA), sink, compression=COMPRESSION, row_group_size=row_group_size,
+                use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS,
+            )  # fmt: skip
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(tmp, path)

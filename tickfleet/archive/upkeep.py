@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tickfleet.archive.layout import PART_SUFFIX, SCHEMA
+from tickfleet.archive.layout import DICTIONARY_COLUMNS, PART_SUFFIX, SCHEMA, STATISTICS_COLUMNS
 from tickfleet.archive.parts import TMP_SUFFIX
 from tickfleet.metrics.catalog import Metrics
 
@@ -38,7 +38,6 @@ COMPACT_ROWS = 2_000_000  # a merged part's rows: bounds the memory one merge ta
 COMPACTED_PREFIX = "c-"
 INPUTS_KEY = b"tickfleet.inputs"
 STALE_TMP_SECONDS = 3600.0  # a temporary file this old belongs to a killed writer
-DICTIONARY_COLUMNS = ["stream", "kind", "channel", "source"]
 DELTA_COLUMNS = {"ts_ns": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED"}
 STORAGE_ORDER = [("token", "ascending"), ("ts_ns", "ascending"), ("seq", "ascending")]
 
@@ -60,6 +59,7 @@ def write_compacted(path: Path, table: pa.Table, level: int, inputs: list[str]) 
             pq.write_table(
                 table, sink, compression="zstd", compression_level=level,
                 row_group_size=max(table.num_rows, 1), use_dictionary=DICTIONARY_COLUMNS,
+                write_statistics=STATISTICS_COLUMNS,
                 column_encoding=DELTA_COLUMNS, data_page_size=1 << 20,
             )  # fmt: skip
             sink.flush()
