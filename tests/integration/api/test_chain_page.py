@@ -19,6 +19,7 @@ import redis
 from playwright.sync_api import Page, sync_playwright
 
 from tests.conftest import Fleet
+from tests.support.event_clients import running, until_heard
 from tests.support.polling import wait_until
 from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
@@ -118,17 +119,15 @@ def test_the_chain_page_shows_changing_simulated_prices_as_such_and_the_fleets_s
     assert shot.stat().st_size > 10_000
 
 
-async def _watch(url: str, expiry: str, heard: list[int], stop: asyncio.Event) -> None:
-    """One SSE client: counts ``ticks`` events until told to stop."""
+async def _watch(url: str, expiry: str, heard: list[int]) -> None:
+    """One SSE client: counts ``ticks`` events until cancelled."""
     async with (
         httpx.AsyncClient(base_url=url, timeout=30) as client,
         client.stream("GET", "/chain/events", params={"expiry": expiry}) as answer,
     ):
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/event-stream")
-        lines = answer.aiter_lines()
-        while not stop.is_set():
-            line = await anext(lines)
+        async for line in answer.aiter_lines():
             if line == "event: ticks":
                 heard.append(1)
 
@@ -143,26 +142,19 @@ def test_fifty_event_clients_cost_redis_one_subscription_per_api_process(
         return int(dict(client.pubsub_numsub(channels.options))[channels.options.encode()])
 
     async def fifty() -> tuple[int, list[int]]:
-        stop = asyncio.Event()
         heard: list[list[int]] = [[] for _ in range(50)]
-        tasks = [asyncio.create_task(_watch(market.url, market.expiry, h, stop)) for h in heard]
-        try:
-            deadline = asyncio.get_running_loop().time() + 20
-            while not all(len(h) >= 3 for h in heard):
-                assert asyncio.get_running_loop().time() < deadline, [len(h) for h in heard]
-                assert not any(t.done() for t in tasks), [t for t in tasks if t.done()]
-                await asyncio.sleep(0.1)
+
+        def counts() -> list[int]:
+            return [len(h) for h in heard]
+
+        async with running(_watch(market.url, market.expiry, h) for h in heard) as tasks:
+            await until_heard(lambda: min(counts()) >= 3, tasks, 20, counts)
             async with httpx.AsyncClient(base_url=market.url, timeout=10) as extra:
                 refused = await extra.get("/chain/events", params={"expiry": market.expiry})
                 assert refused.status_code == 503, refused.text  # the 51st of at most 50
                 bad = await extra.get("/chain/events", params={"expiry": "someday"})
                 assert bad.status_code == 422, bad.text
-            return subscribers(), [len(h) for h in heard]
-        finally:
-            stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            return subscribers(), counts()
 
     try:
         before = subscribers()

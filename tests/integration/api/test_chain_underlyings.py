@@ -21,6 +21,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from tests.conftest import Fleet
 from tests.integration.api.test_chain_page import CHROMIUM, CHROMIUM_ARGS
+from tests.support.event_clients import running, until_heard
 from tests.support.polling import wait_until
 from tests.support.seed import near_money, seed_universe
 from tests.support.timing import FAST_FLEET
@@ -79,7 +80,7 @@ class Heard:
     index: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def _listen(url: str, name: str, heard: Heard, stop: asyncio.Event) -> None:
+async def _listen(url: str, name: str, heard: Heard) -> None:
     async with (
         httpx.AsyncClient(base_url=url, timeout=30) as client,
         client.stream("GET", "/chain/events", params={"underlying": name.lower()}) as answer,
@@ -94,8 +95,6 @@ async def _listen(url: str, name: str, heard: Heard, stop: asyncio.Event) -> Non
                 heard.tokens.update(option["token"] for option in data["options"])
                 if data["underlying"] is not None:
                     heard.index.append(data["underlying"])
-            if stop.is_set():
-                return
 
 
 def _enough(market: Market, heard: dict[str, Heard]) -> bool:
@@ -122,26 +121,15 @@ def test_each_event_client_hears_only_its_own_underlyings_options_and_index(
         return {n: int(counts[c.encode()]) for n, c in options.items()}
 
     async def watch() -> tuple[dict[str, Heard], dict[str, int]]:
-        stop = asyncio.Event()
         heard = {name: Heard() for name in WATCHED}
-        tasks = [asyncio.create_task(_listen(market.url, n, h, stop)) for n, h in heard.items()]
-        try:
-            deadline = asyncio.get_running_loop().time() + 30
-            while not _enough(market, heard):
-                assert asyncio.get_running_loop().time() < deadline, heard
-                assert not any(t.done() for t in tasks), [t for t in tasks if t.done()]
-                await asyncio.sleep(0.1)
+        async with running(_listen(market.url, n, h) for n, h in heard.items()) as tasks:
+            await until_heard(lambda: _enough(market, heard), tasks, 30, lambda: heard)
             async with httpx.AsyncClient(base_url=market.url, timeout=10) as other:
                 for path in ("/chain", "/chain/events"):
                     refused = await other.get(path, params={"underlying": "GOLD"})
                     assert refused.status_code == 422, (path, refused.text)
                     assert "NIFTY, BANKNIFTY, SENSEX" in refused.text, refused.text
             return heard, subscribers()
-        finally:
-            stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
         before = subscribers()
