@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from redis.crc import key_slot
 
 from tests.conftest import Fleet
+from tests.support.breakers import reported_failures
 from tests.support.failover import gap_around
 from tests.support.heard_at import HeardAt, heard_at
 from tests.support.polling import wait_until
@@ -31,11 +31,7 @@ from tests.support.underlyings import (
     check_underlying,
     enough_chains,
 )
-from tickfleet.breaker import BreakerConfig, BreakerSnapshot
-from tickfleet.breaker.view import read_shared
 from tickfleet.config.settings import Settings
-from tickfleet.keyspace.keys import Keys, publish_breaker
-from tickfleet.runtime.clock import clock_from_settings
 from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(150)
@@ -113,27 +109,16 @@ def _lose_a_shard(
     back = time.time()
     time.sleep(1.0)  # the others' ticks after the whole outage
     gaps = {n: h.largest_gap(channel[n], killed, back) for n, h in heard.items()}
-    states = _breakers(settings)
+    failures = reported_failures(settings, UNDERLYINGS)
     print(
         f"master {lost.port} killed: {LOST} again after {took:.1f}s; the others' largest "
-        f"gaps over the outage {gaps}; {states}"
+        f"gaps over the outage {gaps}; failures each breaker heard of {failures}"
     )
     assert cluster.master_of(channel[LOST]).port != lost.port  # its replica serves now
     # Bounded by the node timeout (failure detection and the replica's election) plus a
     # few seconds: the breaker's recovery and a probe.
     assert took < NODE_TIMEOUT_MS / 1000 + 8
-    assert states[LOST]["failure_count"] > 0  # its own breaker saw the outage
+    assert failures[LOST] > 0  # its own breaker saw the outage
     for name, gap in gaps.items():  # never stopped: no gap longer than a few tick intervals
         assert gap is not None and gap < 4 * TICK_SECONDS + 0.5, (name, gaps)
-        assert states[name]["failure_count"] == 0, (name, states)
-
-
-def _breakers(settings: Settings) -> dict[str, BreakerSnapshot]:
-    """Each underlying's publish breaker, as the fleet shares it."""
-    client = redis.Redis.from_url(settings.redis_url)
-    config, keys = BreakerConfig.from_settings(settings), Keys(settings.key_prefix)
-    now = clock_from_settings(settings).time()  # failures are stamped by the fleet's clock
-    try:
-        return {n: read_shared(client, keys, publish_breaker(n), config, now) for n in UNDERLYINGS}
-    finally:
-        client.close()
+        assert failures[name] == 0, (name, failures)

@@ -14,19 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from tests.conftest import Fleet
+from tests.support.breakers import reported_failures
 from tests.support.heard_at import HeardAt, heard_at
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.seed import near_money, seed_universe
 from tests.support.ticks import TickCollector, collecting
 from tests.support.timing import FAST_FLEET
-from tickfleet.breaker import BreakerConfig, BreakerSnapshot
-from tickfleet.breaker.view import read_shared
 from tickfleet.config.settings import Settings
-from tickfleet.keyspace.keys import Keys, publish_breaker
-from tickfleet.runtime.clock import clock_from_settings
 from tickfleet.ticks.channels import Channels
 
 pytestmark = pytest.mark.timeout(150)
@@ -65,8 +61,8 @@ def test_a_slot_moved_under_publishing_is_followed_by_the_stream_and_its_subscri
         port = redis_cluster.master_of(stays).port
         with heard_at(port, [stays], tmp_path / STAYS) as heard:
             _move_and_follow(redis_cluster, collector, heard, stays)
-    breaker = _breaker(settings, STAYS)
-    assert breaker["failure_count"] == 0, breaker  # the move never touched its shard
+    failures = reported_failures(settings, [STAYS])
+    assert failures == {STAYS: 0}, failures  # the move never touched its shard
 
 
 def _move_and_follow(
@@ -95,13 +91,3 @@ def _move_and_follow(
         assert client.hlen(channels.latest_options) == 4
     assert max(gaps) < 3.0, gaps
     assert stays_gap is not None and stays_gap < 4 * TICK_SECONDS + 0.5, stays_gap
-
-
-def _breaker(settings: Settings, name: str) -> BreakerSnapshot:
-    client = redis.Redis.from_url(settings.redis_url)
-    config, keys = BreakerConfig.from_settings(settings), Keys(settings.key_prefix)
-    try:
-        now = clock_from_settings(settings).time()
-        return read_shared(client, keys, publish_breaker(name), config, now)
-    finally:
-        client.close()
