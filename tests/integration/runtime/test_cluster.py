@@ -30,6 +30,9 @@ def test_a_killed_master_is_replaced_by_its_replica(redis_cluster: RedisClusterS
     client = redis_cluster.client()
     try:
         client.set("{nifty}:probe", "1")
+        with redis_cluster.master_of("{nifty}:probe").client() as master:
+            # Replication is asynchronous: the write is on the replica before the kill.
+            assert master.wait(1, 5000) == 1
         lost = redis_cluster.kill_master_of("{nifty}:probe")
         killed = time.monotonic()
         deadline = killed + 20

@@ -31,6 +31,9 @@ TICK_SECONDS = 0.3
 MOVED, STAYS = "NIFTY", "BANKNIFTY"
 
 
+# serial: the move's gaps are timed (under 3 s) on a six-node cluster beside a fleet; on a
+# machine shared with other fleets, the stream took over 20 s to publish again.
+@pytest.mark.serial
 def test_a_slot_moved_under_publishing_is_followed_by_the_stream_and_its_subscribers(
     make_settings: Callable[..., Settings],
     fleet_factory: Callable[..., Fleet],
