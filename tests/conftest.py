@@ -18,7 +18,13 @@ import redis
 
 from tests.support.instants import FLEET_NOW, offset_to
 from tests.support.ports import free_port, wait_for_port
-from tests.support.processes import BIN, FleetProcess, celery_worker_argv, stream_worker_argv
+from tests.support.processes import (
+    BIN,
+    FleetProcess,
+    celery_worker_argv,
+    stop_zygote,
+    stream_worker_argv,
+)
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 from tests.support.serial import SERIAL_MARK, SerialGate
@@ -66,6 +72,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     serial = sum(1 for item in session.items if item.get_closest_marker(SERIAL_MARK))
     shared = Path(config.getoption("basetemp")).parent  # xdist gives each worker <shared>/gwN
     config.stash[GATE] = SerialGate(shared / "serial-gate", serial)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_zygote()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

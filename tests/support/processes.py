@@ -11,8 +11,26 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tests.support.zygote import Zygote, ZygoteChild, forks
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+_zygote: list[Zygote] = []
+
+
+def zygote() -> Zygote:
+    """This test process's zygote, started on first use (unit tests never need it)."""
+    if not _zygote:
+        _zygote.append(Zygote())
+    return _zygote[0]
+
+
+def stop_zygote() -> None:
+    """Stop the zygote, if one was started; its children were stopped by their tests."""
+    while _zygote:
+        _zygote.pop().stop()
 
 
 class FleetProcess:
@@ -24,14 +42,19 @@ class FleetProcess:
         self.log_path = logdir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self._log_start = self._log.tell()  # a process restarted under a name appends
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        environment = {**os.environ, **env}
+        self.proc: subprocess.Popen[bytes] | ZygoteChild
+        if forks(self.argv):
+            self.proc = zygote().spawn(self.argv, environment, ROOT, self.log_path)
+        else:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=environment,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._terminated = False
 
     @property
