@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -138,4 +139,39 @@ def celery_worker_argv(
 def stream_worker_argv(app: str, name: str, concurrency: int = 3) -> list[str]:
     return celery_worker_argv(
         app, name, "stream", concurrency, "--prefetch-multiplier=1", "--disable-prefetch"
+    )
+
+
+def run_command(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    timeout: float,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run(argv, capture_output=True)``, forked from the zygote where it can
+    be: the ``tickfleet`` command exactly as an operator runs it, without its imports."""
+    if not forks(argv):
+        return subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False
+        )
+    with tempfile.TemporaryDirectory(prefix="tickfleet-run-") as scratch:
+        out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
+        child = zygote().spawn(argv, env, cwd, out, err)
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
+            raise subprocess.TimeoutExpired(list(argv), timeout, out.read_bytes()) from None
+        return subprocess.CompletedProcess(list(argv), code, out.read_bytes(), err.read_bytes())
+
+
+def run_text(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """``run_command`` with its output decoded, as ``subprocess.run(..., text=True)``."""
+    done = run_command(argv, env, timeout, cwd)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
     )

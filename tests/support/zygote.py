@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 # What the suite's fleet processes import, before any test asks for one.
 WARM = (
@@ -46,6 +47,7 @@ WARM = (
     "uvicorn.main",
     "workers",
     "producers.api",
+    "producers.cli",
 )
 
 
@@ -55,13 +57,23 @@ def _celery() -> None:
     main()
 
 
+def _tickfleet() -> None:
+    from producers.cli import main  # noqa: PLC0415
+
+    sys.exit(main())
+
+
 def _uvicorn() -> None:
     from uvicorn.main import main  # noqa: PLC0415
 
     main()
 
 
-PROGRAMS: Mapping[str, Callable[[], None]] = {"celery": _celery, "uvicorn": _uvicorn}
+PROGRAMS: Mapping[str, Callable[[], None]] = {
+    "celery": _celery,
+    "tickfleet": _tickfleet,
+    "uvicorn": _uvicorn,
+}
 
 
 def forks(argv: Sequence[str]) -> bool:
@@ -75,31 +87,40 @@ def forks(argv: Sequence[str]) -> bool:
 # --- the zygote process ---------------------------------------------------------------------
 
 
-def _child(request: dict[str, object]) -> None:
+class Request(TypedDict):
+    """One program to start: its command line, environment, directory and output files."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    log: str
+    errors: str
+
+
+def _child(request: Request) -> None:
     """In the forked child: become the program the request names; never returns."""
     code = 1
     try:
         os.setsid()
-        log = os.open(str(request["log"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
         os.close(null)
+        for fd, path in ((1, request["log"]), (2, request["errors"])):
+            out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(out, fd)
+            os.close(out)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
-        os.chdir(str(request["cwd"]))
+        os.chdir(request["cwd"])
         os.environ.clear()
-        os.environ.update(request["env"])  # type: ignore[arg-type]
-        argv = list(request["argv"])  # type: ignore[call-overload]
-        sys.argv = [argv[0], *argv[1:]]
-        PROGRAMS[Path(argv[0]).name]()
+        os.environ.update(request["env"])
+        sys.argv = list(request["argv"])
+        PROGRAMS[Path(sys.argv[0]).name]()
         code = 0
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except BaseException:  # noqa: BLE001 (the child's traceback belongs in its log)
+        code = _exit_code(exit_.code)
+    except BaseException:
         import traceback  # noqa: PLC0415
 
         traceback.print_exc()
@@ -108,6 +129,16 @@ def _child(request: dict[str, object]) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _exit_code(code: object) -> int:
+    """The status Python exits with for ``sys.exit(code)``, printing a message as it does."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 
 def _reap(children: dict[int, str]) -> None:
@@ -143,7 +174,7 @@ def serve(path: str) -> None:
         if listener in readable:
             conn, _ = listener.accept()
             with conn, conn.makefile("rwb") as stream:
-                request = json.loads(stream.readline())
+                request: Request = json.loads(stream.readline())
                 pid = os.fork()
                 if pid == 0:
                     listener.close()
@@ -219,9 +250,22 @@ class Zygote:
             raise RuntimeError(f"the zygote exited with {self._proc.wait(10)}")
 
     def spawn(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        log: Path,
+        errors: Path | None = None,
     ) -> ZygoteChild:
-        request = {"argv": list(argv), "env": dict(env), "cwd": str(cwd), "log": str(log)}
+        """Start ``argv`` with its standard output in ``log`` and its standard error in
+        ``errors`` (the same file unless given)."""
+        request: Request = {
+            "argv": list(argv),
+            "env": dict(env),
+            "cwd": str(cwd),
+            "log": str(log),
+            "errors": str(errors or log),
+        }
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(self._path)
             conn.sendall(json.dumps(request).encode() + b"\n")

@@ -28,7 +28,7 @@ import pytest
 from tests.conftest import Fleet
 from tests.support.instants import FLEET_NOW
 from tests.support.polling import wait_until
-from tests.support.processes import BIN
+from tests.support.processes import BIN, run_command
 from tests.support.seed import near_money, seed_universe
 from tests.support.ticks import Received, TickCollector
 from tests.support.timing import FAST_FLEET
@@ -92,7 +92,9 @@ def ticks_command(settings: Settings, *args: str) -> bytes:
     """``tickfleet ticks <args> --date DAY`` as an operator runs it; its standard output."""
     argv = [str(BIN / "tickfleet"), "ticks", *args, "--date", DAY.isoformat()]
     env = {**os.environ, **settings.to_env()}
-    return subprocess.run(argv, env=env, capture_output=True, timeout=60, check=True).stdout
+    done = run_command(argv, env, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
 
 
 def contains_run(whole: list[bytes], run: list[bytes]) -> bool:

@@ -17,7 +17,7 @@ import pytest
 
 from producers.kite_sim.local_rest import KiteRestServer
 from tests.support.ports import free_port
-from tests.support.processes import BIN, ROOT
+from tests.support.processes import BIN, run_text
 from tests.support.seed import init_database, now_of
 from tickfleet.config.settings import Settings
 from tickfleet.instruments import OfflineUniverseSource, UniverseSpec
@@ -31,13 +31,9 @@ ACCESS_TOKEN = "cli-failure-access-token-0123"
 
 def tickfleet(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """One command as an operator runs it, only warnings logged: stderr is what it says."""
-    return subprocess.run(
+    return run_text(
         [str(BIN / "tickfleet"), *args],
-        cwd=ROOT,
         env={**os.environ, **settings.to_env(), "TICKFLEET_LOG_LEVEL": "WARNING", **env},
-        capture_output=True,
-        check=False,
-        text=True,
         timeout=60,
     )
 

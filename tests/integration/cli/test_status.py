@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import Fleet
 from tests.support.polling import wait_until
 from tests.support.ports import wait_for_port
-from tests.support.processes import BIN, ROOT, FleetProcess
+from tests.support.processes import BIN, ROOT, FleetProcess, run_text
 from tests.support.seed import seed_universe
 from tests.support.timing import FAST_FLEET
 from tickfleet.config.settings import Settings
@@ -40,13 +40,9 @@ class Running:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         api = ["--api", self.url] if args[0] in ("status", "subscribe", "unsubscribe") else []
-        return subprocess.run(
+        return run_text(
             [str(BIN / "tickfleet"), *args, *api],
-            cwd=ROOT,
             env={**os.environ, **self.fleet.env, "COLUMNS": "160"},
-            capture_output=True,
-            check=False,
-            text=True,
             timeout=60,
         )
 

@@ -18,7 +18,7 @@ from alembic import command
 from tests.integration.db.legacy import LEGACY, create_legacy_database
 from tests.integration.db.schema import differences, head, revision
 from tests.support.instants import FLEET_NOW
-from tests.support.processes import BIN
+from tests.support.processes import BIN, run_text
 from tickfleet.config.settings import Settings
 from tickfleet.migrations import BASELINE, alembic_config, initialise, target_metadata
 from tickfleet.storage.sql import make_engine
@@ -55,13 +55,10 @@ def test_the_baseline_is_the_schema_0_3_0_created(database_url: str) -> None:
 def _init_db(settings: Settings) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TICKFLEET_")}
     clean.pop("DATABASE_URL", None)
-    return subprocess.run(
+    return run_text(
         [str(BIN / "tickfleet"), "init-db", "--wait", "5"],
         env={**clean, **settings.to_env()},
-        capture_output=True,
-        text=True,
         timeout=45,
-        check=False,
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ import redis.asyncio as aioredis
 from producers.kite_sim.local_rest import KiteRestServer
 from tests.conftest import Fleet
 from tests.support.instants import FLEET_NOW
-from tests.support.processes import BIN
+from tests.support.processes import BIN, run_text
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector
 from tests.support.timing import FAST_FLEET
@@ -342,10 +341,7 @@ def test_kite_serves_the_range_before_the_fleets_first_bar(
             answer = api.get("/history", params=params).json()
         argv = [str(BIN / "tickfleet"), "history", str(token), "--csv", "--account", "H"]
         argv += ["--from", params["from_ts"], "--to", params["to_ts"], "--interval", "5minute"]
-        printed = subprocess.run(
-            argv, env={**os.environ, **fleet.env}, capture_output=True, text=True,
-            timeout=60, check=False,
-        )  # fmt: skip
+        printed = run_text(argv, env={**os.environ, **fleet.env}, timeout=60)
     assert answer["source"] == "mixed"
     closes = [c["close"] for c in answer["candles"]]
     assert closes == [10.5, 11.5, 12.5, 13.5, 14.5, 55.0, 56.0, 57.0]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.processes import BIN
+from tests.support.processes import BIN, run_text
 from tests.support.seed import seed_universe
 from tickfleet.config.settings import Settings
 from tickfleet.subscriptions.store import SubscriptionRequest
@@ -32,14 +32,8 @@ class RecordingStarter:
 def reload_now(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TICKFLEET_")}
     clean.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [str(BIN / "tickfleet"), "reload", "--now"],
-        cwd=cwd,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_text(
+        [str(BIN / "tickfleet"), "reload", "--now"], env={**clean, **env}, timeout=60, cwd=cwd
     )
 
 

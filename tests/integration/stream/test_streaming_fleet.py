@@ -23,7 +23,7 @@ import redis
 from tests.conftest import Fleet
 from tests.support.failover import channel_of, gap_around, owner_pid
 from tests.support.polling import wait_until
-from tests.support.processes import BIN, FleetProcess
+from tests.support.processes import BIN, FleetProcess, run_command
 from tests.support.runs import Publish, as_text, publishes
 from tests.support.seed import seed_universe
 from tests.support.ticks import TickCollector, check_option_tick
@@ -186,13 +186,7 @@ def test_the_tail_command_prints_live_ticks(streaming: Streaming) -> None:
         "--seconds",
         "15",
     ]
-    done = subprocess.run(
-        argv,
-        env={**os.environ, **streaming.fleet.env},
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_command(argv, env={**os.environ, **streaming.fleet.env}, timeout=30)
     lines = done.stdout.decode().splitlines()
     assert done.returncode == 0, done.stderr.decode()
     assert len(lines) == 3
