@@ -35,7 +35,7 @@ FLEET_LOGS := supervisord stream control beat api flower
 logs:
 	@d="$${TICKFLEET_RUN_DIR:-var}/log"; tail -n 20 -F $(foreach p,$(FLEET_LOGS),"$$d/$(p).log")
 
-# The suite on TEST_WORKERS pytest-xdist workers (default: the machine's cores, see scripts/run-tests.sh)
+# The suite on TEST_WORKERS pytest-xdist workers (default: twice the machine's cores, see scripts/run-tests.sh)
 test: venv redis browser
 	scripts/run-tests.sh tests
 

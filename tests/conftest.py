@@ -39,24 +39,23 @@ PROCESS_FIXTURES = frozenset(
 GATE = pytest.StashKey[SerialGate]()
 
 
-def _unit(item: pytest.Item) -> bool:
-    """A unit test: one part in this process, no fleet, no subprocess."""
-    return "/unit/" in str(item.fspath)
-
-
-def _runs_first(item: pytest.Item) -> tuple[bool, bool, bool]:
-    """Serial tests; then unit tests, which run beside them; then those that start
-    processes (the long ones); then the rest."""
+def _starts_processes(item: pytest.Item) -> bool:
+    """A test that starts fleet processes or redis-servers of its own: the ones that load
+    the machine, and so the ones that wait for the serial tests."""
     names = set(getattr(item, "fixturenames", ()))
-    serial = item.get_closest_marker(SERIAL_MARK) is not None
-    return not serial, not _unit(item), not names & PROCESS_FIXTURES
+    return bool(names & PROCESS_FIXTURES) or item.get_closest_marker("processes") is not None
+
+
+def _runs_first(item: pytest.Item) -> tuple[bool, bool]:
+    """Serial tests; then the tests that start no processes (unit tests and light
+    integration tests), which run beside them; then those that start processes."""
+    return item.get_closest_marker(SERIAL_MARK) is None, _starts_processes(item)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark integration tests. Under xdist, order the tests: the serial ones first (see
-    tests.support.serial), then the unit tests, which need not wait for them, then those
-    that start processes, the long ones: the workers take tests in this order, and a long
-    test started last would end the run alone."""
+    """Mark integration tests. Under xdist, order the tests: the serial ones first, which
+    take turns (tests.support.serial), then those that start no processes, which run
+    meanwhile, then those that start processes, which wait for the serial ones to end."""
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
@@ -80,14 +79,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Outside the test's timeout: a serial test takes its turn; a unit test runs beside
-    them; every other test waits for the last of them."""
+    """Outside the test's timeout: a serial test takes its turn; a test that starts no
+    processes runs beside them; every other test waits for the last of them."""
     gate = item.config.stash.get(GATE, None)
     if gate is not None and item.get_closest_marker(SERIAL_MARK):
         with gate.alone(item.nodeid):
             yield
         return
-    if gate is not None and not _unit(item):
+    if gate is not None and _starts_processes(item):
         gate.wait()
     yield
 

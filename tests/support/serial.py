@@ -1,14 +1,14 @@
-"""Serial tests run without other fleets: first, one at a time, while every test but
-the unit tests waits.
+"""Serial tests run without other fleets: first, one at a time, while every test that
+starts processes waits.
 
 Under pytest-xdist, tests share the machine's two cores. A few measure a timing that a
 loaded machine stretches (a stream's handover within the lease TTL, a rate limiter's
 50 ms): marked ``serial``, they are collected first, so every worker is handed its serial
-tests before any other; a lock lets one run at a time, and every integration test waits,
-before its set-up, until the last serial one has finished. Unit tests (no fleet, no
-subprocess) run beside them: a core's worth of plain Python work, which the failover
-timings were measured against (two and six busy processes,
-``docs/architecture/flows.md``). The
+tests before any other; a lock lets one run at a time, and every test that starts
+processes waits, before its set-up, until the last serial one has finished. Tests that
+start none (unit tests, and integration tests against the session's redis-server) run
+beside them: about a core's worth of plain Python work, which the failover timings were
+measured against (two and six busy processes, ``docs/architecture/flows.md``). The
 session's workers share a directory for this: the lock file, and one file per finished
 serial test.
 """

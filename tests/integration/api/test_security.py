@@ -26,7 +26,7 @@ from tickfleet.config.settings import Settings
 from tickfleet.keyspace.keys import Keys
 from tickfleet.supervision.failures import RedisFailureLog, TaskFailure
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.processes]
 
 API_KEY = "Zq8tW2mVx4Lr7Nc1Jp6Hs3Kd9Fb5Gy0A"  # 32 characters
 PLANTED_PATH = "/srv/tickfleet-private/feed/ingest.py"

@@ -15,7 +15,7 @@ from tests.integration.breaker.running import shared_breaker
 from tests.integration.breaker.spawning import Spawner
 from tickfleet.breaker import BreakerConfig, CircuitState
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.processes]
 
 
 async def collect(results: Queue[Any], count: int, timeout: float) -> list[Any]:

@@ -24,7 +24,7 @@ from tickfleet.instruments import OfflineUniverseSource, UniverseSpec
 from tickfleet.storage.sql import database_id, make_engine
 from tickfleet.wiring.services import Services
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.processes]
 API_KEY = "cli-failure-key"
 ACCESS_TOKEN = "cli-failure-access-token-0123"
 

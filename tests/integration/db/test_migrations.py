@@ -25,7 +25,7 @@ from tickfleet.storage.sql import make_engine
 from tickfleet.subscriptions.store import SubscriptionRequest
 from tickfleet.wiring.services import Services
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.processes]
 
 LEGACY_TOKEN = 12073986
 TOP_TOKEN = 2**32 - 1

@@ -43,7 +43,7 @@ from tickfleet.kite.candles import Candle, CandleQuery, Interval, RangeTooLargeE
 from tickfleet.kite.rest import KiteRestClient, KiteRestError
 from tickfleet.runtime.clock import clock_from_settings
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.processes]
 
 IST = ZoneInfo("Asia/Kolkata")
 UTC = ZoneInfo("UTC")

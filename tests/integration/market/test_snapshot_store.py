@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from tickfleet.keyspace.keys import Keys
 from tickfleet.market.snapshot import MockUnderlyingSnapshot, RedisSnapshotStore
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.processes]
 
 T0 = 1_736_173_800.0
 KEY = Keys().market_snapshot("NIFTY")

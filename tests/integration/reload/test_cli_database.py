@@ -21,7 +21,7 @@ from tickfleet.config.settings import Settings
 from tickfleet.subscriptions.store import SubscriptionRequest
 from tickfleet.wiring.services import Services
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.processes]
 
 
 class RecordingStarter:

@@ -34,7 +34,7 @@ from tickfleet.stream.runner import StreamRunner
 from tickfleet.supervision import SupervisorFailed
 from tickfleet.wiring.stream import build_account_stream, stream_config
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.processes]
 
 CYCLES = 50
 ACCOUNT = Account("sim-1", None, None, 3)
