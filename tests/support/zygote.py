@@ -206,6 +206,10 @@ class ZygoteChild:
         except ProcessLookupError:  # gone already, and reaped by the zygote
             self._collect()
 
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
     def poll(self) -> int | None:
         if self._pidfd is not None and select.select([self._pidfd], [], [], 0)[0]:
             self._collect()

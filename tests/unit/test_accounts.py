@@ -6,8 +6,9 @@ import pytest
 from tickfleet.accounts.config import (
     SIMULATED_ACCOUNT_ID,
     AccountConfigError,
-    index_account,
+    index_accounts,
     load_accounts,
+    rest_account,
 )
 from tickfleet.config.settings import Settings
 
@@ -69,7 +70,7 @@ def test_kite_credentials_in_the_environment_make_one_account() -> None:
     assert account.max_connections == 2  # the third connection of the key is the index's
 
 
-def test_the_index_connection_counts_against_the_first_credentialed_key() -> None:
+def test_the_index_connection_counts_against_its_accounts_key() -> None:
     raw = json.dumps(
         [
             {"account_id": "sim"},
@@ -78,22 +79,42 @@ def test_the_index_connection_counts_against_the_first_credentialed_key() -> Non
         ]
     )
     accounts = load_accounts(Settings(accounts=raw, connections_per_account=3))
-    assert index_account(accounts) == accounts[1]
+    assert rest_account(accounts) == accounts[1]
+    assert index_accounts(accounts, ["NIFTY"]) == {"NIFTY": accounts[1]}
     assert [a.max_connections for a in accounts] == [3, 2, 3]
     explicit = raw.replace('"t1"', '"t1", "max_connections": 3')
-    with pytest.raises(AccountConfigError, match=r"index streams take 1, .* on account a"):
+    with pytest.raises(AccountConfigError, match=r"api keys k1 .*\(k1 carries the index of NIFTY:"):
         load_accounts(Settings(accounts=explicit))
 
 
-def test_each_underlyings_index_takes_a_connection_on_the_index_key() -> None:
+def test_the_indices_take_the_credentialed_accounts_in_turn() -> None:
     raw = json.dumps(
         [
             {"account_id": "a", "api_key": "k1", "access_token": "t1"},
+            {"account_id": "sim"},
             {"account_id": "b", "api_key": "k2", "access_token": "t2"},
+            {"account_id": "c", "api_key": "k3", "access_token": "t3"},
         ]
     )
-    two = load_accounts(Settings(accounts=raw, underlyings="NIFTY,SENSEX"))
-    assert [a.max_connections for a in two] == [1, 3]
-    three = raw.replace('"t1"', '"t1", "max_connections": 1')
-    with pytest.raises(AccountConfigError, match=r"api keys k1 .* index streams take 3"):
-        load_accounts(Settings(accounts=three, underlyings="NIFTY,BANKNIFTY,SENSEX"))
+    six = "NIFTY,BANKNIFTY,FINNIFTY,MIDCPNIFTY,SENSEX,BANKEX"
+    accounts = load_accounts(Settings(accounts=raw, underlyings=six, connections_per_account=3))
+    spread = index_accounts(accounts, six.split(","))
+    assert {u: a.account_id for u, a in spread.items()} == {
+        "NIFTY": "a", "BANKNIFTY": "b", "FINNIFTY": "c",
+        "MIDCPNIFTY": "a", "SENSEX": "b", "BANKEX": "c",
+    }  # fmt: skip
+    # two index connections on each key leave one for the account's options
+    assert [a.max_connections for a in accounts] == [1, 3, 1, 1]
+    # all six on one key was Kite's limit twice over; one key still cannot carry four
+    one = json.dumps([{"account_id": "a", "api_key": "k1", "access_token": "t1"}])
+    with pytest.raises(AccountConfigError, match=r"k1 carries the index of NIFTY, BANKNIFTY, "):
+        load_accounts(Settings(accounts=one, underlyings="NIFTY,BANKNIFTY,FINNIFTY"))
+    assert (
+        load_accounts(Settings(accounts=one, underlyings="NIFTY,BANKNIFTY"))[0].max_connections == 1
+    )
+
+
+def test_without_credentials_no_index_stream_has_a_session() -> None:
+    accounts = load_accounts(Settings(accounts=json.dumps([{"account_id": "sim"}])))
+    assert index_accounts(accounts, ["NIFTY", "SENSEX"]) == {}
+    assert rest_account(accounts) is None

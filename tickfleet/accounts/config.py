@@ -2,10 +2,13 @@
 
 Each account holds a Kite Connect session (api key + access token) and may open a few
 WebSocket connections; Kite allows three connections per api key, shared by every
-account using that key, and 3000 instruments per connection. The underlying stream
-opens one more, for the index, with the first account that has credentials (the index
-account): that connection counts against its api key too, so the index account
-defaults to two connections of its own.
+account using that key, and 3000 instruments per connection. Each underlying's index
+stream opens one more, with an account that has credentials: the accounts with
+credentials take the underlyings in turn (``index_accounts``), so six indices on three
+accounts cost each key two connections rather than one key six, which Kite would refuse.
+An index connection counts against its account's api key, so an account that carries
+indices defaults to the connections its key has left. Kite's REST side (instruments,
+quotes, candles) uses the first account with credentials (``rest_account``).
 
 Without an accounts file or list, ``KITE_API_KEY`` and ``KITE_ACCESS_TOKEN`` make one
 account (``TICKFLEET_KITE_ACCOUNT_ID``); with neither, the fleet has one simulated
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +96,7 @@ def _read_file(path: Path) -> str:
         raise AccountConfigError(f"cannot read accounts file {path}: {exc}") from exc
 
 
-def _check(accounts: list[Account], index_connections: int) -> None:
+def _check(accounts: list[Account], underlyings: Sequence[str]) -> None:
     ids = Counter(a.account_id for a in accounts)
     duplicated = sorted(i for i, n in ids.items() if n > 1)
     if duplicated:
@@ -101,32 +105,44 @@ def _check(accounts: list[Account], index_connections: int) -> None:
     for account in accounts:
         if account.api_key:
             per_key[account.api_key] += account.max_connections
-    index = index_account(accounts)
-    if index is not None and index.api_key:
-        per_key[index.api_key] += index_connections
+    indices: dict[str, list[str]] = {}
+    for underlying, account in index_accounts(accounts, underlyings).items():
+        if account.api_key:
+            per_key[account.api_key] += 1
+            indices.setdefault(account.api_key, []).append(underlying)
     over = sorted(k for k, n in per_key.items() if n > KITE_CONNECTIONS_PER_API_KEY)
     if over:
+        carried = "; ".join(
+            f"{k} carries the index of {', '.join(indices.get(k, ['-']))}" for k in over
+        )
         raise AccountConfigError(
             f"api keys {', '.join(over)} would open more than "
-            f"{KITE_CONNECTIONS_PER_API_KEY} connections (the index streams take "
-            f"{index_connections}, one per underlying, on account "
-            f"{index.account_id if index else '-'}'s key); lower max_connections"
+            f"{KITE_CONNECTIONS_PER_API_KEY} connections ({carried}: each underlying's "
+            "index stream takes one); lower max_connections or add an account"
         )
 
 
-def index_account(accounts: list[Account]) -> Account | None:
-    """The account whose session the underlying stream uses: the first with credentials."""
+def index_accounts(accounts: Sequence[Account], underlyings: Sequence[str]) -> dict[str, Account]:
+    """The account whose session each underlying's index stream uses: the accounts with
+    credentials in turn, in the order configured; empty without credentials."""
+    credentialed = [a for a in accounts if a.has_credentials]
+    if not credentialed:
+        return {}
+    return {u: credentialed[i % len(credentialed)] for i, u in enumerate(underlyings)}
+
+
+def rest_account(accounts: Sequence[Account]) -> Account | None:
+    """The account whose session Kite's REST side uses: the first with credentials."""
     return next((a for a in accounts if a.has_credentials), None)
 
 
-def _default_connections(entry: AccountEntry, first: bool, settings: Settings) -> int:
-    """Connections of an account that names none; the index account leaves one for each
-    underlying's index."""
+def _default_connections(entry: AccountEntry, indices: int, settings: Settings) -> int:
+    """Connections of an account that names none; an account carrying ``indices`` index
+    streams leaves their connections free on its key."""
     if entry.max_connections is not None:
         return entry.max_connections
     wanted = settings.connections_per_account
-    if first and entry.api_key and entry.access_token:
-        indices = len(settings.underlying_names)
+    if indices:
         return max(1, min(wanted, KITE_CONNECTIONS_PER_API_KEY - indices))
     return wanted
 
@@ -136,17 +152,21 @@ def load_accounts(settings: Settings) -> list[Account]:
     entries = _read_entries(settings)
     if not entries:
         return [Account(SIMULATED_ACCOUNT_ID, None, None, settings.connections_per_account)]
-    first = next((e for e in entries if e.api_key and e.access_token), None)
+    underlyings = settings.underlying_names
+    credentialed = [e.account_id for e in entries if e.api_key and e.access_token]
+    indices = Counter(
+        credentialed[i % len(credentialed)] for i in range(len(underlyings)) if credentialed
+    )
     accounts = [
         Account(
             account_id=e.account_id,
             api_key=e.api_key,
             access_token=e.access_token,
-            max_connections=_default_connections(e, e is first, settings),
+            max_connections=_default_connections(e, indices[e.account_id], settings),
         )
         for e in entries
     ]
-    _check(accounts, len(settings.underlying_names))
+    _check(accounts, underlyings)
     return accounts
 
 

@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from sqlalchemy import Engine
 
 from tickfleet.accounts.access_tokens import Credentials, rest_credentials
-from tickfleet.accounts.config import Account, index_account, load_accounts
+from tickfleet.accounts.config import Account, load_accounts, rest_account
 from tickfleet.assignment.plan import Configured
 from tickfleet.assignment.store import AssignmentStore
 from tickfleet.breaker import BreakerConfig
@@ -113,8 +113,8 @@ class Services:
         return load_accounts(self.settings)
 
     def kite_credentials(self) -> Credentials | None:
-        """The index account's credentials for Kite's REST side; None without one."""
-        account = index_account(self.accounts)
+        """The REST account's credentials for Kite's REST side; None without one."""
+        account = rest_account(self.accounts)
         if account is None:
             return None
         return rest_credentials(self.redis, self.keys, account.account_id, account.credentials)

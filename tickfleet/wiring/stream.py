@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from tickfleet.accounts.access_tokens import ConfiguredCredentials, Credentials, SessionStore
-from tickfleet.accounts.config import Account, AccountConfigError, find_account, index_account
+from tickfleet.accounts.config import Account, AccountConfigError, find_account, index_accounts
 from tickfleet.archive.recorder import RecorderConfig
 from tickfleet.assignment.catalog import read_catalog
 from tickfleet.breaker import BreakerConfig
@@ -177,7 +177,7 @@ def build_underlying_stream(
         outlet = parts.outlets[name]
         publish, latest = parts.clients.publish, outlet.channels.latest_underlying
         snapshots = RedisSnapshotStore(parts.clients.fleet, config.keys.market_snapshot(name))
-        session = index_account(list(accounts))
+        session = index_accounts(accounts, settings.underlying_names).get(name)
         seed = no_seed()
         if session is not None:
             store = SessionStore(parts.clients.fleet, config.keys, session.account_id)

@@ -2,7 +2,7 @@
 options stream on one account's connections and BANKNIFTY's on the other's, each on its
 own underlying's channels with Kite's exact prices and an IV solved against its own index
 (15 % both: priced off the other index, the IV would be far off or unsolvable), and each
-index streams on its own channel."""
+index streams on its own channel, through a connection of its own account's api key."""
 
 from __future__ import annotations
 
@@ -106,3 +106,6 @@ def _check(
     assert {(key, o.instrument_token) for o in chain} <= sockets, f"{name} on {key}'s sockets"
     other = next(k for n, (_, k, _) in ACCOUNTS.items() if n != name)
     assert not {(other, o.instrument_token) for o in chain} & sockets
+    # the indices take the accounts in turn: each index on its own key, not both on a's
+    assert (key, KNOWN[name].index_token) in sockets, f"{name}'s index on {key}"
+    assert (other, KNOWN[name].index_token) not in sockets

@@ -1,8 +1,9 @@
 """The live index: NIFTY 50 from Kite, on the underlying channel and in the market snapshot.
 
-The underlying stream opens one Kite connection with the index account's session and
-streams the index token in full mode. Each tick is published at once through the same
-builder as the simulated index's (``is_mock`` false) and becomes the market's next
+The underlying stream opens one Kite connection with its index account's session
+(``accounts.config.index_accounts``) and streams the index token in full mode. Each tick
+is published at once through the same builder as the simulated index's (``is_mock``
+false) and becomes the market's next
 snapshot: the account streams read their index level for the greeks from it, and when
 the market closes the simulation resumes from where the real market left off.
 """
