@@ -1,5 +1,6 @@
-"""Two underlyings across two accounts, live, against the local Kite server: NIFTY's
-options stream on one account's connections and BANKNIFTY's on the other's, each on its
+"""Two underlyings across two accounts, live, against the local Kite server, publishing on
+one Redis and on a local Redis Cluster (sharded channels): NIFTY's options stream on one
+account's connections and BANKNIFTY's on the other's, each on its
 own underlying's channels with Kite's exact prices and an IV solved against its own index
 (15 % both: priced off the other index, the IV would be far off or unsolvable), and each
 index streams on its own channel, through a connection of its own account's api key."""
@@ -30,9 +31,17 @@ SPOTS = {"NIFTY": 24_000.0, "BANKNIFTY": 57_000.0}
 ACCOUNTS = {"NIFTY": ("a", "key_a", "token_a"), "BANKNIFTY": ("b", "key_b", "token_b")}
 
 
+@pytest.mark.parametrize("publish", ["one Redis", "cluster"])
 def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
-    make_settings: Callable[..., Settings], fleet_factory: Callable[..., Fleet]
+    publish: str,
+    make_settings: Callable[..., Settings],
+    fleet_factory: Callable[..., Fleet],
+    request: pytest.FixtureRequest,
 ) -> None:
+    cluster = publish == "cluster"
+    publishing = (
+        {"publish_redis_url": request.getfixturevalue("redis_cluster").url} if cluster else {}
+    )
     credentials = {key: token for _, key, token in ACCOUNTS.values()}
     with KiteServer(credentials, interval=0.1, heartbeat_interval=0.5) as kite:
         accounts = [
@@ -47,6 +56,7 @@ def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
             kite_stale_seconds=1.5,
             kite_reconnect_base_seconds=0.1,
             kite_session_check_seconds=0.5,
+            **publishing,
             **FAST_FLEET,
         )
         options = seed_universe(settings, with_expired=False)
@@ -58,6 +68,9 @@ def test_two_underlyings_on_two_accounts_stream_live_each_on_its_own_index(
             kite.set_price(token, value)
         url = fleet_factory(settings).everything(streams=4)
         with collecting(settings, SPOTS) as collectors:
+            channel = "ticker:{{{}}}:options" if cluster else "ticker:{}:options"
+            heard_on = {c.channels.options for c in collectors.values()}
+            assert heard_on == {channel.format(n.lower()) for n in SPOTS}
             with httpx.Client(base_url=url, timeout=30) as api:
                 for name, chain in chains.items():
                     for o in chain:
