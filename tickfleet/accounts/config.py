@@ -22,11 +22,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
 from tickfleet.accounts.access_tokens import Credentials
 from tickfleet.config.settings import Settings
+
+T = TypeVar("T")
 
 KITE_CONNECTIONS_PER_API_KEY = 3
 SIMULATED_ACCOUNT_ID = "sim-1"
@@ -125,10 +128,14 @@ def _check(accounts: list[Account], underlyings: Sequence[str]) -> None:
 def index_accounts(accounts: Sequence[Account], underlyings: Sequence[str]) -> dict[str, Account]:
     """The account whose session each underlying's index stream uses: the accounts with
     credentials in turn, in the order configured; empty without credentials."""
-    credentialed = [a for a in accounts if a.has_credentials]
-    if not credentialed:
+    return _in_turn([a for a in accounts if a.has_credentials], underlyings)
+
+
+def _in_turn(holders: Sequence[T], underlyings: Sequence[str]) -> dict[str, T]:
+    """Each underlying to one of ``holders``, taking them in turn."""
+    if not holders:
         return {}
-    return {u: credentialed[i % len(credentialed)] for i, u in enumerate(underlyings)}
+    return {u: holders[i % len(holders)] for i, u in enumerate(underlyings)}
 
 
 def rest_account(accounts: Sequence[Account]) -> Account | None:
@@ -154,9 +161,7 @@ def load_accounts(settings: Settings) -> list[Account]:
         return [Account(SIMULATED_ACCOUNT_ID, None, None, settings.connections_per_account)]
     underlyings = settings.underlying_names
     credentialed = [e.account_id for e in entries if e.api_key and e.access_token]
-    indices = Counter(
-        credentialed[i % len(credentialed)] for i in range(len(underlyings)) if credentialed
-    )
+    indices = Counter(_in_turn(credentialed, underlyings).values())
     accounts = [
         Account(
             account_id=e.account_id,

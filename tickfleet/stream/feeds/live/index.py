@@ -3,9 +3,9 @@
 The underlying stream opens one Kite connection with its index account's session
 (``accounts.config.index_accounts``) and streams the index token in full mode. Each tick
 is published at once through the same builder as the simulated index's (``is_mock``
-false) and becomes the market's next
-snapshot: the account streams read their index level for the greeks from it, and when
-the market closes the simulation resumes from where the real market left off.
+false) and becomes the market's next snapshot: the account streams read their index
+level for the greeks from it, and when the market closes the simulation resumes from
+where the real market left off.
 """
 
 from __future__ import annotations
