@@ -210,10 +210,13 @@ def _connections_in_health(live: LiveFleet) -> None:
     def settled() -> bool:
         found = connections()
         subscribed = sum(c["subscribed"] for c in found)
-        return all(c["connected"] for c in found) and subscribed == len(live.chain)
+        fresh = all(c["last_tick_age"] is not None and c["last_tick_age"] < 2.0 for c in found)
+        return all(c["connected"] for c in found) and subscribed == len(live.chain) and fresh
 
-    # Statuses are reported once a second: wait for the one after the stall's reconnection.
-    wait_until(settled, 5, 0.2, "connections reported up")
+    # Statuses are reported once a second: wait for the one after the stall's reconnection
+    # that shows every connection up and ticking (a loaded machine once reported a 2.9 s
+    # old tick a moment after reconnecting; a connection that stopped ticking never settles).
+    wait_until(settled, 10, 0.2, "connections reported up and ticking")
     stream = live.health()["streams"][name]
     assert (stream["mode"], stream["session"]) == ("live", "valid")
     metrics = live.api.get("/metrics").text
