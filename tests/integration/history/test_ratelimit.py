@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import pytest
 import redis
@@ -27,6 +28,11 @@ def test_a_full_window_makes_the_next_request_wait_for_its_oldest_to_leave(
     assert limiter.try_acquire("key_b") == 0.0  # every api key has its own window
 
 
+def scored(client: redis.Redis, log: str) -> list[tuple[bytes, float]]:
+    """The log's members and their admission times (Redis's clock, µs), oldest first."""
+    return cast(list[tuple[bytes, float]], client.zrange(log, 0, -1, withscores=True))
+
+
 # serial: "no wait" is 50 ms here, less than one Redis round trip on a loaded machine.
 @pytest.mark.serial
 def test_acquire_waits_for_a_slot_within_its_timeout_and_never_past_it(
@@ -39,9 +45,16 @@ def test_acquire_waits_for_a_slot_within_its_timeout_and_never_past_it(
     with pytest.raises(RateLimitTimeoutError, match="no request slot for api key key_a"):
         limiter.acquire("key_a", timeout=0.3)
     assert time.monotonic() - started < 0.05  # the slot is past the deadline: no wait
+    log = KEYS.history_rate("key_a")
+    (oldest, _), _ = scored(redis_client, log)
     waited = limiter.acquire("key_a", timeout=2.0)
     assert 0.45 <= waited <= 0.9
-    assert redis_client.zcard(KEYS.history_rate("key_a")) == 1  # the first two have left
+    # The oldest has left, and whatever stays is within one window of the newest (the
+    # second stays if it came later than the oldest by more than the wait overshot).
+    after = scored(redis_client, log)
+    newest = max(score for _, score in after)
+    assert oldest not in {member for member, _ in after}
+    assert all(newest - score < limiter.window * 1_000_000 for _, score in after)
 
 
 def test_a_limiter_admits_at_least_one_request() -> None:
