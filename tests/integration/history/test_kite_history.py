@@ -188,10 +188,10 @@ def test_two_processes_never_exceed_the_rate_per_api_key(
 ) -> None:
     assert settings.history_rate_per_second == 3
     env = {**settings.to_env(), "PYTHONUNBUFFERED": "1"}
-    start_at = time.time() + 2.5  # both processes have imported everything by then
-    # Four seconds hold four ~1.1 s windows (12 requests a key); nine leaves a window of
-    # slack for a loaded machine (a 3-second run left no slack: 8 of 9 once in CI).
-    argv = [sys.executable, "-m", "tests.integration.history.hammer", str(start_at), "4"]
+    # They start together once both are ready (tests.integration.history.hammer). Four
+    # seconds hold four ~1.1 s windows (12 requests a key); nine leaves a window of slack
+    # for a loaded machine (a 3-second run left no slack: 8 of 9 once in CI).
+    argv = [sys.executable, "-m", "tests.integration.history.hammer", "2", "4"]
     hammers = [FleetProcess(f"hammer-{n}", argv, env, tmp_path) for n in range(2)]
     try:
         for hammer in hammers:
